@@ -1,0 +1,55 @@
+"""The one place that loads the AWS provider bindings (cdktf_cdktf_provider_aws).
+
+The package's own __init__ eagerly imports all ~2,100 resource modules (12-20 s here). We register
+the package without running that __init__ and import only the submodules the stack uses. The
+synthesized output is identical (`make bench` compares it against a stock import).
+Set APIM_STOCK_PROVIDER_IMPORT=1 to load the package the stock way.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from types import ModuleType
+
+PACKAGE = "cdktf_cdktf_provider_aws"
+STOCK_IMPORT_ENV = "APIM_STOCK_PROVIDER_IMPORT"
+
+
+def _register_bare_package() -> None:
+    if PACKAGE in sys.modules:
+        return
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None:
+        raise ModuleNotFoundError(f"{PACKAGE} is not installed (run `make install`)")
+    # module_from_spec sets __path__ but does not execute __init__.py.
+    sys.modules[PACKAGE] = importlib.util.module_from_spec(spec)
+
+
+def _load(name: str) -> ModuleType:
+    return importlib.import_module(f"{PACKAGE}.{name}")
+
+
+if os.environ.get(STOCK_IMPORT_ENV) == "1":
+    importlib.import_module(PACKAGE)
+else:
+    _register_bare_package()
+
+provider = _load("provider")
+vpc = _load("vpc")
+subnet = _load("subnet")
+route_table = _load("route_table")
+route_table_association = _load("route_table_association")
+vpc_endpoint = _load("vpc_endpoint")
+security_group = _load("security_group")
+security_group_rule = _load("security_group_rule")
+efs_file_system = _load("efs_file_system")
+efs_mount_target = _load("efs_mount_target")
+efs_backup_policy = _load("efs_backup_policy")
+iam_role = _load("iam_role")
+iam_role_policy = _load("iam_role_policy")
+iam_role_policy_attachment = _load("iam_role_policy_attachment")
+iam_instance_profile = _load("iam_instance_profile")
+instance = _load("instance")
+data_aws_ssm_parameter = _load("data_aws_ssm_parameter")

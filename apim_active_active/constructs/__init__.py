@@ -1,0 +1,1 @@
+"""CDKTF constructs, one concern each. Each takes a frozen Props dataclass and exposes what it built."""

@@ -1,0 +1,66 @@
+"""Network: a new VPC with one private subnet per zone, or the existing subnets named in the settings.
+
+Defaults: no internet gateway and no public addresses; an S3 gateway endpoint gives the nodes
+their packages (Amazon Linux 2023 repositories are in S3) and the product archive.
+Exposes: vpc_id, subnet_ids (zone order).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from constructs import Construct
+
+from apim_active_active import aws
+from apim_active_active.names import resource_name
+from apim_active_active.settings import Settings
+
+
+@dataclass(frozen=True)
+class NetworkProps:
+    settings: Settings
+
+
+class Network(Construct):
+    def __init__(self, scope: Construct, id_: str, props: NetworkProps) -> None:
+        super().__init__(scope, id_)
+        settings, net = props.settings, props.settings.network
+        if net.vpc_cidr is None:
+            self.vpc_id: str = net.vpc_id
+            self.subnet_ids: list[str] = list(net.subnet_ids)
+            return
+        vpc = aws.vpc.Vpc(
+            self,
+            "vpc",
+            cidr_block=str(net.vpc_cidr),
+            enable_dns_support=True,
+            enable_dns_hostnames=True,
+            tags={"Name": resource_name(settings, "vpc")},
+        )
+        routes = aws.route_table.RouteTable(
+            self, "private_routes", vpc_id=vpc.id, tags={"Name": resource_name(settings, "private")}
+        )
+        self.vpc_id = vpc.id
+        self.subnet_ids = []
+        for index, (zone, cidr) in enumerate(zip(settings.availability_zones, net.subnet_cidrs)):
+            subnet = aws.subnet.Subnet(
+                self,
+                f"subnet_{index + 1}",
+                vpc_id=vpc.id,
+                cidr_block=str(cidr),
+                availability_zone=zone,
+                map_public_ip_on_launch=False,
+                tags={"Name": resource_name(settings, f"private-{zone}")},
+            )
+            aws.route_table_association.RouteTableAssociation(
+                self, f"subnet_{index + 1}_routes", subnet_id=subnet.id, route_table_id=routes.id
+            )
+            self.subnet_ids.append(subnet.id)
+        aws.vpc_endpoint.VpcEndpoint(
+            self,
+            "s3_endpoint",
+            vpc_id=vpc.id,
+            service_name=f"com.amazonaws.{settings.region}.s3",
+            vpc_endpoint_type="Gateway",
+            route_table_ids=[routes.id],
+            tags={"Name": resource_name(settings, "s3")},
+        )

@@ -1,0 +1,64 @@
+"""Node: one all-in-one API-M EC2 instance with a fixed private address in its zone's subnet.
+
+The address is known before boot (settings.network.node_ip), so each node's deployment.toml
+names its peer without a dependency cycle.
+Defaults: IMDSv2 required, hop limit 1; encrypted gp3 root volume; no SSH key; user data that
+replaces the instance when it changes (cloud-init only runs it on first boot).
+Exposes: instance_id, private_ip.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cdktf import ITerraformDependable, TerraformResourceLifecycle
+from constructs import Construct
+
+from apim_active_active import aws
+from apim_active_active.names import resource_name
+from apim_active_active.settings import Settings
+
+
+@dataclass(frozen=True)
+class NodeProps:
+    settings: Settings
+    index: int
+    ami_id: str
+    subnet_id: str
+    security_group_id: str
+    instance_profile_name: str
+    user_data: str
+    depends_on: tuple[ITerraformDependable, ...] = ()
+
+
+class Node(Construct):
+    def __init__(self, scope: Construct, id_: str, props: NodeProps) -> None:
+        super().__init__(scope, id_)
+        settings = props.settings
+        emulator = settings.emulator
+        lifecycle = None
+        if emulator and emulator.ignore_instance_sg_drift:
+            lifecycle = TerraformResourceLifecycle(ignore_changes=["vpc_security_group_ids"])
+        self.private_ip = str(settings.network.node_ip(props.index))
+        instance = aws.instance.Instance(
+            self,
+            "instance",
+            ami=props.ami_id,
+            instance_type=settings.node.instance_type,
+            subnet_id=props.subnet_id,
+            private_ip=self.private_ip,
+            vpc_security_group_ids=[props.security_group_id],
+            iam_instance_profile=props.instance_profile_name,
+            user_data=props.user_data,
+            user_data_replace_on_change=True,
+            monitoring=settings.node.detailed_monitoring,
+            metadata_options=aws.instance.InstanceMetadataOptions(
+                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1
+            ),
+            root_block_device=aws.instance.InstanceRootBlockDevice(
+                volume_type="gp3", volume_size=settings.node.root_volume_gb, encrypted=True
+            ),
+            tags={"Name": resource_name(settings, f"node-{props.index + 1}")},
+            depends_on=list(props.depends_on) or None,
+            lifecycle=lifecycle,
+        )
+        self.instance_id: str = instance.id

@@ -1,0 +1,74 @@
+"""Peer security: the nodes' security group.
+
+Defaults: the peer ports (9443 management, 9611/9711 throttling, 5672 broker) open only between
+the two nodes, by security-group reference, never by CIDR; 9443 from `network.client_cidrs`;
+egress HTTPS (AWS APIs, S3) and the peer ports. Every rule has a description.
+Exposes: group_id.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from constructs import Construct
+
+from apim_active_active import aws
+from apim_active_active.names import resource_name
+from apim_active_active.renderers.deployment_toml import (
+    BROKER_PORT,
+    MANAGEMENT_PORT,
+    THROTTLE_AUTH_PORT,
+    THROTTLE_BINARY_PORT,
+)
+from apim_active_active.settings import Settings
+
+PEER_PORTS = {
+    MANAGEMENT_PORT: "API-M management HTTPS (publishing, /services/)",
+    THROTTLE_BINARY_PORT: "throttle events, binary TCP (traffic manager)",
+    THROTTLE_AUTH_PORT: "throttle events, binary SSL auth (traffic manager)",
+    BROKER_PORT: "message broker (event_duplicate_url)",
+}
+
+
+@dataclass(frozen=True)
+class PeerSecurityProps:
+    settings: Settings
+    vpc_id: str
+
+
+class PeerSecurity(Construct):
+    def __init__(self, scope: Construct, id_: str, props: PeerSecurityProps) -> None:
+        super().__init__(scope, id_)
+        settings = props.settings
+        group = aws.security_group.SecurityGroup(
+            self,
+            "nodes",
+            name=resource_name(settings, "nodes"),
+            description="WSO2 API-M active-active nodes",
+            vpc_id=props.vpc_id,
+            tags={"Name": resource_name(settings, "nodes")},
+        )
+        self.group_id: str = group.id
+        for port, what in PEER_PORTS.items():
+            for direction in ("ingress", "egress"):
+                self.rule(f"peer_{direction}_{port}", direction, port, f"Peer {what}", peer_group=group.id)
+        for index, cidr in enumerate(settings.network.client_cidrs):
+            self.rule(f"client_{index}_{MANAGEMENT_PORT}", "ingress", MANAGEMENT_PORT,
+                      f"Clients to management HTTPS from {cidr}", cidrs=[str(cidr)])
+        self.rule("egress_https", "egress", 443, "HTTPS to AWS APIs and S3 (packages, product archive)",
+                  cidrs=["0.0.0.0/0"])
+
+    def rule(self, id_: str, direction: str, port: int, description: str, *,
+             peer_group: str | None = None, cidrs: list[str] | None = None) -> None:
+        """One TCP rule on the nodes' group, from/to a security group or CIDRs."""
+        aws.security_group_rule.SecurityGroupRule(
+            self,
+            id_,
+            type=direction,
+            security_group_id=self.group_id,
+            protocol="tcp",
+            from_port=port,
+            to_port=port,
+            description=description,
+            source_security_group_id=peer_group,
+            cidr_blocks=cidrs,
+        )

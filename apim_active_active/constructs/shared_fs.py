@@ -1,0 +1,82 @@
+"""Shared file system: an encrypted EFS file system with a mount target in each node's subnet.
+
+Defaults: encrypted at rest; elastic throughput; its own security group admitting NFS (2049)
+only from the nodes' group; the nodes' group may reach it on 2049; AWS Backup on unless
+`shared_fs.backup = false`.
+Exposes: file_system_id, dns_name, security_group_id, mount_targets.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from constructs import Construct
+
+from apim_active_active import aws
+from apim_active_active.constructs.peer_security import PeerSecurity
+from apim_active_active.names import resource_name
+from apim_active_active.settings import Settings
+
+NFS_PORT = 2049
+
+
+@dataclass(frozen=True)
+class SharedFileSystemProps:
+    settings: Settings
+    vpc_id: str
+    subnet_ids: list[str]
+    peers: PeerSecurity
+
+
+class SharedFileSystem(Construct):
+    def __init__(self, scope: Construct, id_: str, props: SharedFileSystemProps) -> None:
+        super().__init__(scope, id_)
+        settings = props.settings
+        group = aws.security_group.SecurityGroup(
+            self,
+            "efs",
+            name=resource_name(settings, "efs"),
+            description="EFS mount targets of the WSO2 API-M share",
+            vpc_id=props.vpc_id,
+            tags={"Name": resource_name(settings, "efs")},
+        )
+        aws.security_group_rule.SecurityGroupRule(
+            self,
+            "nfs_from_nodes",
+            type="ingress",
+            security_group_id=group.id,
+            protocol="tcp",
+            from_port=NFS_PORT,
+            to_port=NFS_PORT,
+            source_security_group_id=props.peers.group_id,
+            description="NFS from the API-M nodes",
+        )
+        props.peers.rule("egress_nfs", "egress", NFS_PORT, "NFS to the EFS mount targets", peer_group=group.id)
+        file_system = aws.efs_file_system.EfsFileSystem(
+            self,
+            "share",
+            creation_token=resource_name(settings, "share"),
+            encrypted=True,
+            performance_mode="generalPurpose",
+            throughput_mode=settings.shared_fs.throughput_mode,
+            tags={"Name": resource_name(settings, "share")},
+        )
+        self.mount_targets = [
+            aws.efs_mount_target.EfsMountTarget(
+                self,
+                f"mount_target_{index + 1}",
+                file_system_id=file_system.id,
+                subnet_id=subnet_id,
+                security_groups=[group.id],
+            )
+            for index, subnet_id in enumerate(props.subnet_ids)
+        ]
+        if settings.shared_fs.backup:
+            aws.efs_backup_policy.EfsBackupPolicy(
+                self,
+                "backup",
+                file_system_id=file_system.id,
+                backup_policy=aws.efs_backup_policy.EfsBackupPolicyBackupPolicy(status="ENABLED"),
+            )
+        self.file_system_id: str = file_system.id
+        self.dns_name: str = file_system.dns_name
+        self.security_group_id: str = group.id

@@ -1,0 +1,21 @@
+"""Names shared by the stack, the scripts and the tests (outputs, tags, resource names)."""
+from apim_active_active.settings import Settings
+
+MANAGED_BY = "cdktf:wso2-apim-active-active"
+
+OUTPUT_NODE_IPS = "node_private_ips"
+OUTPUT_INSTANCE_IDS = "instance_ids"
+OUTPUT_EFS_ID = "efs_id"
+OUTPUT_EFS_DNS = "efs_dns_name"
+OUTPUT_MANAGEMENT_URLS = "management_urls"
+OUTPUT_NODE_SG = "node_security_group_id"
+OUTPUT_EFS_SG = "efs_security_group_id"
+OUTPUT_VPC_ID = "vpc_id"
+
+
+def resource_name(settings: Settings, suffix: str) -> str:
+    return f"{settings.name_prefix}-{suffix}"
+
+
+def default_tags(settings: Settings, environment: str) -> dict[str, str]:
+    return {**settings.tags, "Environment": environment, "ManagedBy": MANAGED_BY}

@@ -1,0 +1,258 @@
+"""Typed, validated settings: one TOML file per environment (environments/<name>.toml).
+
+No cdktf import here. Every field carries a description; docs/settings.md is generated
+from this model (`make docs`) and a test fails when it is stale.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from apim_active_active.versions import traits
+
+ENDPOINT_ENV = "AWS_ENDPOINT_URL"
+NamePart = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,23}$")]
+
+
+class SettingsError(Exception):
+    """Bad settings: the message names each setting and what is wrong with it."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AmiSettings(_Strict):
+    id: str | None = Field(None, pattern=r"^ami-[0-9a-f]{8,17}$", description="AMI id. Set this or `ssm_parameter`.")
+    ssm_parameter: str | None = Field(
+        None,
+        pattern=r"^/[A-Za-z0-9_./-]+$",
+        description="SSM parameter holding the AMI id (e.g. Amazon Linux 2023's public parameter). Set this or `id`.",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> AmiSettings:
+        if (self.id is None) == (self.ssm_parameter is None):
+            raise ValueError("set exactly one of node.ami.id or node.ami.ssm_parameter")
+        return self
+
+
+class NetworkSettings(_Strict):
+    vpc_cidr: IPv4Network | None = Field(
+        None, description="CIDR of a NEW VPC the stack creates. Leave unset to use an existing VPC (`vpc_id`)."
+    )
+    vpc_id: str | None = Field(None, pattern=r"^vpc-[0-9a-f]{8,17}$", description="Existing VPC id (instead of `vpc_cidr`).")
+    subnet_ids: tuple[str, str] | None = Field(
+        None, description="Existing subnets, one per availability zone, in zone order (with `vpc_id`)."
+    )
+    subnet_cidrs: tuple[IPv4Network, IPv4Network] = Field(
+        description="One subnet CIDR per availability zone, in zone order: created for a new VPC, "
+        "or the CIDRs of `subnet_ids` (pre-flight checks they match)."
+    )
+    node_host_number: int = Field(
+        10, ge=4, description="Host number of each node's fixed private address inside its subnet (10 -> 10.0.1.10)."
+    )
+    client_cidrs: tuple[IPv4Network, ...] = Field(
+        (), description="CIDRs allowed to reach the nodes' management port 9443. Empty: no client access."
+    )
+
+    @field_validator("subnet_ids")
+    @classmethod
+    def _subnet_ids(cls, value: tuple[str, str] | None) -> tuple[str, str] | None:
+        if value is not None:
+            for subnet in value:
+                if not subnet.startswith("subnet-"):
+                    raise ValueError(f"{subnet!r} is not a subnet id (subnet-...)")
+            if value[0] == value[1]:
+                raise ValueError("the two subnets must differ")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> NetworkSettings:
+        new_vpc = self.vpc_cidr is not None
+        if new_vpc and (self.vpc_id or self.subnet_ids):
+            raise ValueError("set either vpc_cidr (new VPC) or vpc_id + subnet_ids (existing), not both")
+        if not new_vpc and not (self.vpc_id and self.subnet_ids):
+            raise ValueError("set vpc_cidr for a new VPC, or both vpc_id and subnet_ids for an existing one")
+        first, second = self.subnet_cidrs
+        if first.overlaps(second):
+            raise ValueError(f"subnet_cidrs overlap: {first} and {second}")
+        for cidr in self.subnet_cidrs:
+            if new_vpc and not cidr.subnet_of(self.vpc_cidr):
+                raise ValueError(f"subnet {cidr} is outside the VPC {self.vpc_cidr}")
+            # AWS reserves the first four addresses and the last one of every subnet.
+            if self.node_host_number > cidr.num_addresses - 2:
+                raise ValueError(f"node_host_number {self.node_host_number} does not fit in subnet {cidr}")
+        return self
+
+    def node_ip(self, index: int) -> IPv4Address:
+        return self.subnet_cidrs[index].network_address + self.node_host_number
+
+
+class NodeSettings(_Strict):
+    instance_type: str = Field("m6i.large", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$", description="EC2 instance type of both nodes.")
+    ami: AmiSettings = Field(description="Image of both nodes (Amazon Linux 2023 expected: dnf, systemd).")
+    root_volume_gb: int = Field(30, ge=20, le=1024, description="Size of the encrypted gp3 root volume, GiB.")
+    detailed_monitoring: bool = Field(True, description="EC2 detailed (1-minute) monitoring.")
+    heap_percent: int = Field(
+        50, ge=10, le=80, description="JVM heap (Xms = Xmx) as a share of the node's memory, computed at boot."
+    )
+
+
+class ApimSettings(_Strict):
+    version: str = Field(pattern=r"^\d+\.\d+\.\d+$", description="API-M version, e.g. 4.3.0 or 3.2.0.")
+    archive_url: str = Field(
+        description="Where each node gets the product zip: s3://bucket/key (read with the instance role) or https://..."
+    )
+    install_dir: str = Field("/opt/wso2", pattern=r"^(/[A-Za-z0-9._-]+)+$", description="Folder the product is unpacked into.")
+    jdk: int = Field(description="JDK major version (Amazon Corretto); must be one the version's start script accepts.")
+    hostname: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9.-]+$",
+        description="`[server] hostname` clients use. Unset: each node's own private address.",
+    )
+    os_user: str = Field("wso2carbon", pattern=r"^[a-z_][a-z0-9_-]{0,30}$", description="Dedicated user that runs API-M.")
+    os_uid: int = Field(
+        802, ge=500, le=60000, description="Fixed uid/gid of that user, the same on both nodes so files on the share match."
+    )
+
+    @field_validator("archive_url")
+    @classmethod
+    def _archive_url(cls, value: str) -> str:
+        url = urlparse(value)
+        if url.scheme not in ("s3", "https") or not url.netloc or not url.path.endswith(".zip"):
+            raise ValueError("must be s3://bucket/key.zip or https://host/path.zip")
+        return value
+
+    @model_validator(mode="after")
+    def _version_and_jdk(self) -> ApimSettings:
+        try:
+            low, high = traits(self.version).jdk_range
+        except ValueError as err:
+            raise ValueError(f"version: {err}") from None
+        if not low <= self.jdk <= high:
+            raise ValueError(f"jdk {self.jdk} is not accepted by API-M {self.version} (needs {low}-{high})")
+        return self
+
+    @property
+    def home(self) -> str:
+        return f"{self.install_dir}/wso2am-{self.version}"
+
+
+class SharedFsSettings(_Strict):
+    throughput_mode: Literal["elastic", "bursting"] = Field(
+        "elastic", description="EFS throughput mode; elastic avoids burst-credit exhaustion."
+    )
+    backup: bool = Field(True, description="AWS Backup policy on the file system.")
+
+
+class EmulatorSettings(_Strict):
+    """Only for the local environment: a moto server on loopback."""
+
+    endpoint_url: str = Field(
+        "http://127.0.0.1:4566", description=f"Emulator address (loopback only); `{ENDPOINT_ENV}` overrides it."
+    )
+    ignore_instance_sg_drift: bool = Field(
+        True, description="moto drops an instance's security group ids on read-back, so every plan would show a change."
+    )
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _loopback(cls, value: str) -> str:
+        host = urlparse(value).hostname or ""
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback or urlparse(value).scheme != "http":
+            raise ValueError(f"{value!r}: the emulator must be an http:// address on loopback")
+        return value
+
+
+class Settings(_Strict):
+    name_prefix: NamePart = Field(description="Prefix of every resource name; keep it unique per account and region.")
+    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="AWS region.")
+    availability_zones: tuple[str, str] = Field(description="The two availability zones, node 1's first.")
+    network: NetworkSettings
+    node: NodeSettings
+    apim: ApimSettings
+    shared_fs: SharedFsSettings = SharedFsSettings()
+    emulator: EmulatorSettings | None = Field(None, description="Set only in the local environment.")
+    tags: dict[str, str] = Field({}, description="Tags on every resource (besides Name, Environment, ManagedBy).")
+
+    @model_validator(mode="after")
+    def _zones(self) -> Settings:
+        first, second = self.availability_zones
+        if first == second:
+            raise ValueError(f"availability_zones: the same zone twice ({first}); the nodes need two zones")
+        for zone in self.availability_zones:
+            if not (zone.startswith(self.region) and len(zone) == len(self.region) + 1 and zone[-1].isalpha()):
+                raise ValueError(f"availability_zones: {zone!r} is not a zone of region {self.region}")
+        if self.network.vpc_cidr is not None and not self.apim.archive_url.startswith("s3://"):
+            raise ValueError(
+                "apim.archive_url: a new VPC has no internet egress (only an S3 endpoint); "
+                "use an s3:// archive, or existing subnets that have egress"
+            )
+        return self
+
+    @property
+    def is_local(self) -> bool:
+        return self.emulator is not None
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid settings"]
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown setting"
+        lines.append(f"  {where}: {message}")
+    return "\n".join(lines)
+
+
+def parse_settings(data: dict, source: str = "settings", environ: dict[str, str] | None = None) -> Settings:
+    """Validate a settings mapping; raises SettingsError naming every bad setting."""
+    environ = os.environ if environ is None else environ
+    emulator = data.get("emulator")
+    if isinstance(emulator, dict) and environ.get(ENDPOINT_ENV):
+        data = {**data, "emulator": {**emulator, "endpoint_url": environ[ENDPOINT_ENV]}}
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as error:
+        raise SettingsError(_describe(error, source)) from None
+
+
+def load_settings(path: Path, environ: dict[str, str] | None = None) -> Settings:
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"{path}: not valid TOML: {error}") from None
+    return parse_settings(data, str(path), environ)
+
+
+def load_environments(folder: Path, environ: dict[str, str] | None = None) -> dict[str, Settings]:
+    """Every environments/<name>.toml, keyed by name; all errors of all files reported at once."""
+    settings, errors = {}, []
+    files = sorted(folder.glob("*.toml"))
+    if not files:
+        raise SettingsError(f"{folder}: no environment settings (*.toml) found")
+    for path in files:
+        if not re.fullmatch(r"[a-z][a-z0-9-]*", path.stem):
+            errors.append(f"{path}: the file name is the stack name: use lower-case letters, digits and '-'")
+            continue
+        try:
+            settings[path.stem] = load_settings(path, environ)
+        except SettingsError as error:
+            errors.append(str(error))
+    if errors:
+        raise SettingsError("\n".join(errors))
+    return settings

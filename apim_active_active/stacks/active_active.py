@@ -1,0 +1,85 @@
+"""The active-active stack: network, peer security, shared file system, identity and two nodes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from cdktf import LocalBackend, TerraformOutput, TerraformStack
+from constructs import Construct
+
+from apim_active_active import aws
+from apim_active_active import names
+from apim_active_active.constructs.network import Network, NetworkProps
+from apim_active_active.constructs.node import Node, NodeProps
+from apim_active_active.constructs.node_identity import NodeIdentity, NodeIdentityProps
+from apim_active_active.constructs.peer_security import PeerSecurity, PeerSecurityProps
+from apim_active_active.constructs.provider import configure_provider
+from apim_active_active.constructs.shared_fs import SharedFileSystem, SharedFileSystemProps
+from apim_active_active.renderers.boot_script import render_user_data
+from apim_active_active.renderers.deployment_toml import MANAGEMENT_PORT
+from apim_active_active.settings import Settings
+from apim_active_active.terraform_text import embed
+
+EFS_DNS_PLACEHOLDER = "@@EFS_DNS_NAME@@"
+
+
+class ActiveActiveStack(TerraformStack):
+    def __init__(self, scope: Construct, environment: str, settings: Settings, *, state_dir: Path) -> None:
+        super().__init__(scope, environment)
+        LocalBackend(self, path=str(state_dir / f"{environment}.tfstate"))
+        configure_provider(self, settings, environment)
+        network = Network(self, "network", NetworkProps(settings=settings))
+        peers = PeerSecurity(self, "peer_security", PeerSecurityProps(settings=settings, vpc_id=network.vpc_id))
+        share = SharedFileSystem(
+            self,
+            "shared_fs",
+            SharedFileSystemProps(settings=settings, vpc_id=network.vpc_id, subnet_ids=network.subnet_ids, peers=peers),
+        )
+        identity = NodeIdentity(self, "node_identity", NodeIdentityProps(settings=settings))
+        nodes = [
+            Node(
+                self,
+                f"node_{index + 1}",
+                NodeProps(
+                    settings=settings,
+                    index=index,
+                    ami_id=self._ami_id(settings),
+                    subnet_id=network.subnet_ids[index],
+                    security_group_id=peers.group_id,
+                    instance_profile_name=identity.instance_profile_name,
+                    user_data=embed(
+                        render_user_data(settings, index, EFS_DNS_PLACEHOLDER),
+                        {EFS_DNS_PLACEHOLDER: share.dns_name},
+                    ),
+                    depends_on=tuple(share.mount_targets),
+                ),
+            )
+            for index in range(2)
+        ]
+        self._outputs(network, peers, share, nodes)
+
+    def _ami_id(self, settings: Settings) -> str:
+        ami = settings.node.ami
+        if ami.id:
+            return ami.id
+        if not hasattr(self, "_ami_parameter"):
+            self._ami_parameter = aws.data_aws_ssm_parameter.DataAwsSsmParameter(
+                self, "ami", name=ami.ssm_parameter
+            )
+        return self._ami_parameter.insecure_value
+
+    def _outputs(self, network: Network, peers: PeerSecurity, share: SharedFileSystem, nodes: list[Node]) -> None:
+        values = {
+            names.OUTPUT_VPC_ID: (network.vpc_id, "VPC of the pair"),
+            names.OUTPUT_NODE_IPS: ([n.private_ip for n in nodes], "Fixed private addresses, node 1 first"),
+            names.OUTPUT_INSTANCE_IDS: ([n.instance_id for n in nodes], "EC2 instance ids, node 1 first"),
+            names.OUTPUT_EFS_ID: (share.file_system_id, "EFS file system shared at repository/deployment/server"),
+            names.OUTPUT_EFS_DNS: (share.dns_name, "EFS DNS name the nodes mount"),
+            names.OUTPUT_NODE_SG: (peers.group_id, "Security group of both nodes"),
+            names.OUTPUT_EFS_SG: (share.security_group_id, "Security group of the EFS mount targets"),
+            names.OUTPUT_MANAGEMENT_URLS: (
+                [f"https://{n.private_ip}:{MANAGEMENT_PORT}/carbon" for n in nodes],
+                "Management console of each node (reachable from client_cidrs)",
+            ),
+        }
+        for name, (value, description) in values.items():
+            TerraformOutput(self, name, value=value, description=description)

@@ -1,0 +1,108 @@
+"""User data: valid cloud-config (real `cloud-init schema`), a shellcheck-clean boot step, a sound unit."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from apim_active_active.renderers import boot_script
+from apim_active_active.renderers.boot_script import (
+    BOOT_SCRIPT,
+    CONFIG_SOURCE,
+    NODE_ENV,
+    SERVICE,
+    render_deployment_toml,
+    render_user_data,
+)
+from tests.conftest import ROOT
+
+EFS = "fs-0123456789abcdef0.efs.us-east-1.amazonaws.com"
+CLOUD_INIT = os.environ.get("CLOUD_INIT_PYTHONPATH", str(ROOT / ".tools/cloud-init/usr/lib/python3/dist-packages"))
+
+
+def _files(user_data: str) -> dict[str, dict]:
+    assert user_data.startswith("#cloud-config\n")
+    return {entry["path"]: entry for entry in yaml.safe_load(user_data)["write_files"]}
+
+
+def _schema(path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cloudinit.cmd.main", "schema", "--config-file", str(path)],
+        env={**os.environ, "PYTHONPATH": CLOUD_INIT}, capture_output=True, text=True, timeout=120,
+    )
+
+
+@pytest.mark.parametrize("env", ["local", "dev", "legacy32"])
+@pytest.mark.parametrize("node", [0, 1])
+def test_user_data_passes_cloud_init_schema(environments, env, node, tmp_path):
+    path = tmp_path / "user-data.yaml"
+    path.write_text(render_user_data(environments[env], node, EFS))
+    result = _schema(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Valid cloud-config" in result.stdout
+
+
+def test_cloud_init_schema_rejects_a_broken_document(environments, tmp_path):
+    path = tmp_path / "user-data.yaml"
+    path.write_text(render_user_data(environments["local"], 0, EFS).replace("permissions:", "permision:"))
+    assert _schema(path).returncode != 0
+
+
+def test_user_data_writes_the_node_files(environments):
+    settings = environments["local"]
+    files = _files(render_user_data(settings, 1, EFS))
+    assert files[CONFIG_SOURCE]["content"] == render_deployment_toml(settings, 1)
+    assert files[BOOT_SCRIPT]["permissions"] == "0755"
+    assert files[BOOT_SCRIPT]["content"] == boot_script.boot_script_text()
+    assert f"/etc/systemd/system/{SERVICE}" in files
+    user_data = yaml.safe_load(render_user_data(settings, 1, EFS))
+    assert user_data["runcmd"] == [[BOOT_SCRIPT]]
+    assert "java-17-amazon-corretto-headless" in user_data["packages"]
+
+
+def test_node_env_is_shell_sourceable(environments, tmp_path):
+    settings = environments["local"]
+    env_file = tmp_path / "node.env"
+    env_file.write_text(_files(render_user_data(settings, 0, EFS))[NODE_ENV]["content"])
+    shown = subprocess.run(
+        ["bash", "-c", f'. "{env_file}"; echo "$SHARE_DIR|$EFS_DNS|$MOUNT_OPTIONS|$START_SCRIPT"'],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    assert shown == (
+        "/opt/wso2/wso2am-4.3.0/repository/deployment/server|" + EFS + "|"
+        "nfsvers=4.1,rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,noresvport,_netdev|api-manager.sh"
+    )
+
+
+def test_boot_script_is_shellcheck_clean(tmp_path):
+    assert shutil.which("shellcheck"), "shellcheck is installed by `make install`"
+    script = tmp_path / "wso2am-boot"
+    script.write_text(boot_script.boot_script_text())
+    result = subprocess.run(["shellcheck", "-S", "style", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("env, script", [("local", "api-manager.sh"), ("legacy32", "wso2server.sh")])
+def test_systemd_unit(environments, env, script, tmp_path):
+    settings = environments[env]
+    unit = boot_script.render_systemd_unit(settings)
+    home = settings.apim.home
+    for line in [
+        f"ExecStart={home}/bin/{script} start",
+        f"ExecStop={home}/bin/{script} stop",
+        "User=wso2carbon",
+        "Type=forking",
+        "Restart=on-failure",
+        f"PIDFile={home}/repository/wso2carbon.pid",
+        f"RequiresMountsFor={home}/repository/deployment/server",
+    ]:
+        assert line in unit.splitlines()
+    # systemd's own parser: an unknown key would only warn, so look for the warning too.
+    path = tmp_path / SERVICE
+    path.write_text(unit)
+    result = subprocess.run(["systemd-analyze", "verify", "--man=no", str(path)], capture_output=True, text=True)
+    assert "Unknown key" not in result.stderr and "Unknown section" not in result.stderr, result.stderr

@@ -1,0 +1,82 @@
+"""deployment.toml: parsed back with a TOML reader and checked against the active-active rules."""
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from apim_active_active.renderers.deployment_toml import LOCAL_SERVICE_URL, render_deployment_toml
+from apim_active_active.settings import parse_settings
+from tests.conftest import local_settings_dict
+
+
+def _parsed(settings, node: int) -> dict:
+    return tomllib.loads(render_deployment_toml(settings, node))
+
+
+def _with_version(version: str, jdk: int):
+    data = local_settings_dict()
+    data["apim"] |= {"version": version, "jdk": jdk, "archive_url": f"s3://b/wso2am-{version}.zip"}
+    return parse_settings(data, environ={})
+
+
+@pytest.mark.parametrize("env", ["local", "dev", "legacy32"])
+def test_one_url_group_per_node_identical_on_both_nodes(environments, env):
+    settings = environments[env]
+    ips = [str(settings.network.node_ip(i)) for i in (0, 1)]
+    groups = [_parsed(settings, node)["apim"]["throttling"]["url_group"] for node in (0, 1)]
+    assert groups[0] == groups[1]
+    assert groups[0] == [
+        {"traffic_manager_urls": [f"tcp://{ip}:9611"], "traffic_manager_auth_urls": [f"ssl://{ip}:9711"], "type": "loadbalance"}
+        for ip in ips
+    ]
+
+
+@pytest.mark.parametrize("node", [0, 1])
+def test_each_node_duplicates_events_to_its_peer(environments, node):
+    settings = environments["local"]
+    peer = str(settings.network.node_ip(1 - node))
+    assert _parsed(settings, node)["apim"]["throttling"]["event_duplicate_url"] == [f"tcp://{peer}:5672"]
+
+
+@pytest.mark.parametrize("node", [0, 1])
+def test_gateway_publishes_to_localhost_on_a_shared_file_system(environments, node):
+    environment = _parsed(environments["local"], node)["apim"]["gateway"]["environment"]
+    assert len(environment) == 1
+    assert environment[0]["service_url"] == LOCAL_SERVICE_URL == "https://localhost:${mgt.transport.https.port}/services/"
+
+
+def test_hostname_is_the_node_address_unless_set(environments):
+    assert _parsed(environments["local"], 1)["server"]["hostname"] == "10.0.2.10"
+    legacy = _parsed(environments["legacy32"], 1)
+    assert legacy["server"] == {"hostname": "apim.example.com", "node_ip": "172.31.32.20", "server_role": "default"}
+    assert legacy["apim"]["gateway"]["environment"][0]["https_endpoint"] == "https://apim.example.com:${https.nio.port}"
+
+
+def test_version_3_2_rendering():
+    parsed = _parsed(_with_version("3.2.0", 11), 0)
+    gateway = parsed["apim"]["gateway"]["environment"][0]
+    assert gateway["name"] == "Production and Sandbox"
+    assert "gateway_type" not in gateway
+    assert "throttle_decision_endpoints" not in parsed["apim"]["throttling"]
+
+
+@pytest.mark.parametrize("version, jdk, decision_endpoints", [("4.1.0", 11, False), ("4.2.0", 17, True), ("4.7.0", 21, True)])
+def test_version_4_rendering(version, jdk, decision_endpoints):
+    parsed = _parsed(_with_version(version, jdk), 0)
+    gateway = parsed["apim"]["gateway"]["environment"][0]
+    assert (gateway["name"], gateway["gateway_type"]) == ("Default", "Regular")
+    throttling = parsed["apim"]["throttling"]
+    assert ("throttle_decision_endpoints" in throttling) is decision_endpoints
+    if decision_endpoints:
+        assert throttling["throttle_decision_endpoints"] == ["tcp://localhost:5672"]
+
+
+def test_no_literal_password_in_the_file(environments):
+    gateway = _parsed(environments["dev"], 0)["apim"]["gateway"]["environment"][0]
+    assert gateway["password"] == "${admin.password}"
+
+
+def test_only_two_nodes(environments):
+    with pytest.raises(ValueError, match="node_index"):
+        render_deployment_toml(environments["local"], 2)

@@ -1,0 +1,102 @@
+"""Settings: every example environment loads; bad settings fail naming the setting, before anything runs."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from ipaddress import IPv4Address
+
+import pytest
+
+from apim_active_active.settings import SettingsError, load_environments, parse_settings
+from tests.conftest import ENVIRONMENTS, ROOT, local_settings_dict
+
+
+def test_examples_load_with_fixed_node_addresses(environments):
+    assert set(environments) == {"local", "dev", "legacy32"}
+    local = environments["local"]
+    assert [local.network.node_ip(i) for i in (0, 1)] == [IPv4Address("10.0.1.10"), IPv4Address("10.0.2.10")]
+    assert local.apim.home == "/opt/wso2/wso2am-4.3.0"
+    assert environments["legacy32"].network.node_ip(1) == IPv4Address("172.31.32.20")
+
+
+def test_only_local_talks_to_the_emulator(environments):
+    assert environments["local"].is_local
+    assert not environments["dev"].is_local and not environments["legacy32"].is_local
+
+
+def test_endpoint_comes_from_aws_endpoint_url():
+    settings = parse_settings(local_settings_dict(), environ={"AWS_ENDPOINT_URL": "http://127.0.0.1:5999"})
+    assert settings.emulator.endpoint_url == "http://127.0.0.1:5999"
+
+
+def _set(data: dict, dotted: str, value) -> None:
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        data = data.setdefault(key, {})
+    if value is _DELETE:
+        del data[leaf]
+    else:
+        data[leaf] = value
+
+
+_DELETE = object()
+
+BAD_SETTINGS = [
+    # (case, setting to change, new value, words the error must contain)
+    ("same zone twice", "availability_zones", ["us-east-1a", "us-east-1a"], ["availability_zones", "same zone twice"]),
+    ("zone of another region", "availability_zones", ["us-east-1a", "eu-west-1b"], ["availability_zones", "eu-west-1b"]),
+    ("subnet outside the VPC", "network.subnet_cidrs", ["10.0.1.0/24", "10.9.2.0/24"], ["network", "10.9.2.0/24", "outside the VPC"]),
+    ("bad CIDR", "network.vpc_cidr", "10.0.0.0/33", ["network.vpc_cidr"]),
+    ("overlapping subnets", "network.subnet_cidrs", ["10.0.1.0/24", "10.0.1.128/25"], ["network", "overlap"]),
+    ("unknown key", "node.instnce_type", "m6i.large", ["node.instnce_type", "unknown setting"]),
+    ("missing required value", "apim.version", _DELETE, ["apim.version", "required"]),
+    ("unsupported version", "apim.version", "5.0.0", ["apim", "not supported"]),
+    ("JDK the version does not accept", "apim.jdk", 8, ["apim", "jdk 8", "11-21"]),
+    ("archive not a zip URL", "apim.archive_url", "ftp://host/x.zip", ["apim.archive_url", "s3://"]),
+    ("https archive with a new VPC", "apim.archive_url", "https://h.example/wso2am-4.3.0.zip", ["apim.archive_url", "egress"]),
+    ("both AMI id and parameter", "node.ami.id", "ami-0123456789abcdef0", ["node.ami", "exactly one"]),
+    ("bad instance type", "node.instance_type", "huge", ["node.instance_type"]),
+    ("emulator off loopback", "emulator.endpoint_url", "http://10.1.2.3:4566", ["emulator.endpoint_url", "loopback"]),
+    ("new and existing VPC", "network.vpc_id", "vpc-0a1b2c3d4e5f60718", ["network", "not both"]),
+    ("node address beyond subnet", "network.node_host_number", 300, ["network", "does not fit"]),
+    ("bad name prefix", "name_prefix", "APIM_Local", ["name_prefix"]),
+    ("bad region", "region", "mars-1", ["region"]),
+]
+
+
+@pytest.mark.parametrize("case, setting, value, words", BAD_SETTINGS, ids=[c[0] for c in BAD_SETTINGS])
+def test_bad_settings_name_the_setting(local_dict, case, setting, value, words):
+    _set(local_dict, setting, value)
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(local_dict, "local.toml", environ={})
+    message = str(caught.value)
+    assert message.startswith("local.toml: invalid settings")
+    for word in words:
+        assert word in message, f"{case}: {word!r} missing from:\n{message}"
+
+
+def test_every_error_of_every_file_is_reported(tmp_path):
+    (tmp_path / "a.toml").write_text((ENVIRONMENTS / "local.toml").read_text().replace('"us-east-1b"', '"us-east-1a"'))
+    (tmp_path / "b.toml").write_text("region = [")
+    (tmp_path / "Bad_Name.toml").write_text((ENVIRONMENTS / "dev.toml").read_text())
+    with pytest.raises(SettingsError) as caught:
+        load_environments(tmp_path, environ={})
+    message = str(caught.value)
+    assert "a.toml: invalid settings" in message and "same zone twice" in message
+    assert "b.toml: not valid TOML" in message
+    assert "Bad_Name.toml: the file name is the stack name" in message
+
+
+def test_app_exits_non_zero_before_synthesizing(tmp_path):
+    bad = tmp_path / "environments"
+    bad.mkdir()
+    (bad / "local.toml").write_text((ENVIRONMENTS / "local.toml").read_text().replace("m6i.large", "huge"))
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "main.py")],
+        env={"APIM_ENVIRONMENTS_DIR": str(bad), "CDKTF_OUTDIR": str(out), "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "node.instance_type" in result.stderr
+    assert not out.exists(), "nothing may be synthesized from bad settings"
