@@ -1,0 +1,128 @@
+"""cdktf deploy -> no-change plan -> cdktf destroy of the `local` stack against a moto server."""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from apim_active_active import names
+from apim_active_active.renderers.boot_script import CONFIG_SOURCE, render_deployment_toml, share_dir
+from scripts.show_deployment import user_data_files
+from tests.conftest import ENVIRONMENTS
+from tests.e2e.conftest import aws_env, cdktf, client
+
+pytestmark = pytest.mark.e2e
+STACK = "local"
+
+
+@pytest.fixture(scope="module")
+def deployment(emulator, tmp_path_factory, environments):
+    work = tmp_path_factory.mktemp("deploy")
+    env = aws_env(emulator, APIM_STATE_DIR=str(work / "state"))
+    outdir = work / "cdktf.out"
+    common = ["--auto-approve", "--skip-provider-lock", "--output", str(outdir)]
+    result, seconds = cdktf(["deploy", STACK, *common, "--outputs-file", str(work / "outputs.json")], env)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    print(f"\n[timing] cdktf deploy {STACK}: {seconds:.1f}s")
+    state = {
+        "env": env, "outdir": outdir, "common": common, "destroyed": False,
+        "outputs": json.loads((work / "outputs.json").read_text())[STACK],
+    }
+    yield state
+    if not state["destroyed"]:
+        cdktf(["destroy", STACK, *common], env)
+
+
+def test_both_nodes_run_at_their_fixed_addresses_behind_the_peer_group(deployment, emulator, environments):
+    outputs, settings = deployment["outputs"], environments[STACK]
+    ec2 = client("ec2", emulator)
+    reservations = ec2.describe_instances(InstanceIds=outputs[names.OUTPUT_INSTANCE_IDS])["Reservations"]
+    instances = sorted((i for r in reservations for i in r["Instances"]), key=lambda i: i["PrivateIpAddress"])
+    assert [i["PrivateIpAddress"] for i in instances] == outputs[names.OUTPUT_NODE_IPS] == ["10.0.1.10", "10.0.2.10"]
+    assert all(i["State"]["Name"] == "running" for i in instances)
+    assert instances[0]["SubnetId"] != instances[1]["SubnetId"]
+    assert all(i["MetadataOptions"]["HttpTokens"] == "required" for i in instances)
+    # local ignores moto's drift on vpc_security_group_ids; prove the group really is on each node's interface.
+    for instance in instances:
+        groups = {g["GroupId"] for eni in instance["NetworkInterfaces"] for g in eni["Groups"]}
+        assert groups == {outputs[names.OUTPUT_NODE_SG]}
+    subnets = ec2.describe_subnets(SubnetIds=[i["SubnetId"] for i in instances])["Subnets"]
+    assert sorted(s["AvailabilityZone"] for s in subnets) == list(settings.availability_zones)
+
+
+def test_peer_rules_reference_the_group_never_a_cidr(deployment, emulator):
+    group_id = deployment["outputs"][names.OUTPUT_NODE_SG]
+    group = client("ec2", emulator).describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
+    by_port = {p["FromPort"]: p for p in group["IpPermissions"]}
+    for port in (9611, 9711, 5672):
+        assert [p["GroupId"] for p in by_port[port]["UserIdGroupPairs"]] == [group_id]
+        assert by_port[port]["IpRanges"] == []
+    assert [r["CidrIp"] for r in by_port[9443]["IpRanges"]] == ["10.0.0.0/16"]
+
+
+def test_efs_has_a_mount_target_in_each_node_subnet(deployment, emulator):
+    outputs = deployment["outputs"]
+    efs = client("efs", emulator)
+    (file_system,) = efs.describe_file_systems(FileSystemId=outputs[names.OUTPUT_EFS_ID])["FileSystems"]
+    assert file_system["Encrypted"] is True
+    targets = efs.describe_mount_targets(FileSystemId=file_system["FileSystemId"])["MountTargets"]
+    assert sorted(t["IpAddress"][:7] for t in targets) == ["10.0.1.", "10.0.2."]
+    groups = {g for t in targets for g in efs.describe_mount_target_security_groups(MountTargetId=t["MountTargetId"])["SecurityGroups"]}
+    assert groups == {outputs[names.OUTPUT_EFS_SG]}
+
+
+def test_user_data_read_back_from_the_emulator_is_the_rendered_node_config(deployment, emulator, environments):
+    settings, outputs = environments[STACK], deployment["outputs"]
+    ec2 = client("ec2", emulator)
+    for node, instance_id in enumerate(outputs[names.OUTPUT_INSTANCE_IDS]):
+        files = user_data_files(ec2, instance_id)
+        assert files[CONFIG_SOURCE] == render_deployment_toml(settings, node)
+        assert f"EFS_DNS={outputs[names.OUTPUT_EFS_DNS]}\n" in files["/etc/wso2am/node.env"]
+        assert f"SHARE_DIR={share_dir(settings)}\n" in files["/etc/wso2am/node.env"]
+
+
+def test_second_plan_shows_no_changes(deployment):
+    stack_dir = deployment["outdir"] / "stacks" / STACK
+    started = time.monotonic()
+    result = subprocess.run(
+        ["terraform", "plan", "-detailed-exitcode", "-input=false", "-lock=false", "-no-color"],
+        cwd=stack_dir, env=deployment["env"], capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    print(f"\n[timing] terraform plan -detailed-exitcode: {time.monotonic() - started:.1f}s")
+
+
+def test_destroy_leaves_nothing_of_the_stack(deployment, emulator):
+    outputs = deployment["outputs"]
+    result, seconds = cdktf(["destroy", STACK, *deployment["common"]], deployment["env"])
+    deployment["destroyed"] = result.returncode == 0
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    print(f"\n[timing] cdktf destroy {STACK}: {seconds:.1f}s")
+    ec2, efs = client("ec2", emulator), client("efs", emulator)
+    instance_ids = outputs[names.OUTPUT_INSTANCE_IDS]
+    reservations = ec2.describe_instances(InstanceIds=instance_ids)["Reservations"]
+    assert {i["State"]["Name"] for r in reservations for i in r["Instances"]} == {"terminated"}
+    # moto keeps a terminated instance's primary interface (AWS deletes it with the instance): allow only that.
+    for eni in ec2.describe_network_interfaces()["NetworkInterfaces"]:
+        attachment = eni.get("Attachment", {})
+        assert attachment.get("InstanceId") in instance_ids and attachment.get("DeviceIndex") == 0, eni
+    assert efs.describe_file_systems()["FileSystems"] == []
+    groups = ec2.describe_security_groups()["SecurityGroups"]
+    assert [g["GroupName"] for g in groups] == ["default"], "only the emulator's default VPC group may remain"
+    assert outputs[names.OUTPUT_VPC_ID] not in {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]}
+
+
+def test_bad_settings_stop_cdktf_deploy_before_anything_is_created(emulator, tmp_path):
+    bad = tmp_path / "environments"
+    bad.mkdir()
+    text = (ENVIRONMENTS / "local.toml").read_text().replace('"us-east-1b"', '"us-east-1a"')
+    (bad / "local.toml").write_text(text)
+    vpcs_before = client("ec2", emulator).describe_vpcs()["Vpcs"]
+    env = aws_env(emulator, APIM_ENVIRONMENTS_DIR=str(bad), APIM_STATE_DIR=str(tmp_path / "state"))
+    result, _ = cdktf(["deploy", STACK, "--auto-approve", "--skip-provider-lock", "--output", str(tmp_path / "out")], env)
+    assert result.returncode != 0
+    assert "availability_zones: the same zone twice" in result.stdout + result.stderr
+    assert client("ec2", emulator).describe_vpcs()["Vpcs"] == vpcs_before
+    assert not (tmp_path / "state").exists()

@@ -1,0 +1,167 @@
+"""Assertions on the synthesized Terraform JSON of every environment."""
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from apim_active_active import names
+from apim_active_active.renderers.boot_script import CONFIG_SOURCE, render_deployment_toml
+from tests.conftest import ROOT, tool_env
+from tests.synth.conftest import synthesize
+
+PEER_PORTS = {9443, 9611, 9711, 5672}
+ENVS = ["local", "dev", "legacy32"]
+
+
+def resources(stack: dict, kind: str) -> dict[str, dict]:
+    return stack.get("resource", {}).get(kind, {})
+
+
+def ref(kind: str, name: str, attribute: str = "id") -> str:
+    return f"${{{kind}.{name}.{attribute}}}"
+
+
+def only(stack: dict, kind: str) -> tuple[str, dict]:
+    found = resources(stack, kind)
+    assert len(found) == 1, f"expected one {kind}, found {list(found)}"
+    return next(iter(found.items()))
+
+
+def group_named(stack: dict, suffix: str) -> str:
+    for name, group in resources(stack, "aws_security_group").items():
+        if group["name"].endswith(f"-{suffix}"):
+            return name
+    raise AssertionError(f"no security group *-{suffix}")
+
+
+def test_one_stack_per_environment_file(stacks):
+    assert sorted(stacks) == sorted(ENVS)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_two_nodes_with_fixed_addresses_in_two_zones(stacks, environments, env):
+    stack, settings = stacks[env], environments[env]
+    instances = sorted(resources(stack, "aws_instance").values(), key=lambda i: i["private_ip"])
+    assert [i["private_ip"] for i in instances] == [str(settings.network.node_ip(n)) for n in (0, 1)]
+    assert instances[0]["subnet_id"] != instances[1]["subnet_id"]
+    if settings.network.vpc_cidr:
+        subnets = resources(stack, "aws_subnet")
+        zones = {s["cidr_block"]: s["availability_zone"] for s in subnets.values()}
+        assert zones == dict(zip(map(str, settings.network.subnet_cidrs), settings.availability_zones))
+    else:
+        assert [i["subnet_id"] for i in instances] == list(settings.network.subnet_ids)
+        assert "aws_vpc" not in stack.get("resource", {})
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_nodes_are_hardened(stacks, env):
+    for instance in resources(stacks[env], "aws_instance").values():
+        assert instance["metadata_options"] == {"http_endpoint": "enabled", "http_tokens": "required", "http_put_response_hop_limit": 1}
+        assert instance["root_block_device"]["encrypted"] is True
+        assert instance["root_block_device"]["volume_type"] == "gp3"
+        assert "key_name" not in instance and "associate_public_ip_address" not in instance
+        assert instance["user_data_replace_on_change"] is True
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_peer_ports_open_only_between_the_peers(stacks, environments, env):
+    stack = stacks[env]
+    nodes = group_named(stack, "nodes")
+    node_ref = ref("aws_security_group", nodes)
+    rules = resources(stack, "aws_security_group_rule").values()
+    assert all(rule.get("description") for rule in rules), "every rule has a description"
+    node_rules = [r for r in rules if r["security_group_id"] == node_ref]
+    for port in PEER_PORTS:
+        peer = [r for r in node_rules if r["from_port"] == port and r.get("source_security_group_id") == node_ref]
+        assert {r["type"] for r in peer} == {"ingress", "egress"}, port
+    cidr_ingress = [r for r in node_rules if r["type"] == "ingress" and r.get("cidr_blocks")]
+    client_cidrs = {str(c) for c in environments[env].network.client_cidrs}
+    for rule in cidr_ingress:
+        assert rule["from_port"] == rule["to_port"] == 9443, "only the management port may take client CIDRs"
+        assert set(rule["cidr_blocks"]) <= client_cidrs
+        assert "0.0.0.0/0" not in rule["cidr_blocks"]
+    assert not [r for r in node_rules if r["from_port"] in (9611, 9711, 5672) and r.get("cidr_blocks")]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_efs_encrypted_with_a_mount_target_per_node_subnet_and_nfs_from_nodes_only(stacks, env):
+    stack = stacks[env]
+    fs_name, file_system = only(stack, "aws_efs_file_system")
+    assert file_system["encrypted"] is True
+    efs_group = ref("aws_security_group", group_named(stack, "efs"))
+    targets = resources(stack, "aws_efs_mount_target").values()
+    instance_subnets = {i["subnet_id"] for i in resources(stack, "aws_instance").values()}
+    assert {t["subnet_id"] for t in targets} == instance_subnets and len(targets) == 2
+    assert all(t["security_groups"] == [efs_group] for t in targets)
+    efs_rules = [r for r in resources(stack, "aws_security_group_rule").values() if r["security_group_id"] == efs_group]
+    assert [(r["type"], r["from_port"], r["source_security_group_id"]) for r in efs_rules] == [
+        ("ingress", 2049, ref("aws_security_group", group_named(stack, "nodes")))
+    ]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_user_data_carries_the_rendered_config_and_the_efs_reference(stacks, environments, env):
+    stack, settings = stacks[env], environments[env]
+    fs_name, _ = only(stack, "aws_efs_file_system")
+    for instance in resources(stack, "aws_instance").values():
+        user_data = instance["user_data"]
+        # Terraform sees escaped literals; only the EFS name is a live reference.
+        assert re.findall(r"(?<!\$)\$\{([^}]*)\}", user_data) == [f"aws_efs_file_system.{fs_name}.dns_name"]
+        unescaped = user_data.replace("$${", "${").replace("%%{", "%{")
+        files = {f["path"]: f["content"] for f in yaml.safe_load(unescaped)["write_files"]}
+        node = [str(settings.network.node_ip(n)) for n in (0, 1)].index(instance["private_ip"])
+        assert files[CONFIG_SOURCE] == render_deployment_toml(settings, node)
+
+
+def test_emulator_gaps_are_switched_off_in_local_only(stacks):
+    local, dev = stacks["local"], stacks["dev"]
+    assert "endpoints" in local["provider"]["aws"][0]
+    assert "endpoints" not in dev["provider"]["aws"][0] and "access_key" not in dev["provider"]["aws"][0]
+    for instance in resources(local, "aws_instance").values():
+        assert instance["lifecycle"] == {"ignore_changes": ["vpc_security_group_ids"]}
+        assert instance["monitoring"] is False
+    assert not resources(local, "aws_efs_backup_policy")
+    for instance in resources(dev, "aws_instance").values():
+        assert "lifecycle" not in instance and instance["monitoring"] is True
+    assert resources(dev, "aws_efs_backup_policy")
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_outputs_and_tags(stacks, env):
+    stack = stacks[env]
+    assert set(stack["output"]) == {
+        names.OUTPUT_VPC_ID, names.OUTPUT_NODE_IPS, names.OUTPUT_INSTANCE_IDS, names.OUTPUT_EFS_ID,
+        names.OUTPUT_EFS_DNS, names.OUTPUT_NODE_SG, names.OUTPUT_EFS_SG, names.OUTPUT_MANAGEMENT_URLS,
+    }
+    assert all(output.get("description") for output in stack["output"].values())
+    tags = stack["provider"]["aws"][0]["default_tags"][0]["tags"]
+    assert tags["Environment"] == env and tags["ManagedBy"] == names.MANAGED_BY
+
+
+def test_archive_read_is_limited_to_the_archive_object(stacks):
+    _, policy = only(stacks["local"], "aws_iam_role_policy")
+    assert '"Resource": "arn:aws:s3:::apim-local-artifacts/wso2am-4.3.0.zip"' in policy["policy"]
+    assert not resources(stacks["legacy32"], "aws_iam_role_policy"), "https archive: no S3 grant"
+
+
+def test_terraform_validate_accepts_the_aws_stacks(synth_dir, tmp_path):
+    for env in ("dev", "legacy32"):
+        work = tmp_path / env
+        shutil.copytree(synth_dir / "stacks" / env, work)
+        for command in (["terraform", "init", "-backend=false", "-input=false"], ["terraform", "validate", "-no-color"]):
+            result = subprocess.run(command, cwd=work, env=tool_env(), capture_output=True, text=True, timeout=300)
+            assert result.returncode == 0, f"{env}: {' '.join(command)}\n{result.stdout}{result.stderr}"
+
+
+def test_stock_provider_import_synthesizes_the_same_bytes(synth_dir, tmp_path):
+    result = synthesize(tmp_path, APIM_STOCK_PROVIDER_IMPORT="1", APIM_STATE_DIR=str(synth_dir / "state"))
+    assert result.returncode == 0, result.stderr
+    for env in ENVS:
+        ours = (synth_dir / "stacks" / env / "cdk.tf.json").read_bytes()
+        stock = (tmp_path / "stacks" / env / "cdk.tf.json").read_bytes()
+        assert ours == stock, env

@@ -1,0 +1,29 @@
+"""Settings and renderers stay pure: importing them loads no cdktf, jsii or provider module."""
+import re
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_renderers_and_settings_import_no_cdktf():
+    code = (
+        "import sys\n"
+        "import apim_active_active.settings, apim_active_active.renderers.boot_script, apim_active_active.terraform_text\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('cdktf', 'constructs', 'jsii', 'cdktf_cdktf_provider_aws'))\n"
+        "print(','.join(bad))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == ""
+
+
+def test_cdktf_imports_live_only_in_constructs_stacks_and_aws_module():
+    allowed = {"aws.py", "constructs", "stacks"}
+    offenders = []
+    for path in (ROOT / "apim_active_active").rglob("*.py"):
+        relative = path.relative_to(ROOT / "apim_active_active")
+        if relative.parts[0] in allowed:
+            continue
+        if re.search(r"^\s*(import|from) (cdktf|constructs|jsii)\b", path.read_text(), re.MULTILINE):
+            offenders.append(str(relative))
+    assert offenders == []
