@@ -21,12 +21,13 @@ export CLOUD_INIT_PYTHONPATH := $(CURDIR)/$(CLOUD_INIT)
 CDKTF := npx --no-install cdktf
 LOCAL_AWS := AWS_ENDPOINT_URL=$(LOCAL_ENDPOINT) AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1
 
-.PHONY: help install demo deploy-local destroy-local emulator-start emulator-stop synth test bench docs lock clean
+.PHONY: help install demo deploy-local destroy-local emulator-start emulator-stop synth test rehearse bench docs lock clean
 
 help:
 	@echo "make demo           install, start the local AWS emulator, deploy the 'local' stack, show it"
 	@echo "make destroy-local  tear the 'local' stack down and stop the emulator"
 	@echo "make test           install, then run every test (unit, synth, validators, emulator end to end)"
+	@echo "make rehearse       boot both nodes' real user data at once on this machine (root), print the checks"
 	@echo "make bench          synth time: our provider loading vs the stock import (same run)"
 	@echo "make synth          synthesize every environment into cdktf.out/"
 	@echo "make docs           regenerate the settings table in README.md"
@@ -50,10 +51,11 @@ $(TOOLS)/terraformrc:
 	printf 'provider_installation {\n  filesystem_mirror {\n    path    = "%s"\n    include = ["registry.terraform.io/hashicorp/aws"]\n  }\n  direct {\n    exclude = ["registry.terraform.io/hashicorp/aws"]\n  }\n}\n' \
 	  "$(TF_PROVIDER_MIRROR)" > $@
 
-# shellcheck from Debian; cloud-init's code unpacked from Debian's package (not installed: /etc stays clean).
+# shellcheck, socat, unzip, openssl from Debian (validators, rehearsal); cloud-init's code unpacked from Debian's package (not installed: /etc stays clean).
 $(TOOLS)/.validators:
 	mkdir -p $(TOOLS)/debs
-	command -v shellcheck >/dev/null || { apt-get update -qq && apt-get install -y -qq shellcheck; }
+	for tool in shellcheck socat unzip openssl; do command -v $$tool >/dev/null || missing="$${missing:-} $$tool"; done; \
+	  if [ -n "$${missing:-}" ]; then apt-get update -qq && apt-get install -y -qq $$missing; fi
 	test -d $(CLOUD_INIT)/cloudinit || { \
 	  (cd $(TOOLS)/debs && (apt-get download cloud-init 2>/dev/null || { apt-get update -qq && apt-get download cloud-init; })) \
 	  && dpkg -x $(TOOLS)/debs/cloud-init_*.deb $(TOOLS)/cloud-init; }
@@ -80,6 +82,9 @@ synth: install
 
 test: install
 	$(PY) -m pytest
+
+rehearse: install
+	$(PY) scripts/rehearse.py
 
 bench: install
 	$(PY) scripts/bench.py

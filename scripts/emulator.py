@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -58,6 +59,12 @@ def start(url: str, state_dir: Path) -> subprocess.Popen | None:
         time.sleep(0.2)
     process.kill()
     raise SystemExit(f"moto server did not answer on {url} within {STARTUP_SECONDS}s")
+
+
+def free_loopback_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def stop(state_dir: Path) -> None:

@@ -20,10 +20,15 @@ from apim_active_active.names import OUTPUT_INSTANCE_IDS  # noqa: E402
 from apim_active_active.renderers.boot_script import CONFIG_SOURCE  # noqa: E402
 
 
-def user_data_files(ec2, instance_id: str) -> dict[str, str]:
-    """The files a node's cloud-config writes, as the emulator (or AWS) hands them to the instance."""
+def user_data(ec2, instance_id: str) -> str:
+    """A node's user data, as the emulator (or AWS) hands it to the instance."""
     attribute = ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
-    cloud_config = yaml.safe_load(base64.b64decode(attribute["UserData"]["Value"]))
+    return base64.b64decode(attribute["UserData"]["Value"]).decode()
+
+
+def user_data_files(ec2, instance_id: str) -> dict[str, str]:
+    """The files a node's cloud-config writes."""
+    cloud_config = yaml.safe_load(user_data(ec2, instance_id))
     return {entry["path"]: entry["content"] for entry in cloud_config["write_files"]}
 
 

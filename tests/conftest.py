@@ -2,30 +2,16 @@
 from __future__ import annotations
 
 import copy
-import os
 import tomllib
 from pathlib import Path
 
 import pytest
 
 from apim_active_active.settings import Settings, load_environments
+from scripts.local_stack import tool_env  # noqa: F401 (re-exported for tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ROOT / "environments"
-
-# Tool environment every subprocess needs (the Makefile exports the same).
-TOOL_ENV = {
-    "TF_CLI_CONFIG_FILE": str(ROOT / ".tools" / "terraformrc"),
-    "CHECKPOINT_DISABLE": "1",
-    "CDKTF_DISABLE_PLUGIN_CACHE_ENV": "1",
-    "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-}
-
-
-def tool_env(**extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
-    return {**env, **TOOL_ENV, **extra}
-
 
 def local_settings_dict() -> dict:
     return tomllib.loads((ENVIRONMENTS / "local.toml").read_text())

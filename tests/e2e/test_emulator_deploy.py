@@ -11,7 +11,7 @@ from apim_active_active import names
 from apim_active_active.renderers.boot_script import CONFIG_SOURCE, render_deployment_toml, share_dir
 from scripts.show_deployment import user_data_files
 from tests.conftest import ENVIRONMENTS
-from tests.e2e.conftest import aws_env, cdktf, client
+from tests.e2e.conftest import aws_env, cdktf, cdktf_flags, client
 
 pytestmark = pytest.mark.e2e
 STACK = "local"
@@ -22,7 +22,7 @@ def deployment(emulator, tmp_path_factory, environments):
     work = tmp_path_factory.mktemp("deploy")
     env = aws_env(emulator, APIM_STATE_DIR=str(work / "state"))
     outdir = work / "cdktf.out"
-    common = ["--auto-approve", "--skip-provider-lock", "--output", str(outdir)]
+    common = cdktf_flags(outdir)
     result, seconds = cdktf(["deploy", STACK, *common, "--outputs-file", str(work / "outputs.json")], env)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     print(f"\n[timing] cdktf deploy {STACK}: {seconds:.1f}s")

@@ -1,0 +1,54 @@
+"""Driving the `local` stack against the emulator: cdktf with the project's tool environment, boto3 clients."""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import boto3
+
+ROOT = Path(__file__).resolve().parent.parent
+STACK = "local"
+REGION = "us-east-1"
+CDKTF_TIMEOUT = 600
+# The tool environment the Makefile exports (tests and the rehearsal may run without make).
+TOOL_ENV = {
+    "TF_CLI_CONFIG_FILE": str(ROOT / ".tools" / "terraformrc"),
+    "CHECKPOINT_DISABLE": "1",
+    "CDKTF_DISABLE_PLUGIN_CACHE_ENV": "1",
+    "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+}
+
+
+def tool_env(**extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    return {**env, **TOOL_ENV, **extra}
+
+
+def aws_env(endpoint: str, **extra: str) -> dict[str, str]:
+    """Environment for a cdktf or AWS CLI run against the emulator (its fixed dummy credentials)."""
+    return tool_env(
+        AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
+        AWS_DEFAULT_REGION=REGION, **extra,
+    )
+
+
+def client(service: str, endpoint: str):
+    return boto3.client(
+        service, endpoint_url=endpoint, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test"
+    )
+
+
+def cdktf(args: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess, float]:
+    """Run the pinned cdktf CLI in the project; returns the result and the seconds it took."""
+    started = time.monotonic()
+    result = subprocess.run(
+        ["npx", "--no-install", "cdktf", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=CDKTF_TIMEOUT,
+    )
+    return result, time.monotonic() - started
+
+
+def cdktf_flags(outdir: Path) -> list[str]:
+    return ["--auto-approve", "--skip-provider-lock", "--output", str(outdir)]

@@ -1,0 +1,1 @@
+"""Boot rehearsal: both nodes' real boot artifacts, run at once on this machine (see rehearse.py)."""

@@ -1,0 +1,317 @@
+"""The boot rehearsal: deploy `local` to a private emulator, read each node's user data back through
+boto3, boot both nodes at once in their own namespaces with the real cloud-init modules, then check
+what a real boot would have done and inject the faults. Cleans up whatever happens.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from apim_active_active.names import OUTPUT_EFS_DNS, OUTPUT_INSTANCE_IDS, OUTPUT_NODE_IPS
+from apim_active_active.renderers.boot_script import BOOT_SCRIPT, CONFIG_SOURCE, SERVICE, share_dir
+from apim_active_active.renderers.deployment_toml import render_deployment_toml
+from apim_active_active.settings import Settings, load_settings
+from scripts.emulator import free_loopback_url, start
+from scripts.local_stack import ROOT, STACK, aws_env, cdktf, cdktf_flags, client
+from scripts.rehearsal.lab import Lab, NodeHost
+from scripts.rehearsal.product import build_archive
+from scripts.rehearsal.stage import AWS_RELAY_PORT, USER_DATA, fresh_stage, stage_node
+from scripts.show_deployment import user_data
+
+CLOUD_INIT_PATH = f"{ROOT}/.tools/cloud-init/usr/lib/python3/dist-packages"
+BOOT_SECONDS = 300
+PEER_SECONDS = 120
+SEED_LINE = "seeded the share"
+# cloud-init's order on a real first boot: write_files (init stage), runcmd (config stage, writes the
+# script), scripts_user (final stage, run-parts of that folder). The last is done with run-parts
+# itself: `cloud-init single --name scripts_user` finds no instance folder without a datasource.
+FIRST_BOOT = f"""set -e
+ci() {{ {ROOT}/.venv/bin/python -m cloudinit.cmd.main --file {USER_DATA} single --frequency always --name "$1"; }}
+ci write_files
+ci runcmd
+run-parts --exit-on-error /var/lib/cloud/instances/iid-datasource-none/scripts
+"""
+PROBE_9443 = """import ssl, sys, urllib.request
+context = ssl.create_default_context(); context.check_hostname = False; context.verify_mode = ssl.CERT_NONE
+try:
+    print(urllib.request.urlopen(f"https://{sys.argv[1]}:9443/services/Version", context=context, timeout=3).status)
+except OSError as error:
+    print(f"no answer: {error}")
+"""
+
+
+@dataclass
+class Check:
+    name: str
+    node: str
+    passed: bool
+    detail: str
+
+
+class Rehearsal:
+    def __init__(self, share_delay: float = 5.0, environment: Path = ROOT / "environments" / "local.toml") -> None:
+        self.settings: Settings = load_settings(environment, environ={})
+        self.share_delay = share_delay
+        self.work = Path(tempfile.mkdtemp(prefix="rehearsal-", dir="/var/tmp"))
+        self.checks: list[Check] = []
+        self.notes: list[str] = []
+        self.lab = Lab(f"rh{os.getpid() % 4096:x}", self.settings.network.vpc_cidr.prefixlen, self.work / "lab")
+        self.export = self.work / "efs-export"
+        self.export.mkdir()
+        self.export.chmod(0o755)
+
+    def check(self, name: str, node: str, passed: bool, detail: str = "") -> None:
+        self.checks.append(Check(name, node, bool(passed), detail))
+
+    # the deployed stack ----------------------------------------------------------------------
+    def deploy(self) -> None:
+        self.endpoint = free_loopback_url()
+        self.emulator = start(self.endpoint, self.work / "moto")
+        self.env = aws_env(self.endpoint, APIM_STATE_DIR=str(self.work / "state"))
+        self.flags = cdktf_flags(self.work / "cdktf.out")
+        result, seconds = cdktf(["deploy", STACK, *self.flags, "--outputs-file", str(self.work / "outputs.json")], self.env)
+        if result.returncode != 0:
+            raise RuntimeError(f"cdktf deploy failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+        self.notes.append(f"deployed stack {STACK} to the emulator in {seconds:.0f}s")
+        self.outputs = json.loads((self.work / "outputs.json").read_text())[STACK]
+        archive = urlparse(self.settings.apim.archive_url)
+        s3 = client("s3", self.endpoint)
+        s3.create_bucket(Bucket=archive.netloc)
+        s3.upload_file(str(build_archive(self.settings.apim.version, self.work)), archive.netloc, archive.path.lstrip("/"))
+        self.notes.append(f"uploaded a STAND-IN product archive to {self.settings.apim.archive_url} in the emulator")
+
+    def destroy(self) -> None:
+        if hasattr(self, "env"):
+            result, _ = cdktf(["destroy", STACK, *self.flags], self.env)
+            if result.returncode != 0:
+                self.notes.append(f"cdktf destroy failed: {result.stderr[-500:]}")
+        if hasattr(self, "emulator") and self.emulator:
+            self.emulator.terminate()
+            self.emulator.wait(timeout=30)
+
+    def read_back(self) -> tuple[list[str], list[str], dict[str, str]]:
+        """Each node's user data and address, and each node subnet's EFS mount target address."""
+        ec2, efs = client("ec2", self.endpoint), client("efs", self.endpoint)
+        ids = self.outputs[OUTPUT_INSTANCE_IDS]
+        reservations = ec2.describe_instances(InstanceIds=ids)["Reservations"]
+        subnet_of = {i["InstanceId"]: i["SubnetId"] for r in reservations for i in r["Instances"]}
+        targets = efs.describe_mount_targets(FileSystemId=self.outputs["efs_id"])["MountTargets"]
+        target_in = {t["SubnetId"]: t["IpAddress"] for t in targets}
+        return [user_data(ec2, i) for i in ids], self.outputs[OUTPUT_NODE_IPS], {i: target_in[subnet_of[i]] for i in ids}
+
+    # hosts -----------------------------------------------------------------------------------
+    def open_lab(self) -> None:
+        self.user_data, addresses, target_of = self.read_back()
+        targets = [target_of[i] for i in self.outputs[OUTPUT_INSTANCE_IDS]]
+        if set(targets) & set(addresses):
+            raise RuntimeError(f"the emulator gave a mount target a node's address: {targets} {addresses}")
+        self.targets = targets
+        self.lab.open_network()
+        self.efs_ns = self.lab.add_efs(sorted(set(targets)))
+        self.socket = self.work / "aws.sock"
+        port = urlparse(self.endpoint).port
+        self.lab.processes.append(subprocess.Popen(
+            ["socat", f"UNIX-LISTEN:{self.socket},fork,unlink-early", f"TCP:127.0.0.1:{port}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        self.nodes = [self.add_node(n, addresses[n], self.user_data[n], targets[n]) for n in (0, 1)]
+        self.notes.append("EFS stand-in: one shared folder bind-mounted into both nodes (no NFS client in this kernel)")
+
+    def add_node(self, index: int, address: str, node_user_data: str, mount_target: str) -> NodeHost:
+        stage = fresh_stage(self.work / f"stage-{index + 1}-{time.monotonic_ns()}")
+        # Each zone resolves the EFS name to its own mount target, as Route 53 does for EFS.
+        stage_node(stage, node_user_data, {self.outputs[OUTPUT_EFS_DNS]: mount_target})
+        node = self.lab.add_node(index + 1, address, stage, self.export)
+        self.lab.in_namespace(node.name, "socat", f"TCP-LISTEN:{AWS_RELAY_PORT},bind=127.0.0.1,fork,reuseaddr",
+                              f"UNIX-CONNECT:{self.socket}")
+        return node
+
+    def start_share(self) -> None:
+        for address in sorted(set(self.targets)):
+            self.lab.in_namespace(self.efs_ns, "socat", f"TCP-LISTEN:2049,bind={address},fork,reuseaddr", "SYSTEM:true")
+
+    # booting ---------------------------------------------------------------------------------
+    def boot_env(self) -> dict[str, str]:
+        return {"PYTHONPATH": CLOUD_INIT_PATH, "HOME": "/root", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{AWS_RELAY_PORT}",
+                "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+
+    def boot(self, node: NodeHost, script: str, log: Path) -> subprocess.Popen:
+        with log.open("w") as handle:
+            return subprocess.Popen(node.argv("bash", "-c", script, env=self.boot_env()), stdout=handle,
+                                    stderr=subprocess.STDOUT)
+
+    def first_boot_of_both(self) -> list[str]:
+        """Boot both nodes at once, with the share unreachable at first and the seed lock held by us."""
+        logs = [self.work / f"boot-{n + 1}.log" for n in (0, 1)]
+        lock_file = (self.export / ".wso2am-seed.lock").open("w")
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        threading.Timer(self.share_delay, self.start_share).start()
+        boots = [self.boot(node, FIRST_BOOT, log) for node, log in zip(self.nodes, logs)]
+        deadline = time.monotonic() + BOOT_SECONDS
+        while time.monotonic() < deadline and not all("mounted " in log.read_text() for log in logs):
+            if any(b.poll() is not None for b in boots):
+                break
+            time.sleep(0.5)
+        time.sleep(2)  # both nodes now wait at the lock, or (without it) would already be seeding
+        self.check("no node seeded while another held the seed lock", "both",
+                   not (self.export / ".wso2am-seeded").exists() and SEED_LINE not in "".join(l.read_text() for l in logs))
+        fcntl.flock(lock_file, fcntl.LOCK_UN)
+        lock_file.close()
+        codes = [b.wait(timeout=max(1, deadline - time.monotonic())) for b in boots]
+        texts = [log.read_text() for log in logs]
+        for number, (code, text) in enumerate(zip(codes, texts), start=1):
+            self.check("first boot completed (cloud-init write_files, runcmd, then its script)", str(number),
+                       code == 0 and "wso2am-boot: done" in text, f"exit {code}" + ("" if code == 0 else f": {tail(text)}"))
+        return texts
+
+    # checks ----------------------------------------------------------------------------------
+    def check_first_boot(self, texts: list[str]) -> None:
+        share = share_dir(self.settings)
+        home = self.settings.apim.home
+        for index, (node, text) in enumerate(zip(self.nodes, texts)):
+            number = str(index + 1)
+            written = node.path(f"{home}/repository/conf/deployment.toml")
+            expected = render_deployment_toml(self.settings, index)
+            self.check("deployment.toml where API-M reads it equals the renderer's", number,
+                       written.exists() and written.read_text() == expected, str(written).split("merged")[-1])
+            self.check(f"share mounted at {share}", number, node.run("mountpoint", "-q", share).returncode == 0)
+            retried = re.search(r"attempt \d+ failed, retrying in \d+s: mount", text) is not None
+            self.check(f"mount retried while the share was unreachable ({self.share_delay:.0f}s), then succeeded",
+                       number, retried and "mounted " in text)
+            self.check_unit(node, number)
+            self.check("service started", number, node.run("systemctl", "is-active", SERVICE).returncode == 0)
+        seeds = sum(text.count(SEED_LINE) for text in texts)
+        seeded_file = self.export / "synapse-configs/default/api/_TokenAPI_.xml"
+        self.check("share seeded exactly once though both booted together", "both",
+                   seeds == 1 and seeded_file.exists(), f"{seeds} seeding(s)")
+        marker = f"{share}/rehearsal-from-node-1.txt"
+        self.nodes[0].run("sh", "-c", f"echo written-on-node-1 > {marker}")
+        seen = self.nodes[1].run("cat", marker).stdout.strip()
+        self.check("a file written under the share on node 1 is seen on node 2", "1->2", seen == "written-on-node-1")
+        self.check_peers()
+        for index, node in enumerate(self.nodes):
+            other = self.nodes[1 - index]
+            answer = other.run("python3", "-c", PROBE_9443, node.address).stdout.strip()
+            self.check("9443 answers (probed from the peer)", str(index + 1), answer == "200", answer)
+        route = self.nodes[0].run("ip", "route", "get", "192.0.2.1")
+        self.check("no route out of the node namespaces", "both",
+                   route.returncode != 0 and "unreachable" in route.stderr, route.stderr.strip())
+
+    def check_unit(self, node: NodeHost, number: str) -> None:
+        unit = node.path(f"/etc/systemd/system/{SERVICE}")
+        text = unit.read_text() if unit.exists() else ""
+        lines = set(text.splitlines())
+        script = f"{self.settings.apim.home}/bin/api-manager.sh" if self.settings.apim.version.startswith("4") \
+            else f"{self.settings.apim.home}/bin/wso2server.sh"
+        wanted = {f"ExecStart={script} start", f"User={self.settings.apim.os_user}", "Restart=on-failure"}
+        enabled = node.path(f"/etc/systemd/system/multi-user.target.wants/{SERVICE}").is_symlink()
+        self.check("systemd unit installed and enabled: start script, user, restart policy", number,
+                   wanted <= lines and enabled, ", ".join(sorted(wanted - lines)) or "")
+
+    def status(self, node: NodeHost) -> dict:
+        path = node.path(f"{self.settings.apim.home}/repository/logs/standin-status.json")
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def check_peers(self) -> None:
+        ports = ("9611", "9711", "5672")
+        deadline = time.monotonic() + PEER_SECONDS
+        while time.monotonic() < deadline:
+            done = [self.status(n).get("reached", {}) for n in self.nodes]
+            if all(len(reached) >= 5 for reached in done):
+                break
+            time.sleep(1)
+        for index, node in enumerate(self.nodes):
+            peer = self.nodes[1 - index].address
+            reached = self.status(node).get("reached", {})
+            to_peer = {url.rsplit(":", 1)[1]: state for url, state in reached.items() if f"//{peer}:" in url}
+            self.check("reached the peer's 9611, 9711 and 5672", str(index + 1),
+                       all(to_peer.get(p) == "ok" for p in ports), json.dumps(to_peer))
+
+    # faults ----------------------------------------------------------------------------------
+    def snapshot(self, node: NodeHost) -> dict:
+        share = share_dir(self.settings)
+        read = lambda inside: node.path(inside).read_text() if node.path(inside).exists() else ""  # noqa: E731
+        return {
+            "fstab": [l for l in read("/etc/fstab").splitlines() if f" {share} " in l],
+            "unit": hashlib.sha256(read(f"/etc/systemd/system/{SERVICE}").encode()).hexdigest(),
+            "user": [l for l in read("/etc/passwd").splitlines() if l.startswith(f"{self.settings.apim.os_user}:")],
+            "seeded": (self.export / ".wso2am-seeded").read_text() if (self.export / ".wso2am-seeded").exists() else "",
+            "wants": sorted(os.listdir(node.path("/etc/systemd/system/multi-user.target.wants"))),
+            "pid": read(f"{self.settings.apim.home}/repository/wso2carbon.pid"),
+            "mounts": node.run("findmnt", "-rn", "-o", "TARGET", share).stdout,
+        }
+
+    def second_boot(self) -> None:
+        for index, node in enumerate(self.nodes):
+            before = self.snapshot(node)
+            log = self.work / f"second-boot-{index + 1}.log"
+            code = self.boot(node, BOOT_SCRIPT, log).wait(timeout=BOOT_SECONDS)
+            after = self.snapshot(node)
+            changed = [key for key in before if before[key] != after[key]]
+            self.check("second boot (as on reboot) duplicates nothing: fstab, user, unit, seeding, mount, service",
+                       str(index + 1), code == 0 and not changed and len(after["fstab"]) == 1,
+                       f"exit {code}" + (f", changed: {changed}" if changed else ""))
+
+    def stop_node_1(self) -> None:
+        node_1, node_2 = self.nodes
+        node_1.run("systemctl", "stop", SERVICE)
+        own = node_2.run("python3", "-c", PROBE_9443, node_1.address).stdout.strip()
+        answer = node_1.run("python3", "-c", PROBE_9443, node_2.address).stdout.strip()
+        self.check("node 1 stopped: node 2 keeps answering on 9443", "2", answer == "200" and own != "200",
+                   f"node 2: {answer}; node 1: {own}")
+
+    def broken_config_boot(self) -> None:
+        """Boot a fresh node 1 whose user data carries a deployment.toml that does not parse."""
+        old = self.nodes[0]
+        self.lab.remove_node(old)
+        broken = self.user_data[0].replace("\n    [server]\n", "\n    [server\n", 1)
+        node = self.add_node(0, old.address, broken, self.targets[0])
+        log = self.work / "broken-boot.log"
+        code = self.boot(node, FIRST_BOOT, log).wait(timeout=BOOT_SECONDS)
+        text = log.read_text()
+        status = self.status(node)
+        errors = " ".join(status.get("errors", []))
+        reported = code != 0 and "deployment.toml" in errors and "line" in errors and "dependency" not in text
+        self.check("broken deployment.toml: boot fails and says which file and line", "1", reported,
+                   f"boot exit {code}; {errors or tail(text)}")
+        try:
+            tomllib.loads(node.path(CONFIG_SOURCE).read_text())
+            self.check("broken deployment.toml reached the node as given", "1", False)
+        except tomllib.TOMLDecodeError:
+            pass
+
+    # all of it -------------------------------------------------------------------------------
+    def run(self) -> list[Check]:
+        try:
+            self.deploy()
+            self.open_lab()
+            texts = self.first_boot_of_both()
+            self.check_first_boot(texts)
+            self.second_boot()
+            self.stop_node_1()
+            self.broken_config_boot()
+        except Exception as error:  # noqa: BLE001 (report, then clean up)
+            self.check("rehearsal ran to the end", "-", False, f"{type(error).__name__}: {error}")
+        finally:
+            self.lab.close()
+            self.destroy()
+            if all(check.passed for check in self.checks):
+                shutil.rmtree(self.work, ignore_errors=True)
+            else:
+                self.notes.append(f"logs kept in {self.work}")
+        return self.checks
+
+
+def tail(text: str, lines: int = 3) -> str:
+    return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])

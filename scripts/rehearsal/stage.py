@@ -1,0 +1,50 @@
+"""What a rehearsal node host starts with, besides this machine's own files (its overlay's upper layer).
+
+Each item replaces something only AWS or a systemd-booted Amazon Linux has, and is named as such in
+NOT_REHEARSED. The boot artifact itself (the user data read back from the emulator) is copied in as is.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from scripts.local_stack import ROOT
+
+STANDIN = Path(__file__).resolve().parent / "standin"
+USER_DATA = "/var/lib/rehearsal/user-data.yaml"
+AWS_RELAY_PORT = 4566
+
+NOT_REHEARSED = [
+    "packages (dnf install nfs-utils, unzip, Corretto): this host is Debian; the stand-in product needs no JDK",
+    "EFS over NFS: this kernel has no NFS client; a stand-in mount.nfs4 resolves the EFS name, needs the mount "
+    "target's 2049 to answer, then bind-mounts one shared folder",
+    "systemd as PID 1: a stand-in systemctl runs the installed unit's ExecStart as its User, honouring "
+    "EnvironmentFile, PIDFile and RequiresMountsFor",
+    "the instance role: the AWS CLI gets the emulator's dummy credentials; S3 is the emulator, reached through a "
+    "relay on the node's own loopback",
+    "WSO2 API-M itself: a stand-in product (listens on 9443/9611/9711/5672, connects to the peers it is given)",
+]
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+
+
+def stage_node(stage: Path, user_data: str, hosts: dict[str, str]) -> None:
+    """Fill `stage` with the files the node host starts with (copied into its overlay's upper layer)."""
+    lines = ["127.0.0.1 localhost"] + [f"{address} {name}" for name, address in hosts.items()]
+    _write(stage / "etc/hosts", "\n".join(lines) + "\n")
+    # The node reads its user data from a file: no datasource to probe.
+    _write(stage / "etc/cloud/cloud.cfg", "datasource_list: [ None ]\n")
+    _write(stage / USER_DATA.lstrip("/"), user_data, 0o600)
+    _write(stage / "usr/bin/systemctl", (STANDIN / "systemctl.py").read_text(), 0o755)
+    _write(stage / "usr/sbin/mount.nfs4", (STANDIN / "mount.nfs4.sh").read_text(), 0o755)
+    _write(stage / "usr/local/bin/aws", f'#!/bin/sh\nexec "{ROOT}/.venv/bin/aws" "$@"\n', 0o755)
+
+
+def fresh_stage(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path

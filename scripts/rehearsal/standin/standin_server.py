@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""STAND-IN for WSO2 API Manager (the real product cannot be downloaded here).
+
+Reads repository/conf/deployment.toml as API-M would, listens where an all-in-one node listens
+(9443 HTTPS, 9611 binary TCP, 9711 binary SSL, 5672 broker) and connects to every traffic-manager
+URL and event_duplicate_url the file names, recording what it reached in
+repository/logs/standin-status.json. Bounded: it gives up on a peer after CONNECT_SECONDS.
+"""
+import json
+import os
+import socket
+import ssl
+import sys
+import threading
+import time
+import tomllib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlparse
+
+HOME = Path(__file__).resolve().parent.parent
+CONF = HOME / "repository" / "conf" / "deployment.toml"
+STATUS = HOME / "repository" / "logs" / "standin-status.json"
+CERT, KEY = HOME / "repository" / "resources" / "security" / "standin.crt", HOME / "repository" / "resources" / "security" / "standin.key"
+CONNECT_SECONDS = float(os.environ.get("STANDIN_CONNECT_SECONDS", "90"))
+PORTS = {"https": 9443, "binary": 9611, "binary_ssl": 9711, "broker": 5672}
+status = {"pid": os.getpid(), "standin": True, "listening": {}, "reached": {}, "errors": []}
+lock = threading.Lock()
+
+
+def save() -> None:
+    with lock:
+        STATUS.parent.mkdir(parents=True, exist_ok=True)
+        tmp = STATUS.with_suffix(".tmp")
+        tmp.write_text(json.dumps(status, indent=2, sort_keys=True))
+        tmp.replace(STATUS)
+
+
+def tls_context() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(CERT, KEY)
+    return context
+
+
+class Health(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802
+        body = b"WSO2 API Manager STAND-IN\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def serve_https() -> None:
+    server = ThreadingHTTPServer(("0.0.0.0", PORTS["https"]), Health)
+    server.socket = tls_context().wrap_socket(server.socket, server_side=True)
+    status["listening"]["https"] = PORTS["https"]
+    save()
+    server.serve_forever()
+
+
+def serve_tcp(name: str, port: int, use_tls: bool) -> None:
+    listener = socket.create_server(("0.0.0.0", port), reuse_port=True)
+    if use_tls:
+        listener = tls_context().wrap_socket(listener, server_side=True)
+    status["listening"][name] = port
+    save()
+    while True:
+        try:
+            connection, _ = listener.accept()
+            connection.close()
+        except (OSError, ssl.SSLError):
+            continue
+
+
+def reach(url: str) -> None:
+    parsed = urlparse(url)
+    deadline = time.monotonic() + CONNECT_SECONDS
+    last = "never tried"
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((parsed.hostname, parsed.port), timeout=2) as raw:
+                if parsed.scheme == "ssl":
+                    context = ssl.create_default_context()
+                    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+                    context.wrap_socket(raw, server_hostname=parsed.hostname).close()
+            with lock:
+                status["reached"][url] = "ok"
+            save()
+            return
+        except OSError as error:
+            last = str(error)
+            time.sleep(1)
+    with lock:
+        status["reached"][url] = f"failed: {last}"
+    save()
+
+
+def peer_urls(config: dict) -> list[str]:
+    throttling = config.get("apim", {}).get("throttling", {})
+    urls = list(throttling.get("event_duplicate_url", []))
+    for group in throttling.get("url_group", []):
+        urls += group.get("traffic_manager_urls", []) + group.get("traffic_manager_auth_urls", [])
+    return urls
+
+
+def main() -> int:
+    try:
+        config = tomllib.loads(CONF.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        status["errors"].append(f"{CONF}: {error}")
+        save()
+        print(f"STAND-IN API-M: cannot start: {CONF}: {error}", file=sys.stderr)
+        return 1
+    status["hostname"] = config.get("server", {}).get("hostname")
+    threading.Thread(target=serve_https, daemon=True).start()
+    for name, use_tls in (("binary", False), ("binary_ssl", True), ("broker", False)):
+        threading.Thread(target=serve_tcp, args=(name, PORTS[name], use_tls), daemon=True).start()
+    for url in peer_urls(config):
+        threading.Thread(target=reach, args=(url,), daemon=True).start()
+    save()
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+#!/bin/bash
+# STAND-IN for the product's start script (bin/api-manager.sh in 4.x, bin/wso2server.sh in 3.2):
+# same `start` / `stop` interface and PID file that WSO2's systemd units use.
+set -euo pipefail
+HOME_DIR=$(cd "$(dirname "$0")/.." && pwd)
+PID_FILE="$HOME_DIR/repository/wso2carbon.pid"
+LOG="$HOME_DIR/repository/logs/wso2carbon.log"
+SECURITY="$HOME_DIR/repository/resources/security"
+
+running() { [[ -f "$PID_FILE" ]] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; }
+
+case "${1:-}" in
+  start)
+    if running; then echo "already running"; exit 0; fi
+    mkdir -p "$HOME_DIR/repository/logs" "$SECURITY"
+    if [[ ! -f "$SECURITY/standin.key" ]]; then
+      openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$(hostname)" \
+        -keyout "$SECURITY/standin.key" -out "$SECURITY/standin.crt" 2>/dev/null
+    fi
+    echo "JVM_MEM_OPTS=${JVM_MEM_OPTS:-unset} JAVA_HOME=${JAVA_HOME:-unset}" >>"$LOG"
+    nohup python3 "$HOME_DIR/bin/standin_server.py" >>"$LOG" 2>&1 &
+    echo $! >"$PID_FILE"
+    sleep 1
+    running || { echo "STAND-IN API-M failed to start; see $LOG" >&2; exit 1; }
+    ;;
+  stop)
+    if running; then kill "$(cat "$PID_FILE")"; fi
+    rm -f "$PID_FILE"
+    ;;
+  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac

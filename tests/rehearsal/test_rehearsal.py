@@ -1,0 +1,56 @@
+"""The boot rehearsal, run once: each check and each fault is a test of its own."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from scripts.rehearsal.run import Rehearsal
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(os.geteuid() != 0, reason="the rehearsal needs root (network and mount namespaces); CI has it"),
+]
+
+EXPECTED = [
+    ("no node seeded while another held the seed lock", "both"),
+    ("first boot completed (cloud-init write_files, runcmd, then its script)", "1"),
+    ("first boot completed (cloud-init write_files, runcmd, then its script)", "2"),
+    ("deployment.toml where API-M reads it equals the renderer's", "1"),
+    ("deployment.toml where API-M reads it equals the renderer's", "2"),
+    ("share mounted at /opt/wso2/wso2am-4.3.0/repository/deployment/server", "1"),
+    ("share mounted at /opt/wso2/wso2am-4.3.0/repository/deployment/server", "2"),
+    ("mount retried while the share was unreachable (5s), then succeeded", "1"),
+    ("mount retried while the share was unreachable (5s), then succeeded", "2"),
+    ("systemd unit installed and enabled: start script, user, restart policy", "1"),
+    ("systemd unit installed and enabled: start script, user, restart policy", "2"),
+    ("service started", "1"),
+    ("service started", "2"),
+    ("share seeded exactly once though both booted together", "both"),
+    ("a file written under the share on node 1 is seen on node 2", "1->2"),
+    ("reached the peer's 9611, 9711 and 5672", "1"),
+    ("reached the peer's 9611, 9711 and 5672", "2"),
+    ("9443 answers (probed from the peer)", "1"),
+    ("9443 answers (probed from the peer)", "2"),
+    ("no route out of the node namespaces", "both"),
+    ("second boot (as on reboot) duplicates nothing: fstab, user, unit, seeding, mount, service", "1"),
+    ("second boot (as on reboot) duplicates nothing: fstab, user, unit, seeding, mount, service", "2"),
+    ("node 1 stopped: node 2 keeps answering on 9443", "2"),
+    ("broken deployment.toml: boot fails and says which file and line", "1"),
+]
+
+
+@pytest.fixture(scope="module")
+def checks():
+    return {(c.name, c.node): c for c in Rehearsal(share_delay=5.0).run()}
+
+
+def test_rehearsal_reports_exactly_the_expected_checks(checks):
+    assert sorted(checks) == sorted(EXPECTED), [c for c in checks.values() if not c.passed]
+
+
+@pytest.mark.parametrize("name, node", EXPECTED, ids=[f"{n}[node {m}]" for n, m in EXPECTED])
+def test_check(checks, name, node):
+    check = checks.get((name, node))
+    assert check is not None, f"check missing: {name} (node {node})"
+    assert check.passed, check.detail
