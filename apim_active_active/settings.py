@@ -63,6 +63,9 @@ class NetworkSettings(_Strict):
     client_cidrs: tuple[IPv4Network, ...] = Field(
         (), description="CIDRs allowed to reach the nodes' management port 9443. Empty: no client access."
     )
+    flow_logs_retention_days: int = Field(
+        365, ge=0, description="A new VPC's flow logs (all traffic) kept this many days in CloudWatch Logs; 0: no flow logs."
+    )
 
     @field_validator("subnet_ids")
     @classmethod
@@ -127,10 +130,7 @@ class ApimSettings(_Strict):
     @field_validator("archive_url")
     @classmethod
     def _archive_url(cls, value: str) -> str:
-        url = urlparse(value)
-        if url.scheme not in ("s3", "https") or not url.netloc or not url.path.endswith(".zip"):
-            raise ValueError("must be s3://bucket/key.zip or https://host/path.zip")
-        return value
+        return _artifact_url(value, ".zip")
 
     @model_validator(mode="after")
     def _version_and_jdk(self) -> ApimSettings:
@@ -152,6 +152,66 @@ class SharedFsSettings(_Strict):
         "elastic", description="EFS throughput mode; elastic avoids burst-credit exhaustion."
     )
     backup: bool = Field(True, description="AWS Backup policy on the file system.")
+    tls_only_policy: bool = Field(
+        True,
+        description="File system policy: only the node role may mount, only through a mount target, only over TLS.",
+    )
+
+
+def _artifact_url(value: str, suffix: str) -> str:
+    url = urlparse(value)
+    if url.scheme not in ("s3", "https") or not url.netloc or not url.path.endswith(suffix):
+        raise ValueError(f"must be s3://bucket/key{suffix} or https://host/path{suffix}")
+    return value
+
+
+class ExistingDatabase(_Strict):
+    host: str = Field(pattern=r"^[A-Za-z0-9.-]+$", description="Address of a database the nodes can reach.")
+    port: int = Field(ge=1, le=65535, description="Its port.")
+    secret_arn: str = Field(
+        pattern=r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$",
+        description="Secrets Manager secret with JSON `username` and `password` of a user that may create the two databases.",
+    )
+    cidr: IPv4Network = Field(description="Network the database is in: the nodes may reach its port there.")
+
+
+class DatabaseSettings(_Strict):
+    engine: Literal["mysql", "postgres"] = Field("mysql", description="MySQL 8 (default) or PostgreSQL 16.")
+    existing: ExistingDatabase | None = Field(None, description="Use this database instead of creating RDS.")
+    instance_class: str = Field("db.m6g.large", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$", description="RDS instance class.")
+    allocated_storage_gb: int = Field(50, ge=20, le=65536, description="RDS storage (gp3, encrypted), GiB.")
+    multi_az: bool = Field(True, description="RDS standby in a second zone.")
+    deletion_protection: bool = Field(True, description="RDS refuses deletion until this is turned off.")
+    backup_retention_days: int = Field(7, ge=1, le=35, description="RDS automated backups kept this many days.")
+    performance_insights: bool = Field(True, description="RDS Performance Insights (encrypted with the stack's key).")
+    enhanced_monitoring_seconds: Literal[0, 1, 5, 10, 15, 30, 60] = Field(
+        60, description="RDS enhanced monitoring interval; 0 turns it off."
+    )
+    jdbc_driver_url: str = Field(
+        description="Where the nodes get the JDBC driver jar (s3://... read with the instance role, or https://...); "
+        "it goes to repository/components/lib."
+    )
+
+    @field_validator("jdbc_driver_url")
+    @classmethod
+    def _driver(cls, value: str) -> str:
+        return _artifact_url(value, ".jar")
+
+
+class EncryptionSettings(_Strict):
+    deletion_window_days: int = Field(
+        30, ge=7, le=30, description="Days a deleted KMS key waits before it is gone (its data with it)."
+    )
+    secret_recovery_days: int = Field(
+        30, ge=0, le=30, description="Days a deleted secret can be restored; 0 deletes at once (lets a stack be re-created)."
+    )
+
+    @field_validator("secret_recovery_days")
+    @classmethod
+    def _recovery(cls, value: int) -> int:
+        if 0 < value < 7:
+            raise ValueError("Secrets Manager takes 0 (delete at once) or 7-30 days")
+        return value
 
 
 class EmulatorSettings(_Strict):
@@ -184,7 +244,9 @@ class Settings(_Strict):
     network: NetworkSettings
     node: NodeSettings
     apim: ApimSettings
+    database: DatabaseSettings
     shared_fs: SharedFsSettings = SharedFsSettings()
+    encryption: EncryptionSettings = EncryptionSettings()
     emulator: EmulatorSettings | None = Field(None, description="Set only in the local environment.")
     tags: dict[str, str] = Field({}, description="Tags on every resource (besides Name, Environment, ManagedBy).")
 
@@ -196,11 +258,12 @@ class Settings(_Strict):
         for zone in self.availability_zones:
             if not (zone.startswith(self.region) and len(zone) == len(self.region) + 1 and zone[-1].isalpha()):
                 raise ValueError(f"availability_zones: {zone!r} is not a zone of region {self.region}")
-        if self.network.vpc_cidr is not None and not self.apim.archive_url.startswith("s3://"):
-            raise ValueError(
-                "apim.archive_url: a new VPC has no internet egress (only an S3 endpoint); "
-                "use an s3:// archive, or existing subnets that have egress"
-            )
+        for name, url in (("apim.archive_url", self.apim.archive_url), ("database.jdbc_driver_url", self.database.jdbc_driver_url)):
+            if self.network.vpc_cidr is not None and not url.startswith("s3://"):
+                raise ValueError(
+                    f"{name}: a new VPC has no internet egress (only an S3 endpoint); "
+                    "use s3://, or existing subnets that have egress"
+                )
         return self
 
     @property

@@ -2,16 +2,31 @@
 from __future__ import annotations
 
 import copy
+import json
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
+from apim_active_active.renderers.boot_script import Deployed
 from apim_active_active.settings import Settings, load_environments
 from scripts.local_stack import tool_env  # noqa: F401 (re-exported for tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ROOT / "environments"
+
+# Stand-ins for what only an applied stack knows, for renderer tests.
+DEPLOYED = Deployed(
+    efs_id="fs-0123456789abcdef0",
+    db_host="apim-local-db.abc.us-east-1.rds.amazonaws.com",
+    db_port=3306,
+    db_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-1-AbCdEf",
+    admin_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:apim-local/apim-admin-AbCdEf",
+    keystore_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:apim-local/keystore-AbCdEf",
+)
+
 
 def local_settings_dict() -> dict:
     return tomllib.loads((ENVIRONMENTS / "local.toml").read_text())
@@ -25,3 +40,28 @@ def local_dict() -> dict:
 @pytest.fixture(scope="session")
 def environments() -> dict[str, Settings]:
     return load_environments(ENVIRONMENTS, environ={})
+
+# Synthesized once per test session (real cdktf, real jsii); used by tests/synth and tests/policy.
+
+def synthesize(outdir: Path, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "main.py")],
+        env=tool_env(**{"CDKTF_OUTDIR": str(outdir), "APIM_STATE_DIR": str(outdir / "state"), **env}),
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory) -> Path:
+    outdir = tmp_path_factory.mktemp("synth")
+    result = synthesize(outdir)
+    assert result.returncode == 0, result.stderr
+    return outdir
+
+
+@pytest.fixture(scope="session")
+def stacks(synth_dir) -> dict[str, dict]:
+    return {
+        path.parent.name: json.loads(path.read_text())
+        for path in sorted((synth_dir / "stacks").glob("*/cdk.tf.json"))
+    }

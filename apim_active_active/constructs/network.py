@@ -1,11 +1,14 @@
 """Network: a new VPC with one private subnet per zone, or the existing subnets named in the settings.
 
 Defaults: no internet gateway and no public addresses; an S3 gateway endpoint gives the nodes
-their packages (Amazon Linux 2023 repositories are in S3) and the product archive.
+their packages (Amazon Linux 2023 repositories are in S3) and the product archive; the VPC's default
+security group taken over with no rules; flow logs of all traffic to a CloudWatch log group encrypted
+with the stack's key (`network.flow_logs_retention_days`).
 Exposes: vpc_id, subnet_ids (zone order).
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from constructs import Construct
@@ -18,6 +21,7 @@ from apim_active_active.settings import Settings
 @dataclass(frozen=True)
 class NetworkProps:
     settings: Settings
+    kms_key_arn: str
 
 
 class Network(Construct):
@@ -36,6 +40,11 @@ class Network(Construct):
             enable_dns_hostnames=True,
             tags={"Name": resource_name(settings, "vpc")},
         )
+        aws.default_security_group.DefaultSecurityGroup(
+            self, "default_group", vpc_id=vpc.id, tags={"Name": resource_name(settings, "default-unused")}
+        )
+        if net.flow_logs_retention_days:
+            self._flow_logs(settings, vpc.id, props.kms_key_arn)
         routes = aws.route_table.RouteTable(
             self, "private_routes", vpc_id=vpc.id, tags={"Name": resource_name(settings, "private")}
         )
@@ -63,4 +72,45 @@ class Network(Construct):
             vpc_endpoint_type="Gateway",
             route_table_ids=[routes.id],
             tags={"Name": resource_name(settings, "s3")},
+        )
+
+    def _flow_logs(self, settings: Settings, vpc_id: str, kms_key_arn: str) -> None:
+        group = aws.cloudwatch_log_group.CloudwatchLogGroup(
+            self,
+            "flow_log_group",
+            name=f"/{settings.name_prefix}/vpc-flow-logs",
+            retention_in_days=settings.network.flow_logs_retention_days,
+            kms_key_id=kms_key_arn,
+        )
+        assume = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "vpc-flow-logs.amazonaws.com"}, "Action": "sts:AssumeRole"}
+            ],
+        }
+        role = aws.iam_role.IamRole(
+            self, "flow_log_role", name=resource_name(settings, "flow-logs"), assume_role_policy=json.dumps(assume)
+        )
+        deliver = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                    "Resource": f"{group.arn}:*",
+                }
+            ],
+        }
+        aws.iam_role_policy.IamRolePolicy(
+            self, "flow_log_delivery", name="deliver-flow-logs", role=role.id, policy=json.dumps(deliver)
+        )
+        aws.flow_log.FlowLog(
+            self,
+            "flow_log",
+            vpc_id=vpc_id,
+            traffic_type="ALL",
+            log_destination_type="cloud-watch-logs",
+            log_destination=group.arn,
+            iam_role_arn=role.arn,
+            tags={"Name": resource_name(settings, "flow-logs")},
         )

@@ -2,7 +2,7 @@
 
 The address is known before boot (settings.network.node_ip), so each node's deployment.toml
 names its peer without a dependency cycle.
-Defaults: IMDSv2 required, hop limit 1; encrypted gp3 root volume; no SSH key; user data that
+Defaults: IMDSv2 required, hop limit 1; gp3 root volume encrypted with the stack's key; no SSH key; user data that
 replaces the instance when it changes (cloud-init only runs it on first boot).
 Exposes: instance_id, private_ip.
 """
@@ -26,6 +26,7 @@ class NodeProps:
     subnet_id: str
     security_group_id: str
     instance_profile_name: str
+    kms_key_arn: str
     user_data: str
     depends_on: tuple[ITerraformDependable, ...] = ()
 
@@ -51,11 +52,13 @@ class Node(Construct):
             user_data=props.user_data,
             user_data_replace_on_change=True,
             monitoring=settings.node.detailed_monitoring,
+            ebs_optimized=True,
             metadata_options=aws.instance.InstanceMetadataOptions(
                 http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1
             ),
             root_block_device=aws.instance.InstanceRootBlockDevice(
-                volume_type="gp3", volume_size=settings.node.root_volume_gb, encrypted=True
+                volume_type="gp3", volume_size=settings.node.root_volume_gb, encrypted=True,
+                kms_key_id=props.kms_key_arn,
             ),
             tags={"Name": resource_name(settings, f"node-{props.index + 1}")},
             depends_on=list(props.depends_on) or None,

@@ -1,8 +1,9 @@
 """Node identity: the IAM role and instance profile both nodes run with.
 
 Defaults: EC2 may assume it; Session Manager access (AmazonSSMManagedInstanceCore) instead of SSH;
-read access to exactly the product archive object when it is in S3.
-Exposes: instance_profile_name, role_name.
+read access to exactly the product archive and JDBC driver objects when they are in S3; `grant()`
+adds statements on exact ARNs (the stack grants the secrets and the key).
+Exposes: instance_profile_name, role_name, role_arn.
 """
 from __future__ import annotations
 
@@ -24,17 +25,12 @@ class NodeIdentityProps:
     settings: Settings
 
 
-def archive_read_policy(archive_url: str) -> str | None:
-    """Least-privilege policy for an s3:// product archive; None for https://."""
-    url = urlparse(archive_url)
-    if url.scheme != "s3":
+def artifact_read_policy(*urls: str) -> str | None:
+    """Least-privilege read of the s3:// artifacts among urls; None when none is in S3."""
+    objects = [f"arn:aws:s3:::{u.netloc}{u.path}" for u in map(urlparse, urls) if u.scheme == "s3"]
+    if not objects:
         return None
-    statement = {
-        "Sid": "ReadProductArchive",
-        "Effect": "Allow",
-        "Action": "s3:GetObject",
-        "Resource": f"arn:aws:s3:::{url.netloc}{url.path}",
-    }
+    statement = {"Sid": "ReadArtifacts", "Effect": "Allow", "Action": "s3:GetObject", "Resource": objects}
     return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
 
 
@@ -54,13 +50,20 @@ class NodeIdentity(Construct):
         aws.iam_role_policy_attachment.IamRolePolicyAttachment(
             self, "ssm_core", role=role.name, policy_arn=SSM_CORE_POLICY
         )
-        archive_policy = archive_read_policy(settings.apim.archive_url)
-        if archive_policy:
-            aws.iam_role_policy.IamRolePolicy(
-                self, "archive", name="read-product-archive", role=role.id, policy=archive_policy
-            )
+        artifacts = artifact_read_policy(settings.apim.archive_url, settings.database.jdbc_driver_url)
+        if artifacts:
+            aws.iam_role_policy.IamRolePolicy(self, "artifacts", name="read-artifacts", role=role.id, policy=artifacts)
         profile = aws.iam_instance_profile.IamInstanceProfile(
             self, "profile", name=resource_name(settings, "node"), role=role.name
         )
+        self._role_id = role.id
         self.role_name: str = role.name
+        self.role_arn: str = role.arn
         self.instance_profile_name: str = profile.name
+
+    def grant(self, id_: str, statements: list[dict]) -> None:
+        """An inline policy of the node role with these statements (exact resources, please)."""
+        aws.iam_role_policy.IamRolePolicy(
+            self, id_, name=id_.replace("_", "-"), role=self._role_id,
+            policy=json.dumps({"Version": "2012-10-17", "Statement": statements}),
+        )

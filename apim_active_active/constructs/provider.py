@@ -8,7 +8,7 @@ from apim_active_active.names import default_tags
 from apim_active_active.settings import Settings
 
 # Services the stacks call; each gets the emulator endpoint in `local`.
-EMULATED_SERVICES = ("ec2", "efs", "iam", "kms", "s3", "secretsmanager", "ssm", "sts")
+EMULATED_SERVICES = ("cloudwatchlogs", "ec2", "efs", "iam", "kms", "rds", "s3", "secretsmanager", "ssm", "sts")
 
 
 def configure_provider(scope: Construct, settings: Settings, environment: str) -> aws.provider.AwsProvider:

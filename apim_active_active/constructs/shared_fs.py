@@ -1,12 +1,14 @@
 """Shared file system: an encrypted EFS file system with a mount target in each node's subnet.
 
-Defaults: encrypted at rest; elastic throughput; its own security group admitting NFS (2049)
+Defaults: encrypted at rest with the stack's KMS key; a file system policy that lets only the node
+role mount, through a mount target, and denies every request made without TLS (`shared_fs.tls_only_policy`); elastic throughput; its own security group admitting NFS (2049)
 only from the nodes' group; the nodes' group may reach it on 2049; AWS Backup on unless
 `shared_fs.backup = false`.
 Exposes: file_system_id, dns_name, security_group_id, mount_targets.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from constructs import Construct
@@ -25,6 +27,28 @@ class SharedFileSystemProps:
     vpc_id: str
     subnet_ids: list[str]
     peers: PeerSecurity
+    kms_key_arn: str
+    node_role_arn: str
+
+
+def tls_only_policy(file_system_arn: str, node_role_arn: str) -> str:
+    nodes_mount = {
+        "Sid": "NodesMountThroughMountTargets",
+        "Effect": "Allow",
+        "Principal": {"AWS": node_role_arn},
+        "Action": ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite", "elasticfilesystem:ClientRootAccess"],
+        "Resource": file_system_arn,
+        "Condition": {"Bool": {"elasticfilesystem:AccessedViaMountTarget": "true"}},
+    }
+    deny_plain = {
+        "Sid": "DenyWithoutTls",
+        "Effect": "Deny",
+        "Principal": {"AWS": "*"},
+        "Action": "*",
+        "Resource": file_system_arn,
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [nodes_mount, deny_plain]})
 
 
 class SharedFileSystem(Construct):
@@ -56,10 +80,16 @@ class SharedFileSystem(Construct):
             "share",
             creation_token=resource_name(settings, "share"),
             encrypted=True,
+            kms_key_id=props.kms_key_arn,
             performance_mode="generalPurpose",
             throughput_mode=settings.shared_fs.throughput_mode,
             tags={"Name": resource_name(settings, "share")},
         )
+        if settings.shared_fs.tls_only_policy:
+            aws.efs_file_system_policy.EfsFileSystemPolicy(
+                self, "policy", file_system_id=file_system.id,
+                policy=tls_only_policy(file_system.arn, props.node_role_arn),
+            )
         self.mount_targets = [
             aws.efs_mount_target.EfsMountTarget(
                 self,
@@ -79,4 +109,5 @@ class SharedFileSystem(Construct):
             )
         self.file_system_id: str = file_system.id
         self.dns_name: str = file_system.dns_name
+        self.arn: str = file_system.arn
         self.security_group_id: str = group.id

@@ -5,12 +5,22 @@ The boot step (files/wso2am-boot.sh) is the same on every node; what differs per
 """
 from __future__ import annotations
 
+import base64
+import gzip
 import shlex
+from dataclasses import dataclass
 from importlib.resources import files
 
 import yaml
 
-from apim_active_active.renderers.deployment_toml import render_deployment_toml
+from apim_active_active.engines import APIM_DB_MARKER_TABLE, ENGINES, SHARED_DB_MARKER_TABLE
+from apim_active_active.renderers.deployment_toml import (
+    KEYSTORE_ALIAS,
+    KEYSTORE_FILE,
+    TRUSTSTORE_FILE,
+    node_ips,
+    render_deployment_toml,
+)
 from apim_active_active.settings import Settings
 from apim_active_active.versions import traits
 
@@ -18,10 +28,25 @@ CONFIG_DIR = "/etc/wso2am"
 NODE_ENV = f"{CONFIG_DIR}/node.env"
 CONFIG_SOURCE = f"{CONFIG_DIR}/deployment.toml"
 RUNTIME_ENV = f"{CONFIG_DIR}/runtime.env"
+SECRETS_FILE = f"{CONFIG_DIR}/secrets.env"
 BOOT_SCRIPT = "/usr/local/sbin/wso2am-boot"
 SERVICE = "wso2am.service"
-# AWS's recommended NFS options for EFS; _netdev waits for the network at boot.
-EFS_MOUNT_OPTIONS = "nfsvers=4.1,rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,noresvport,_netdev"
+# amazon-efs-utils: TLS in transit (the file system policy denies anything else), IAM authorization
+# with the instance role; it applies AWS's recommended NFS options itself. _netdev waits for the network.
+EFS_MOUNT_OPTIONS = "_netdev,noresvport,tls,iam"
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What is only known once the stack is applied. The stack passes placeholders and swaps them for
+    Terraform references after rendering; tests pass literal values."""
+
+    efs_id: str
+    db_host: str
+    db_port: int
+    db_secret_arn: str
+    admin_secret_arn: str
+    keystore_secret_arn: str
 
 
 def boot_script_text() -> str:
@@ -39,8 +64,22 @@ def java_package_and_home(jdk: int) -> tuple[str, str]:
     return f"java-{jdk}-amazon-corretto-headless", f"/usr/lib/jvm/java-{jdk}-amazon-corretto"
 
 
-def render_node_env(settings: Settings, efs_dns_name: str) -> str:
+def efs_dns_name(settings: Settings, efs_id: str) -> str:
+    """The name amazon-efs-utils resolves for a file system (and the boot step waits for)."""
+    return f"{efs_id}.efs.{settings.region}.amazonaws.com"
+
+
+def certificate_names(settings: Settings) -> tuple[str, str]:
+    """CN and subjectAltName of the pair's shared certificate: the public name and both nodes."""
+    name = settings.apim.hostname or f"{settings.name_prefix}.apim.internal"
+    san = [f"dns:{name}", "dns:localhost"] + [f"ip:{ip}" for ip in node_ips(settings)]
+    return name, ",".join(san)
+
+
+def render_node_env(settings: Settings, deployed: Deployed) -> str:
     apim = settings.apim
+    engine = ENGINES[settings.database.engine]
+    cert_name, cert_san = certificate_names(settings)
     values = {
         "APIM_HOME": apim.home,
         "ARCHIVE_URL": apim.archive_url,
@@ -48,7 +87,8 @@ def render_node_env(settings: Settings, efs_dns_name: str) -> str:
         "START_SCRIPT": traits(apim.version).start_script,
         "OS_USER": apim.os_user,
         "OS_UID": str(apim.os_uid),
-        "EFS_DNS": efs_dns_name,
+        "EFS_ID": deployed.efs_id,
+        "EFS_DNS": efs_dns_name(settings, deployed.efs_id),
         "SHARE_DIR": share_dir(settings),
         "MOUNT_OPTIONS": EFS_MOUNT_OPTIONS,
         "CONFIG_SOURCE": CONFIG_SOURCE,
@@ -57,6 +97,24 @@ def render_node_env(settings: Settings, efs_dns_name: str) -> str:
         "RUNTIME_ENV": RUNTIME_ENV,
         "SERVICE": SERVICE,
         "AWS_REGION": settings.region,
+        "SECRETS_FILE": SECRETS_FILE,
+        "JDBC_DRIVER_URL": settings.database.jdbc_driver_url,
+        "DB_ENGINE": settings.database.engine,
+        "DB_HOST": deployed.db_host,
+        "DB_PORT": str(deployed.db_port),
+        "APIM_DB": engine.apim_db,
+        "SHARED_DB": engine.shared_db,
+        "DB_SCRIPT": engine.script,
+        "SHARED_DB_MARKER": SHARED_DB_MARKER_TABLE,
+        "APIM_DB_MARKER": APIM_DB_MARKER_TABLE,
+        "DB_SECRET_ARN": deployed.db_secret_arn,
+        "ADMIN_SECRET_ARN": deployed.admin_secret_arn,
+        "KEYSTORE_SECRET_ARN": deployed.keystore_secret_arn,
+        "KEYSTORE_FILE": KEYSTORE_FILE,
+        "KEYSTORE_ALIAS": KEYSTORE_ALIAS,
+        "TRUSTSTORE_FILE": TRUSTSTORE_FILE,
+        "CERT_NAME": cert_name,
+        "CERT_SAN": cert_san,
     }
     return "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items())
 
@@ -76,6 +134,7 @@ Type=forking
 User={settings.apim.os_user}
 Group={settings.apim.os_user}
 EnvironmentFile={RUNTIME_ENV}
+EnvironmentFile={SECRETS_FILE}
 ExecStart={script} start
 ExecStop={script} stop
 PIDFile={home}/repository/wso2carbon.pid
@@ -101,19 +160,33 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _LiteralBlocks.add_representer(str, _represent_str)
 
 
-def _file(path: str, content: str, permissions: str) -> dict:
-    return {"path": path, "owner": "root:root", "permissions": permissions, "content": content}
+def _file(path: str, content: str, permissions: str, *, compress: bool = False) -> dict:
+    """A write_files entry. EC2 user data is at most 16 KB: the static boot step travels gzipped
+    (cloud-init decodes it); mtime=0 keeps the synthesized output byte-identical between runs."""
+    entry = {"path": path, "owner": "root:root", "permissions": permissions}
+    if compress:
+        return entry | {"encoding": "gz+b64", "content": base64.b64encode(gzip.compress(content.encode(), mtime=0)).decode()}
+    return entry | {"content": content}
 
 
-def render_user_data(settings: Settings, node_index: int, efs_dns_name: str) -> str:
-    """cloud-config for node 0 or 1. efs_dns_name may be a Terraform token (resolved at apply)."""
+def file_content(entry: dict) -> str:
+    """The text a write_files entry writes (for readers of user data: tests, the rehearsal, the demo)."""
+    if entry.get("encoding") == "gz+b64":
+        return gzip.decompress(base64.b64decode(entry["content"])).decode()
+    return entry["content"]
+
+
+def render_user_data(settings: Settings, node_index: int, deployed: Deployed) -> str:
+    """cloud-config for node 0 or 1."""
+    packages = ["amazon-efs-utils", "unzip", "openssl", "python3", java_package_and_home(settings.apim.jdk)[0],
+                ENGINES[settings.database.engine].client_package]
     cloud_config = {
-        "packages": ["nfs-utils", "unzip", java_package_and_home(settings.apim.jdk)[0]],
+        "packages": packages,
         "write_files": [
-            _file(NODE_ENV, render_node_env(settings, efs_dns_name), "0644"),
-            _file(CONFIG_SOURCE, render_deployment_toml(settings, node_index), "0644"),
+            _file(NODE_ENV, render_node_env(settings, deployed), "0644"),
+            _file(CONFIG_SOURCE, render_deployment_toml(settings, node_index, deployed.db_host, deployed.db_port), "0644"),
             _file(f"/etc/systemd/system/{SERVICE}", render_systemd_unit(settings), "0644"),
-            _file(BOOT_SCRIPT, boot_script_text(), "0755"),
+            _file(BOOT_SCRIPT, boot_script_text(), "0755", compress=True),
         ],
         "runcmd": [[BOOT_SCRIPT]],
     }

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import tomli_w
 
+from apim_active_active.engines import ENGINES, jdbc_url
 from apim_active_active.settings import Settings
 from apim_active_active.versions import traits
 
@@ -63,16 +64,51 @@ def _throttling(settings: Settings, node_index: int) -> dict:
     return throttling
 
 
-def render_deployment_toml(settings: Settings, node_index: int) -> str:
-    """deployment.toml for node 0 or 1. Database, keystores and admin come from the product defaults."""
+# Secret values never appear in the file: API-M reads them from the environment the unit gets
+# from the root-only secrets file the boot step writes.
+ADMIN_PASSWORD_ENV = "APIM_ADMIN_PASSWORD"
+DB_USERNAME_ENV = "APIM_DB_USERNAME"
+DB_PASSWORD_ENV = "APIM_DB_PASSWORD"
+KEYSTORE_PASSWORD_ENV = "APIM_KEYSTORE_PASSWORD"
+KEYSTORE_FILE = "wso2carbon.jks"
+KEYSTORE_ALIAS = "wso2carbon"
+TRUSTSTORE_FILE = "client-truststore.jks"
+
+
+def _database(settings: Settings, db_host: str, db_port: int) -> dict:
+    engine = ENGINES[settings.database.engine]
+    credentials = {"username": f"$env{{{DB_USERNAME_ENV}}}", "password": f"$env{{{DB_PASSWORD_ENV}}}"}
+    return {
+        name: {"type": engine.toml_type, "url": jdbc_url(engine, db_host, db_port, database), **credentials}
+        for name, database in (("apim_db", engine.apim_db), ("shared_db", engine.shared_db))
+    }
+
+
+def _keystores() -> tuple[dict, dict]:
+    password = f"$env{{{KEYSTORE_PASSWORD_ENV}}}"
+    store = {"file_name": KEYSTORE_FILE, "type": "JKS", "password": password, "alias": KEYSTORE_ALIAS, "key_password": password}
+    return {"tls": store, "primary": store}, {"file_name": TRUSTSTORE_FILE, "type": "JKS", "password": password}
+
+
+def render_deployment_toml(settings: Settings, node_index: int, db_host: str, db_port: int) -> str:
+    """deployment.toml for node 0 or 1; db_host may be a placeholder the stack swaps for the RDS address."""
     if node_index not in (0, 1):
         raise ValueError(f"node_index must be 0 or 1, not {node_index}")
+    keystore, truststore = _keystores()
     document = {
         "server": {
             "hostname": hostname(settings, node_index),
             "node_ip": node_ips(settings)[node_index],
             "server_role": "default",
         },
+        "super_admin": {
+            "username": "admin",
+            "password": f"$env{{{ADMIN_PASSWORD_ENV}}}",
+            "create_admin_account": True,
+        },
+        "database": _database(settings, db_host, db_port),
+        "keystore": keystore,
+        "truststore": truststore,
         "apim": {
             "gateway": {"environment": [_gateway_environment(settings, node_index)]},
             "throttling": _throttling(settings, node_index),

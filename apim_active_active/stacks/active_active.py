@@ -1,6 +1,7 @@
 """The active-active stack: network, peer security, shared file system, identity and two nodes."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from cdktf import LocalBackend, TerraformOutput, TerraformStack
@@ -13,13 +14,31 @@ from apim_active_active.constructs.node import Node, NodeProps
 from apim_active_active.constructs.node_identity import NodeIdentity, NodeIdentityProps
 from apim_active_active.constructs.peer_security import PeerSecurity, PeerSecurityProps
 from apim_active_active.constructs.provider import configure_provider
+from apim_active_active.constructs.encryption import StackKey, StackKeyProps
 from apim_active_active.constructs.shared_fs import SharedFileSystem, SharedFileSystemProps
-from apim_active_active.renderers.boot_script import render_user_data
+from apim_active_active.constructs.database import Database, DatabaseProps
+from apim_active_active.constructs.generated_secrets import GeneratedSecrets, GeneratedSecretsProps
+from apim_active_active.renderers.boot_script import Deployed, render_user_data
 from apim_active_active.renderers.deployment_toml import MANAGEMENT_PORT
 from apim_active_active.settings import Settings
 from apim_active_active.terraform_text import embed
 
-EFS_DNS_PLACEHOLDER = "@@EFS_DNS_NAME@@"
+# Rendered with placeholders, then swapped for Terraform references (the renderers stay cdktf-free).
+PLACEHOLDERS = Deployed(
+    efs_id="@@EFS_ID@@", db_host="@@DB_HOST@@", db_port=0, db_secret_arn="@@DB_SECRET_ARN@@",
+    admin_secret_arn="@@ADMIN_SECRET_ARN@@", keystore_secret_arn="@@KEYSTORE_SECRET_ARN@@",
+)
+
+
+def secret_statements(database: Database, secrets: GeneratedSecrets, key: StackKey) -> list[dict]:
+    """What the nodes may do with the secrets: read all three, write the two they generate."""
+    return [
+        {"Sid": "ReadSecrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+         "Resource": [database.secret_arn, secrets.admin_arn, secrets.keystore_arn]},
+        {"Sid": "GenerateOnce", "Effect": "Allow", "Action": "secretsmanager:PutSecretValue",
+         "Resource": [secrets.admin_arn, secrets.keystore_arn]},
+        {"Sid": "StackKey", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": key.key_arn},
+    ]
 
 
 class ActiveActiveStack(TerraformStack):
@@ -27,14 +46,36 @@ class ActiveActiveStack(TerraformStack):
         super().__init__(scope, environment)
         LocalBackend(self, path=str(state_dir / f"{environment}.tfstate"))
         configure_provider(self, settings, environment)
-        network = Network(self, "network", NetworkProps(settings=settings))
+        key = StackKey(self, "encryption", StackKeyProps(settings=settings))
+        network = Network(self, "network", NetworkProps(settings=settings, kms_key_arn=key.key_arn))
         peers = PeerSecurity(self, "peer_security", PeerSecurityProps(settings=settings, vpc_id=network.vpc_id))
+        identity = NodeIdentity(self, "node_identity", NodeIdentityProps(settings=settings))
         share = SharedFileSystem(
             self,
             "shared_fs",
-            SharedFileSystemProps(settings=settings, vpc_id=network.vpc_id, subnet_ids=network.subnet_ids, peers=peers),
+            SharedFileSystemProps(
+                settings=settings, vpc_id=network.vpc_id, subnet_ids=network.subnet_ids, peers=peers,
+                kms_key_arn=key.key_arn, node_role_arn=identity.role_arn,
+            ),
         )
-        identity = NodeIdentity(self, "node_identity", NodeIdentityProps(settings=settings))
+        database = Database(
+            self,
+            "database",
+            DatabaseProps(
+                settings=settings, vpc_id=network.vpc_id, subnet_ids=network.subnet_ids, peers=peers,
+                kms_key_arn=key.key_arn,
+            ),
+        )
+        secrets = GeneratedSecrets(self, "secrets", GeneratedSecretsProps(settings=settings, kms_key_arn=key.key_arn))
+        identity.grant("use_secrets", secret_statements(database, secrets, key))
+        deployed = {
+            PLACEHOLDERS.efs_id: share.file_system_id,
+            PLACEHOLDERS.db_host: database.host,
+            PLACEHOLDERS.db_secret_arn: database.secret_arn,
+            PLACEHOLDERS.admin_secret_arn: secrets.admin_arn,
+            PLACEHOLDERS.keystore_secret_arn: secrets.keystore_arn,
+        }
+        placeholders = replace(PLACEHOLDERS, db_port=database.port)
         nodes = [
             Node(
                 self,
@@ -46,10 +87,8 @@ class ActiveActiveStack(TerraformStack):
                     subnet_id=network.subnet_ids[index],
                     security_group_id=peers.group_id,
                     instance_profile_name=identity.instance_profile_name,
-                    user_data=embed(
-                        render_user_data(settings, index, EFS_DNS_PLACEHOLDER),
-                        {EFS_DNS_PLACEHOLDER: share.dns_name},
-                    ),
+                    kms_key_arn=key.key_arn,
+                    user_data=embed(render_user_data(settings, index, placeholders), deployed),
                     depends_on=tuple(share.mount_targets),
                 ),
             )

@@ -78,9 +78,9 @@ class Lab:
         sh("ip", "link", "add", self.bridge, "type", "bridge")
         sh("ip", "link", "set", self.bridge, "up")
 
-    def add_efs(self, mount_target_addresses: list[str]) -> str:
-        self.efs_namespace = self._namespace("efs", mount_target_addresses)
-        return self.efs_namespace
+    def add_host(self, suffix: str, addresses: list[str]) -> str:
+        """A plain host (a namespace with these addresses) for a service the nodes reach."""
+        return self._namespace(suffix, addresses)
 
     def in_namespace(self, namespace: str, *command: str) -> subprocess.Popen:
         process = subprocess.Popen(["ip", "netns", "exec", namespace, *command],

@@ -1,6 +1,8 @@
 """Builds the STAND-IN product archive, laid out like the real wso2am-<version>.zip."""
 from __future__ import annotations
 
+import subprocess
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -15,6 +17,35 @@ SERVER_FILES = {
     "userstores/README": "stand-in\n",
     "webapps/README": "stand-in\n",
 }
+
+
+SCHEMA = {
+    "dbscripts/mysql.sql": "CREATE TABLE REG_RESOURCE (REG_PATH_ID INTEGER NOT NULL, REG_NAME VARCHAR(256));\n",
+    "dbscripts/apimgt/mysql.sql": "CREATE TABLE AM_API (API_ID INTEGER NOT NULL, API_NAME VARCHAR(256));\n",
+    "dbscripts/postgresql.sql": "CREATE TABLE REG_RESOURCE (REG_PATH_ID INTEGER NOT NULL, REG_NAME VARCHAR(256));\n",
+    "dbscripts/apimgt/postgresql.sql": "CREATE TABLE AM_API (API_ID INTEGER NOT NULL, API_NAME VARCHAR(256));\n",
+}
+
+
+def product_truststore() -> bytes:
+    """A small stand-in for the product's client-truststore.jks (its published default password)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "client-truststore.jks"
+        subprocess.run(
+            ["keytool", "-genkeypair", "-alias", "standin-ca", "-keyalg", "RSA", "-keysize", "2048", "-dname",
+             "CN=stand-in CA", "-keystore", str(store), "-storetype", "JKS", "-storepass", "wso2carbon",
+             "-keypass", "wso2carbon"],
+            check=True, capture_output=True,
+        )
+        return store.read_bytes()
+
+
+def build_jdbc_driver(name: str, destination: Path) -> Path:
+    """A STAND-IN JDBC driver jar (a zip with a manifest), uploaded where the settings say the real one is."""
+    jar = destination / name
+    with zipfile.ZipFile(jar, "w") as zipped:
+        zipped.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\nImplementation-Title: STAND-IN JDBC driver\n")
+    return jar
 
 
 def build_archive(version: str, destination: Path) -> Path:
@@ -35,4 +66,10 @@ def build_archive(version: str, destination: Path) -> Path:
         add("repository/logs/README", "logs\n")
         for name, text in SERVER_FILES.items():
             add(f"repository/deployment/server/{name}", text)
+        for name, text in SCHEMA.items():
+            add(name, text)
+        add("repository/components/lib/README", "JDBC drivers go here.\n")
+        info = zipfile.ZipInfo(f"{top}/repository/resources/security/client-truststore.jks")
+        info.external_attr = (0o100644) << 16
+        zipped.writestr(info, product_truststore())
     return archive

@@ -20,13 +20,14 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from apim_active_active.names import OUTPUT_EFS_DNS, OUTPUT_INSTANCE_IDS, OUTPUT_NODE_IPS
-from apim_active_active.renderers.boot_script import BOOT_SCRIPT, CONFIG_SOURCE, SERVICE, share_dir
+from apim_active_active.renderers.boot_script import BOOT_SCRIPT, CONFIG_SOURCE, SECRETS_FILE, SERVICE, share_dir
 from apim_active_active.renderers.deployment_toml import render_deployment_toml
 from apim_active_active.settings import Settings, load_settings
 from scripts.emulator import free_loopback_url, start
 from scripts.local_stack import ROOT, STACK, aws_env, cdktf, cdktf_flags, client
+from scripts.rehearsal.database import MariaDbStandIn
 from scripts.rehearsal.lab import Lab, NodeHost
-from scripts.rehearsal.product import build_archive
+from scripts.rehearsal.product import build_archive, build_jdbc_driver
 from scripts.rehearsal.stage import AWS_RELAY_PORT, USER_DATA, fresh_stage, stage_node
 from scripts.show_deployment import user_data
 
@@ -86,11 +87,17 @@ class Rehearsal:
             raise RuntimeError(f"cdktf deploy failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
         self.notes.append(f"deployed stack {STACK} to the emulator in {seconds:.0f}s")
         self.outputs = json.loads((self.work / "outputs.json").read_text())[STACK]
-        archive = urlparse(self.settings.apim.archive_url)
         s3 = client("s3", self.endpoint)
-        s3.create_bucket(Bucket=archive.netloc)
-        s3.upload_file(str(build_archive(self.settings.apim.version, self.work)), archive.netloc, archive.path.lstrip("/"))
-        self.notes.append(f"uploaded a STAND-IN product archive to {self.settings.apim.archive_url} in the emulator")
+        driver_url = self.settings.database.jdbc_driver_url
+        for url, artifact in (
+            (self.settings.apim.archive_url, build_archive(self.settings.apim.version, self.work)),
+            (driver_url, build_jdbc_driver(Path(urlparse(driver_url).path).name, self.work)),
+        ):
+            location = urlparse(url)
+            if location.netloc not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+                s3.create_bucket(Bucket=location.netloc)
+            s3.upload_file(str(artifact), location.netloc, location.path.lstrip("/"))
+        self.notes.append("uploaded a STAND-IN product archive and JDBC driver to the emulator's S3, where the settings say")
 
     def destroy(self) -> None:
         if hasattr(self, "env"):
@@ -111,27 +118,41 @@ class Rehearsal:
         target_in = {t["SubnetId"]: t["IpAddress"] for t in targets}
         return [user_data(ec2, i) for i in ids], self.outputs[OUTPUT_NODE_IPS], {i: target_in[subnet_of[i]] for i in ids}
 
+    def database_instance(self) -> tuple[str, dict]:
+        """The RDS endpoint name and the master user secret RDS manages, as an operator would read them."""
+        rds = client("rds", self.endpoint)
+        (db,) = rds.describe_db_instances(DBInstanceIdentifier=f"{self.settings.name_prefix}-db")["DBInstances"]
+        secret = client("secretsmanager", self.endpoint).get_secret_value(SecretId=db["MasterUserSecret"]["SecretArn"])
+        return db["Endpoint"]["Address"], json.loads(secret["SecretString"])
+
     # hosts -----------------------------------------------------------------------------------
     def open_lab(self) -> None:
         self.user_data, addresses, target_of = self.read_back()
         targets = [target_of[i] for i in self.outputs[OUTPUT_INSTANCE_IDS]]
-        if set(targets) & set(addresses):
-            raise RuntimeError(f"the emulator gave a mount target a node's address: {targets} {addresses}")
+        db_address = str(self.settings.network.subnet_cidrs[0].network_address + 200)
+        if len(set(targets) | set(addresses) | {db_address}) != len(set(targets)) + 3:
+            raise RuntimeError(f"address clash between mount targets, nodes and the database: {targets} {addresses}")
         self.targets = targets
         self.lab.open_network()
-        self.efs_ns = self.lab.add_efs(sorted(set(targets)))
+        self.efs_ns = self.lab.add_host("efs", sorted(set(targets)))
+        self.db_host, master = self.database_instance()
+        self.db_address = db_address
+        self.database = MariaDbStandIn(self.lab, self.work, db_address)
+        self.database.start(master["username"], master["password"])
+        self.notes.append(f"RDS stand-in: MariaDB with TLS at {db_address}, named {self.db_host} in the nodes' hosts files")
         self.socket = self.work / "aws.sock"
         port = urlparse(self.endpoint).port
         self.lab.processes.append(subprocess.Popen(
             ["socat", f"UNIX-LISTEN:{self.socket},fork,unlink-early", f"TCP:127.0.0.1:{port}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         self.nodes = [self.add_node(n, addresses[n], self.user_data[n], targets[n]) for n in (0, 1)]
-        self.notes.append("EFS stand-in: one shared folder bind-mounted into both nodes (no NFS client in this kernel)")
+        self.notes.append("EFS stand-in: one shared folder bind-mounted into both nodes by a stand-in mount.efs "
+                          "(no NFS client in this kernel)")
 
     def add_node(self, index: int, address: str, node_user_data: str, mount_target: str) -> NodeHost:
         stage = fresh_stage(self.work / f"stage-{index + 1}-{time.monotonic_ns()}")
         # Each zone resolves the EFS name to its own mount target, as Route 53 does for EFS.
-        stage_node(stage, node_user_data, {self.outputs[OUTPUT_EFS_DNS]: mount_target})
+        stage_node(stage, node_user_data, {self.outputs[OUTPUT_EFS_DNS]: mount_target, self.db_host: self.db_address})
         node = self.lab.add_node(index + 1, address, stage, self.export)
         self.lab.in_namespace(node.name, "socat", f"TCP-LISTEN:{AWS_RELAY_PORT},bind=127.0.0.1,fork,reuseaddr",
                               f"UNIX-CONNECT:{self.socket}")
@@ -182,7 +203,7 @@ class Rehearsal:
         for index, (node, text) in enumerate(zip(self.nodes, texts)):
             number = str(index + 1)
             written = node.path(f"{home}/repository/conf/deployment.toml")
-            expected = render_deployment_toml(self.settings, index)
+            expected = render_deployment_toml(self.settings, index, self.db_host, 3306)
             self.check("deployment.toml where API-M reads it equals the renderer's", number,
                        written.exists() and written.read_text() == expected, str(written).split("merged")[-1])
             self.check(f"share mounted at {share}", number, node.run("mountpoint", "-q", share).returncode == 0)
@@ -200,6 +221,7 @@ class Rehearsal:
         seen = self.nodes[1].run("cat", marker).stdout.strip()
         self.check("a file written under the share on node 1 is seen on node 2", "1->2", seen == "written-on-node-1")
         self.check_peers()
+        self.check_shared_state(texts)
         for index, node in enumerate(self.nodes):
             other = self.nodes[1 - index]
             answer = other.run("python3", "-c", PROBE_9443, node.address).stdout.strip()
@@ -207,6 +229,61 @@ class Rehearsal:
         route = self.nodes[0].run("ip", "route", "get", "192.0.2.1")
         self.check("no route out of the node namespaces", "both",
                    route.returncode != 0 and "unreachable" in route.stderr, route.stderr.strip())
+
+    def check_shared_state(self, texts: list[str]) -> None:
+        joined = "".join(texts)
+        generated = joined.count("generated the API-M admin password"), joined.count("generated the keystore of the pair")
+        self.check("admin password and keystore generated once for the pair", "both", generated == (1, 1),
+                   f"admin {generated[0]}x, keystore {generated[1]}x")
+        engine_dbs = ("WSO2SHARED_DB", "WSO2AM_DB")
+        created = [joined.count(f"created the schema of {db} ") for db in engine_dbs]
+        tables = {db: self.database.tables(db) for db in engine_dbs}
+        self.check("schema scripts ran once for the pair, into both databases", "both",
+                   created == [1, 1] and "REG_RESOURCE" in tables["WSO2SHARED_DB"] and "AM_API" in tables["WSO2AM_DB"],
+                   f"runs {created}, tables {tables}")
+        keystores = []
+        for index, node in enumerate(self.nodes):
+            number = str(index + 1)
+            secrets = node.path(SECRETS_FILE)
+            mode = oct(secrets.stat().st_mode & 0o777) if secrets.exists() else "missing"
+            names = sorted(line.split("=", 1)[0] for line in secrets.read_text().splitlines()) if secrets.exists() else []
+            self.check("secrets file root-only (0600) with the four values API-M reads", number,
+                       mode == "0o600" and secrets.stat().st_uid == 0 and len(names) == 4, f"{mode} {names}")
+            driver = node.path(f"{self.settings.apim.home}/repository/components/lib/"
+                               f"{Path(urlparse(self.settings.database.jdbc_driver_url).path).name}")
+            self.check("JDBC driver in repository/components/lib", number, driver.exists())
+            status = self.status(node)
+            self.check("API-M got its secrets from the environment, opened its keystore, reached the database", number,
+                       all(status.get("secrets_in_environment", {}).values()) and status.get("keystore_opens") is True
+                       and status.get("database_reached") == "ok",
+                       json.dumps({k: status.get(k) for k in ("secrets_in_environment", "keystore_opens", "database_reached")}))
+            store = node.path(f"{self.settings.apim.home}/repository/resources/security/wso2carbon.jks")
+            keystores.append(hashlib.sha256(store.read_bytes()).hexdigest() if store.exists() else "missing")
+        self.check("the same keystore on both nodes", "both", keystores[0] == keystores[1] != "missing")
+
+    def secret_values(self) -> dict[str, str]:
+        secrets = client("secretsmanager", self.endpoint)
+        admin = json.loads(secrets.get_secret_value(SecretId=f"{self.settings.name_prefix}/apim-admin")["SecretString"])
+        keystore = json.loads(secrets.get_secret_value(SecretId=f"{self.settings.name_prefix}/keystore")["SecretString"])
+        return {"admin password": admin["password"], "database password": self.database_instance()[1]["password"],
+                "keystore password": keystore["password"]}
+
+    def check_no_secret_anywhere(self) -> None:
+        """Search everything a reviewer could read for the real secret values."""
+        values = self.secret_values()
+        places = {
+            "cdk.tf.json": (self.work / "cdktf.out" / "stacks" / STACK / "cdk.tf.json").read_text(),
+            "Terraform state": (self.work / "state" / f"{STACK}.tfstate").read_text(),
+            "user data (read back)": "".join(self.user_data),
+            "boot and cloud-init logs": "".join(p.read_text() for p in self.work.glob("*boot*.log")),
+        }
+        for node in self.nodes:
+            for log in ("/var/log/rehearsal-systemctl.log", f"{self.settings.apim.home}/repository/logs/wso2carbon.log",
+                        f"{self.settings.apim.home}/repository/logs/standin-status.json"):
+                places[f"node log {log}"] = node.path(log).read_text() if node.path(log).exists() else ""
+        found = [f"{what} in {where}" for where, text in places.items() for what, value in values.items() if value in text]
+        self.check("no secret value in user data, cdk.tf.json, Terraform state or logs", "all", not found,
+                   "; ".join(found) or f"searched {len(places)} places for {len(values)} values")
 
     def check_unit(self, node: NodeHost, number: str) -> None:
         unit = node.path(f"/etc/systemd/system/{SERVICE}")
@@ -250,6 +327,8 @@ class Rehearsal:
             "wants": sorted(os.listdir(node.path("/etc/systemd/system/multi-user.target.wants"))),
             "pid": read(f"{self.settings.apim.home}/repository/wso2carbon.pid"),
             "mounts": node.run("findmnt", "-rn", "-o", "TARGET", share).stdout,
+            "secrets": hashlib.sha256(read(SECRETS_FILE).encode()).hexdigest(),
+            "schema": str(self.database.tables("WSO2AM_DB")),
         }
 
     def second_boot(self) -> None:
@@ -259,7 +338,7 @@ class Rehearsal:
             code = self.boot(node, BOOT_SCRIPT, log).wait(timeout=BOOT_SECONDS)
             after = self.snapshot(node)
             changed = [key for key in before if before[key] != after[key]]
-            self.check("second boot (as on reboot) duplicates nothing: fstab, user, unit, seeding, mount, service",
+            self.check("second boot (as on reboot) duplicates nothing: fstab, user, unit, seeding, mount, service, secrets, schema",
                        str(index + 1), code == 0 and not changed and len(after["fstab"]) == 1,
                        f"exit {code}" + (f", changed: {changed}" if changed else ""))
 
@@ -298,6 +377,7 @@ class Rehearsal:
             self.open_lab()
             texts = self.first_boot_of_both()
             self.check_first_boot(texts)
+            self.check_no_secret_anywhere()
             self.second_boot()
             self.stop_node_1()
             self.broken_config_boot()

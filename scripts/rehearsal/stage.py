@@ -16,12 +16,14 @@ AWS_RELAY_PORT = 4566
 
 NOT_REHEARSED = [
     "packages (dnf install nfs-utils, unzip, Corretto): this host is Debian; the stand-in product needs no JDK",
-    "EFS over NFS: this kernel has no NFS client; a stand-in mount.nfs4 resolves the EFS name, needs the mount "
+    "EFS over NFS with TLS (amazon-efs-utils, stunnel): this kernel has no NFS client and efs-utils is not in "
+    "Debian; a stand-in mount.efs refuses a mount without `tls`, resolves the EFS name, needs the mount "
     "target's 2049 to answer, then bind-mounts one shared folder",
     "systemd as PID 1: a stand-in systemctl runs the installed unit's ExecStart as its User, honouring "
     "EnvironmentFile, PIDFile and RequiresMountsFor",
-    "the instance role: the AWS CLI gets the emulator's dummy credentials; S3 is the emulator, reached through a "
-    "relay on the node's own loopback",
+    "the instance role: the AWS CLI gets the emulator's dummy credentials; S3 and Secrets Manager are the emulator, "
+    "reached through a relay on the node's own loopback",
+    "RDS: MariaDB (MySQL protocol, TLS) in a namespace of its own, with the master user from the secret RDS manages",
     "WSO2 API-M itself: a stand-in product (listens on 9443/9611/9711/5672, connects to the peers it is given)",
 ]
 
@@ -40,7 +42,7 @@ def stage_node(stage: Path, user_data: str, hosts: dict[str, str]) -> None:
     _write(stage / "etc/cloud/cloud.cfg", "datasource_list: [ None ]\n")
     _write(stage / USER_DATA.lstrip("/"), user_data, 0o600)
     _write(stage / "usr/bin/systemctl", (STANDIN / "systemctl.py").read_text(), 0o755)
-    _write(stage / "usr/sbin/mount.nfs4", (STANDIN / "mount.nfs4.sh").read_text(), 0o755)
+    _write(stage / "usr/sbin/mount.efs", (STANDIN / "mount.efs.sh").read_text(), 0o755)
     _write(stage / "usr/local/bin/aws", f'#!/bin/sh\nexec "{ROOT}/.venv/bin/aws" "$@"\n', 0o755)
 
 

@@ -66,20 +66,37 @@ def test_efs_has_a_mount_target_in_each_node_subnet(deployment, emulator):
     outputs = deployment["outputs"]
     efs = client("efs", emulator)
     (file_system,) = efs.describe_file_systems(FileSystemId=outputs[names.OUTPUT_EFS_ID])["FileSystems"]
-    assert file_system["Encrypted"] is True
+    assert file_system["Encrypted"] is True and file_system["KmsKeyId"].startswith("arn:aws:kms:")
     targets = efs.describe_mount_targets(FileSystemId=file_system["FileSystemId"])["MountTargets"]
     assert sorted(t["IpAddress"][:7] for t in targets) == ["10.0.1.", "10.0.2."]
     groups = {g for t in targets for g in efs.describe_mount_target_security_groups(MountTargetId=t["MountTargetId"])["SecurityGroups"]}
     assert groups == {outputs[names.OUTPUT_EFS_SG]}
 
 
+def test_database_private_encrypted_and_generated_secrets_still_without_value(deployment, emulator, environments):
+    settings = environments[STACK]
+    (instance,) = client("rds", emulator).describe_db_instances(DBInstanceIdentifier=f"{settings.name_prefix}-db")[
+        "DBInstances"
+    ]
+    assert instance["StorageEncrypted"] is True and instance["PubliclyAccessible"] is False
+    assert instance["MasterUserSecret"]["SecretArn"]
+    secrets = client("secretsmanager", emulator)
+    names = {s["Name"] for s in secrets.list_secrets()["SecretList"]}
+    for name in ("apim-admin", "keystore"):
+        assert f"{settings.name_prefix}/{name}" in names
+        with pytest.raises(secrets.exceptions.ResourceNotFoundException):
+            secrets.get_secret_value(SecretId=f"{settings.name_prefix}/{name}")  # generated at first boot only
+
+
 def test_user_data_read_back_from_the_emulator_is_the_rendered_node_config(deployment, emulator, environments):
     settings, outputs = environments[STACK], deployment["outputs"]
     ec2 = client("ec2", emulator)
+    (db,) = client("rds", emulator).describe_db_instances(DBInstanceIdentifier=f"{settings.name_prefix}-db")["DBInstances"]
     for node, instance_id in enumerate(outputs[names.OUTPUT_INSTANCE_IDS]):
         files = user_data_files(ec2, instance_id)
-        assert files[CONFIG_SOURCE] == render_deployment_toml(settings, node)
+        assert files[CONFIG_SOURCE] == render_deployment_toml(settings, node, db["Endpoint"]["Address"], 3306)
         assert f"EFS_DNS={outputs[names.OUTPUT_EFS_DNS]}\n" in files["/etc/wso2am/node.env"]
+        assert f"EFS_ID={outputs[names.OUTPUT_EFS_ID]}\n" in files["/etc/wso2am/node.env"]
         assert f"SHARE_DIR={share_dir(settings)}\n" in files["/etc/wso2am/node.env"]
 
 
@@ -112,6 +129,9 @@ def test_destroy_leaves_nothing_of_the_stack(deployment, emulator):
     groups = ec2.describe_security_groups()["SecurityGroups"]
     assert [g["GroupName"] for g in groups] == ["default"], "only the emulator's default VPC group may remain"
     assert outputs[names.OUTPUT_VPC_ID] not in {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]}
+    assert client("rds", emulator).describe_db_instances()["DBInstances"] == []
+    left = [s["Name"] for s in client("secretsmanager", emulator).list_secrets()["SecretList"]]
+    assert not [name for name in left if name.startswith("apim-local/")], left
 
 
 def test_bad_settings_stop_cdktf_deploy_before_anything_is_created(emulator, tmp_path):

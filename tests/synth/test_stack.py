@@ -1,7 +1,7 @@
 """Assertions on the synthesized Terraform JSON of every environment."""
 from __future__ import annotations
 
-import base64
+import json
 import re
 import shutil
 import subprocess
@@ -12,7 +12,7 @@ import yaml
 from apim_active_active import names
 from apim_active_active.renderers.boot_script import CONFIG_SOURCE, render_deployment_toml
 from tests.conftest import ROOT, tool_env
-from tests.synth.conftest import synthesize
+from tests.conftest import synthesize
 
 PEER_PORTS = {9443, 9611, 9711, 5672}
 ENVS = ["local", "dev", "legacy32"]
@@ -93,6 +93,8 @@ def test_efs_encrypted_with_a_mount_target_per_node_subnet_and_nfs_from_nodes_on
     stack = stacks[env]
     fs_name, file_system = only(stack, "aws_efs_file_system")
     assert file_system["encrypted"] is True
+    key_name, _ = only(stack, "aws_kms_key")
+    assert file_system["kms_key_id"] == ref("aws_kms_key", key_name, "arn")
     efs_group = ref("aws_security_group", group_named(stack, "efs"))
     targets = resources(stack, "aws_efs_mount_target").values()
     instance_subnets = {i["subnet_id"] for i in resources(stack, "aws_instance").values()}
@@ -110,12 +112,23 @@ def test_user_data_carries_the_rendered_config_and_the_efs_reference(stacks, env
     fs_name, _ = only(stack, "aws_efs_file_system")
     for instance in resources(stack, "aws_instance").values():
         user_data = instance["user_data"]
-        # Terraform sees escaped literals; only the EFS name is a live reference.
-        assert re.findall(r"(?<!\$)\$\{([^}]*)\}", user_data) == [f"aws_efs_file_system.{fs_name}.dns_name"]
+        # Terraform sees escaped literals; only what an apply knows is a live reference.
+        references = set(re.findall(r"(?<!\$)\$\{([^}]*)\}", user_data))
+        secrets = sorted(resources(stack, "aws_secretsmanager_secret"))
+        expected = {f"aws_efs_file_system.{fs_name}.id"} | {f"aws_secretsmanager_secret.{s}.arn" for s in secrets}
+        if not settings.database.existing:
+            db_name = only(stack, "aws_db_instance")[0]
+            expected |= {f"aws_db_instance.{db_name}.address", f"aws_db_instance.{db_name}.master_user_secret[0].secret_arn"}
+        assert references == expected
         unescaped = user_data.replace("$${", "${").replace("%%{", "%{")
         files = {f["path"]: f["content"] for f in yaml.safe_load(unescaped)["write_files"]}
         node = [str(settings.network.node_ip(n)) for n in (0, 1)].index(instance["private_ip"])
-        assert files[CONFIG_SOURCE] == render_deployment_toml(settings, node)
+        host = settings.database.existing.host if settings.database.existing else "@@DB_HOST@@"
+        port = settings.database.existing.port if settings.database.existing else 3306
+        rendered = render_deployment_toml(settings, node, host, port)
+        if not settings.database.existing:
+            rendered = rendered.replace("@@DB_HOST@@", f"${{aws_db_instance.{only(stack, 'aws_db_instance')[0]}.address}}")
+        assert files[CONFIG_SOURCE] == rendered
 
 
 def test_emulator_gaps_are_switched_off_in_local_only(stacks):
@@ -126,9 +139,10 @@ def test_emulator_gaps_are_switched_off_in_local_only(stacks):
         assert instance["lifecycle"] == {"ignore_changes": ["vpc_security_group_ids"]}
         assert instance["monitoring"] is False
     assert not resources(local, "aws_efs_backup_policy")
+    assert not resources(local, "aws_efs_file_system_policy")
     for instance in resources(dev, "aws_instance").values():
         assert "lifecycle" not in instance and instance["monitoring"] is True
-    assert resources(dev, "aws_efs_backup_policy")
+    assert resources(dev, "aws_efs_backup_policy") and resources(dev, "aws_efs_file_system_policy")
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -143,10 +157,30 @@ def test_outputs_and_tags(stacks, env):
     assert tags["Environment"] == env and tags["ManagedBy"] == names.MANAGED_BY
 
 
+def named(stack: dict, kind: str, name: str) -> tuple[str, dict]:
+    found = [(key, r) for key, r in resources(stack, kind).items() if r.get("name") == name]
+    assert len(found) == 1, f"expected one {kind} named {name}"
+    return found[0]
+
+
 def test_archive_read_is_limited_to_the_archive_object(stacks):
-    _, policy = only(stacks["local"], "aws_iam_role_policy")
-    assert '"Resource": "arn:aws:s3:::apim-local-artifacts/wso2am-4.3.0.zip"' in policy["policy"]
-    assert not resources(stacks["legacy32"], "aws_iam_role_policy"), "https archive: no S3 grant"
+    _, policy = named(stacks["local"], "aws_iam_role_policy", "read-artifacts")
+    assert json.loads(policy["policy"])["Statement"][0]["Resource"] == [
+        "arn:aws:s3:::apim-local-artifacts/wso2am-4.3.0.zip", "arn:aws:s3:::apim-local-artifacts/mysql-connector-j-8.4.0.jar",
+    ]
+    names = {p["name"] for p in resources(stacks["legacy32"], "aws_iam_role_policy").values()}
+    assert "read-artifacts" not in names, "https artifacts: no S3 grant"
+
+
+def test_new_vpc_flow_logs_and_a_default_group_without_rules(stacks):
+    dev = stacks["dev"]
+    _, flow_log = only(dev, "aws_flow_log")
+    group_name, group = only(dev, "aws_cloudwatch_log_group")
+    assert (flow_log["traffic_type"], flow_log["log_destination"]) == ("ALL", ref("aws_cloudwatch_log_group", group_name, "arn"))
+    assert group["kms_key_id"] == ref("aws_kms_key", only(dev, "aws_kms_key")[0], "arn") and group["retention_in_days"] == 365
+    _, default_group = only(dev, "aws_default_security_group")
+    assert "ingress" not in default_group and "egress" not in default_group
+    assert not resources(stacks["legacy32"], "aws_flow_log"), "existing VPC: its owner runs its flow logs"
 
 
 def test_terraform_validate_accepts_the_aws_stacks(synth_dir, tmp_path):
@@ -165,3 +199,66 @@ def test_stock_provider_import_synthesizes_the_same_bytes(synth_dir, tmp_path):
         ours = (synth_dir / "stacks" / env / "cdk.tf.json").read_bytes()
         stock = (tmp_path / "stacks" / env / "cdk.tf.json").read_bytes()
         assert ours == stock, env
+
+
+@pytest.mark.parametrize("env", ["dev", "legacy32"])
+def test_efs_policy_admits_only_the_node_role_over_tls(stacks, environments, env):
+    stack = stacks[env]
+    fs_name, _ = only(stack, "aws_efs_file_system")
+    role_name, _ = named(stack, "aws_iam_role", f"{environments[env].name_prefix}-node")
+    _, policy = only(stack, "aws_efs_file_system_policy")
+    document = json.loads(policy["policy"])
+    allow, deny = document["Statement"]
+    assert allow["Principal"] == {"AWS": ref("aws_iam_role", role_name, "arn")}
+    assert allow["Condition"] == {"Bool": {"elasticfilesystem:AccessedViaMountTarget": "true"}}
+    assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", {"AWS": "*"}, "*")
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert allow["Resource"] == deny["Resource"] == ref("aws_efs_file_system", fs_name, "arn")
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_stack_key_rotates_and_encrypts_the_root_volumes(stacks, env):
+    stack = stacks[env]
+    key_name, key = only(stack, "aws_kms_key")
+    assert key["enable_key_rotation"] is True
+    for instance in resources(stack, "aws_instance").values():
+        assert instance["root_block_device"]["kms_key_id"] == ref("aws_kms_key", key_name, "arn")
+
+
+@pytest.mark.parametrize("env", ["local", "dev"])
+def test_rds_private_encrypted_with_a_managed_password_reachable_from_the_nodes_only(stacks, environments, env):
+    stack, database = stacks[env], environments[env].database
+    _, instance = only(stack, "aws_db_instance")
+    key = ref("aws_kms_key", only(stack, "aws_kms_key")[0], "arn")
+    assert instance["storage_encrypted"] is True and instance["kms_key_id"] == key
+    assert instance["manage_master_user_password"] is True and instance["master_user_secret_kms_key_id"] == key
+    assert "password" not in instance
+    assert instance["publicly_accessible"] is False and instance["multi_az"] is database.multi_az
+    assert (instance["engine"], instance["engine_version"]) == ("mysql", "8.0")
+    db_group = ref("aws_security_group", group_named(stack, "db"))
+    assert instance["vpc_security_group_ids"] == [db_group]
+    rules = [r for r in resources(stack, "aws_security_group_rule").values() if r["security_group_id"] == db_group]
+    node_group = ref("aws_security_group", group_named(stack, "nodes"))
+    assert [(r["type"], r["from_port"], r["source_security_group_id"]) for r in rules] == [("ingress", 3306, node_group)]
+
+
+def test_existing_database_means_no_rds(stacks):
+    legacy = stacks["legacy32"]
+    assert not resources(legacy, "aws_db_instance")
+    egress = [r for r in resources(legacy, "aws_security_group_rule").values() if r["from_port"] == 5432]
+    assert [(r["type"], r["cidr_blocks"]) for r in egress] == [("egress", ["172.31.64.0/20"])]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_generated_secrets_have_no_value_in_terraform_and_the_node_role_gets_exact_arns(stacks, env):
+    stack = stacks[env]
+    assert not resources(stack, "aws_secretsmanager_secret_version"), "values are generated at boot, not by Terraform"
+    secrets = resources(stack, "aws_secretsmanager_secret")
+    key = ref("aws_kms_key", only(stack, "aws_kms_key")[0], "arn")
+    assert sorted(s["name"].split("/")[1] for s in secrets.values()) == ["apim-admin", "keystore"]
+    assert all(s["kms_key_id"] == key for s in secrets.values())
+    _, grant = named(stack, "aws_iam_role_policy", "use-secrets")
+    statements = {s["Sid"]: s for s in json.loads(grant["policy"])["Statement"]}
+    generated = sorted(ref("aws_secretsmanager_secret", name, "arn") for name in secrets)
+    assert sorted(statements["GenerateOnce"]["Resource"]) == generated
+    assert "*" not in json.dumps(statements)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -18,15 +19,15 @@ from apim_active_active.renderers.boot_script import (
     render_deployment_toml,
     render_user_data,
 )
-from tests.conftest import ROOT
+from tests.conftest import DEPLOYED, ROOT
 
-EFS = "fs-0123456789abcdef0.efs.us-east-1.amazonaws.com"
+EFS = DEPLOYED.efs_id
 CLOUD_INIT = os.environ.get("CLOUD_INIT_PYTHONPATH", str(ROOT / ".tools/cloud-init/usr/lib/python3/dist-packages"))
 
 
 def _files(user_data: str) -> dict[str, dict]:
     assert user_data.startswith("#cloud-config\n")
-    return {entry["path"]: entry for entry in yaml.safe_load(user_data)["write_files"]}
+    return {entry["path"]: entry | {"content": boot_script.file_content(entry)} for entry in yaml.safe_load(user_data)["write_files"]}
 
 
 def _schema(path) -> subprocess.CompletedProcess:
@@ -40,7 +41,7 @@ def _schema(path) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("node", [0, 1])
 def test_user_data_passes_cloud_init_schema(environments, env, node, tmp_path):
     path = tmp_path / "user-data.yaml"
-    path.write_text(render_user_data(environments[env], node, EFS))
+    path.write_text(render_user_data(environments[env], node, DEPLOYED))
     result = _schema(path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Valid cloud-config" in result.stdout
@@ -48,33 +49,35 @@ def test_user_data_passes_cloud_init_schema(environments, env, node, tmp_path):
 
 def test_cloud_init_schema_rejects_a_broken_document(environments, tmp_path):
     path = tmp_path / "user-data.yaml"
-    path.write_text(render_user_data(environments["local"], 0, EFS).replace("permissions:", "permision:"))
+    path.write_text(render_user_data(environments["local"], 0, DEPLOYED).replace("permissions:", "permision:"))
     assert _schema(path).returncode != 0
 
 
 def test_user_data_writes_the_node_files(environments):
     settings = environments["local"]
-    files = _files(render_user_data(settings, 1, EFS))
-    assert files[CONFIG_SOURCE]["content"] == render_deployment_toml(settings, 1)
+    files = _files(render_user_data(settings, 1, DEPLOYED))
+    assert files[CONFIG_SOURCE]["content"] == render_deployment_toml(settings, 1, DEPLOYED.db_host, DEPLOYED.db_port)
     assert files[BOOT_SCRIPT]["permissions"] == "0755"
     assert files[BOOT_SCRIPT]["content"] == boot_script.boot_script_text()
     assert f"/etc/systemd/system/{SERVICE}" in files
-    user_data = yaml.safe_load(render_user_data(settings, 1, EFS))
+    user_data = yaml.safe_load(render_user_data(settings, 1, DEPLOYED))
     assert user_data["runcmd"] == [[BOOT_SCRIPT]]
     assert "java-17-amazon-corretto-headless" in user_data["packages"]
+    assert "amazon-efs-utils" in user_data["packages"], "the TLS mount needs the EFS mount helper"
+    assert "mariadb105" in user_data["packages"], "the schema step needs the MySQL client"
 
 
 def test_node_env_is_shell_sourceable(environments, tmp_path):
     settings = environments["local"]
     env_file = tmp_path / "node.env"
-    env_file.write_text(_files(render_user_data(settings, 0, EFS))[NODE_ENV]["content"])
+    env_file.write_text(_files(render_user_data(settings, 0, DEPLOYED))[NODE_ENV]["content"])
     shown = subprocess.run(
-        ["bash", "-c", f'. "{env_file}"; echo "$SHARE_DIR|$EFS_DNS|$MOUNT_OPTIONS|$START_SCRIPT"'],
+        ["bash", "-c", f'. "{env_file}"; echo "$SHARE_DIR|$EFS_ID|$EFS_DNS|$MOUNT_OPTIONS|$START_SCRIPT"'],
         capture_output=True, text=True, check=True,
     ).stdout.strip()
     assert shown == (
-        "/opt/wso2/wso2am-4.3.0/repository/deployment/server|" + EFS + "|"
-        "nfsvers=4.1,rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,noresvport,_netdev|api-manager.sh"
+        "/opt/wso2/wso2am-4.3.0/repository/deployment/server|" + EFS + "|" + EFS + ".efs.us-east-1.amazonaws.com|"
+        "_netdev,noresvport,tls,iam|api-manager.sh"
     )
 
 
@@ -99,6 +102,7 @@ def test_systemd_unit(environments, env, script, tmp_path):
         "Restart=on-failure",
         f"PIDFile={home}/repository/wso2carbon.pid",
         f"RequiresMountsFor={home}/repository/deployment/server",
+        "EnvironmentFile=/etc/wso2am/secrets.env",
     ]:
         assert line in unit.splitlines()
     # systemd's own parser: an unknown key would only warn, so look for the warning too.
@@ -106,3 +110,21 @@ def test_systemd_unit(environments, env, script, tmp_path):
     path.write_text(unit)
     result = subprocess.run(["systemd-analyze", "verify", "--man=no", str(path)], capture_output=True, text=True)
     assert "Unknown key" not in result.stderr and "Unknown section" not in result.stderr, result.stderr
+
+
+def test_node_env_names_the_secrets_by_arn_and_holds_no_secret_value(environments):
+    files = _files(render_user_data(environments["local"], 0, DEPLOYED))
+    env = {k: shlex.split(v)[0] for k, v in (line.split("=", 1) for line in files[NODE_ENV]["content"].splitlines())}
+    assert env["DB_SECRET_ARN"] == DEPLOYED.db_secret_arn
+    assert env["ADMIN_SECRET_ARN"] == DEPLOYED.admin_secret_arn
+    assert env["KEYSTORE_SECRET_ARN"] == DEPLOYED.keystore_secret_arn
+    assert (env["DB_ENGINE"], env["DB_HOST"], env["DB_PORT"]) == ("mysql", DEPLOYED.db_host, "3306")
+    assert env["CERT_SAN"] == "dns:apim-local.apim.internal,dns:localhost,ip:10.0.1.10,ip:10.0.2.10"
+    assert not [key for key in env if "PASSWORD" in key]
+
+
+@pytest.mark.parametrize("env", ["local", "dev", "legacy32"])
+def test_user_data_fits_ec2s_16_kb_with_room_to_grow(environments, env):
+    # The stack swaps placeholders for references of about this length; the result must stay under 16 KB.
+    size = len(render_user_data(environments[env], 0, DEPLOYED).encode())
+    assert size < 12 * 1024, f"{size} bytes"

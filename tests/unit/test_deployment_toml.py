@@ -7,11 +7,11 @@ import pytest
 
 from apim_active_active.renderers.deployment_toml import LOCAL_SERVICE_URL, render_deployment_toml
 from apim_active_active.settings import parse_settings
-from tests.conftest import local_settings_dict
+from tests.conftest import DEPLOYED, local_settings_dict
 
 
 def _parsed(settings, node: int) -> dict:
-    return tomllib.loads(render_deployment_toml(settings, node))
+    return tomllib.loads(render_deployment_toml(settings, node, DEPLOYED.db_host, DEPLOYED.db_port))
 
 
 def _with_version(version: str, jdk: int):
@@ -79,4 +79,29 @@ def test_no_literal_password_in_the_file(environments):
 
 def test_only_two_nodes(environments):
     with pytest.raises(ValueError, match="node_index"):
-        render_deployment_toml(environments["local"], 2)
+        render_deployment_toml(environments["local"], 2, DEPLOYED.db_host, DEPLOYED.db_port)
+
+
+def test_both_databases_point_at_the_shared_host_with_placeholders_only(environments):
+    database = _parsed(environments["local"], 0)["database"]
+    host = DEPLOYED.db_host
+    assert database["apim_db"] == {
+        "type": "mysql", "url": f"jdbc:mysql://{host}:3306/WSO2AM_DB?sslMode=REQUIRED",
+        "username": "$env{APIM_DB_USERNAME}", "password": "$env{APIM_DB_PASSWORD}",
+    }
+    assert database["shared_db"]["url"] == f"jdbc:mysql://{host}:3306/WSO2SHARED_DB?sslMode=REQUIRED"
+
+
+def test_postgres_is_the_second_engine(environments):
+    legacy = environments["legacy32"]
+    database = tomllib.loads(render_deployment_toml(legacy, 1, "db.example.com", 5432))["database"]
+    assert database["apim_db"]["type"] == "postgre"
+    assert database["shared_db"]["url"] == "jdbc:postgresql://db.example.com:5432/wso2shared_db?sslmode=require"
+
+
+def test_admin_and_keystores_come_from_the_environment(environments):
+    parsed = _parsed(environments["dev"], 0)
+    assert parsed["super_admin"] == {"username": "admin", "password": "$env{APIM_ADMIN_PASSWORD}", "create_admin_account": True}
+    for store in ("tls", "primary"):
+        assert parsed["keystore"][store]["password"] == parsed["keystore"][store]["key_password"] == "$env{APIM_KEYSTORE_PASSWORD}"
+    assert parsed["truststore"] == {"file_name": "client-truststore.jks", "type": "JKS", "password": "$env{APIM_KEYSTORE_PASSWORD}"}

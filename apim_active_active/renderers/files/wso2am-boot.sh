@@ -7,14 +7,18 @@ set -euo pipefail
 NODE_ENV=${NODE_ENV:-/etc/wso2am/node.env}
 # shellcheck source=/dev/null
 . "$NODE_ENV"
-: "${APIM_HOME:?}" "${ARCHIVE_URL:?}" "${INSTALL_DIR:?}" "${OS_USER:?}" "${OS_UID:?}" "${EFS_DNS:?}"
+: "${APIM_HOME:?}" "${ARCHIVE_URL:?}" "${INSTALL_DIR:?}" "${OS_USER:?}" "${OS_UID:?}" "${EFS_ID:?}" "${EFS_DNS:?}"
 : "${SHARE_DIR:?}" "${MOUNT_OPTIONS:?}" "${CONFIG_SOURCE:?}" "${JAVA_HOME:?}" "${HEAP_PERCENT:?}" "${SERVICE:?}"
-: "${RUNTIME_ENV:?}" "${AWS_REGION:?}" "${START_SCRIPT:?}"
+: "${RUNTIME_ENV:?}" "${AWS_REGION:?}" "${START_SCRIPT:?}" "${SECRETS_FILE:?}" "${JDBC_DRIVER_URL:?}"
+: "${DB_ENGINE:?}" "${DB_HOST:?}" "${DB_PORT:?}" "${APIM_DB:?}" "${SHARED_DB:?}" "${DB_SCRIPT:?}" "${DB_SECRET_ARN:?}"
+: "${ADMIN_SECRET_ARN:?}" "${KEYSTORE_SECRET_ARN:?}" "${KEYSTORE_FILE:?}" "${KEYSTORE_ALIAS:?}" "${TRUSTSTORE_FILE:?}"
+: "${CERT_NAME:?}" "${CERT_SAN:?}" "${SHARED_DB_MARKER:?}" "${APIM_DB_MARKER:?}"
 RETRY_TRIES=${RETRY_TRIES:-10}
 RETRY_MAX_DELAY=${RETRY_MAX_DELAY:-60}
 SEED_MARKER="$SHARE_DIR/.wso2am-seeded"
 SEED_LOCK="$SHARE_DIR/.wso2am-seed.lock"
 DIST_DIR="$APIM_HOME/repository/deployment/server.dist"
+SECURITY="$APIM_HOME/repository/resources/security"
 
 log() { echo "wso2am-boot: $*" >&2; }
 
@@ -42,11 +46,12 @@ ensure_user() {
       --shell /sbin/nologin "$OS_USER"
 }
 
-fetch_archive() {
-  case "$ARCHIVE_URL" in
-    s3://*) aws s3 cp --only-show-errors --region "$AWS_REGION" "$ARCHIVE_URL" "$1" ;;
-    https://*) curl --fail --silent --show-error --location --output "$1" "$ARCHIVE_URL" ;;
-    *) log "unsupported ARCHIVE_URL: $ARCHIVE_URL"; return 1 ;;
+# fetch URL FILE: from S3 with the instance role, or over HTTPS.
+fetch() {
+  case "$1" in
+    s3://*) aws s3 cp --only-show-errors --region "$AWS_REGION" "$1" "$2" ;;
+    https://*) curl --fail --silent --show-error --location --output "$2" "$1" ;;
+    *) log "unsupported URL: $1"; return 1 ;;
   esac
 }
 
@@ -56,7 +61,7 @@ install_product() {
   fi
   local work
   work=$(mktemp -d)
-  retry "$RETRY_TRIES" 2 fetch_archive "$work/product.zip"
+  retry "$RETRY_TRIES" 2 fetch "$ARCHIVE_URL" "$work/product.zip"
   mkdir -p "$INSTALL_DIR"
   unzip -q "$work/product.zip" -d "$work/unpacked"
   mv "$work/unpacked/$(basename "$APIM_HOME")" "$APIM_HOME"
@@ -74,7 +79,7 @@ keep_distribution_copy() {
 
 ensure_fstab() {
   if ! awk -v dir="$SHARE_DIR" '$2 == dir { found = 1 } END { exit !found }' /etc/fstab; then
-    echo "$EFS_DNS:/ $SHARE_DIR nfs4 $MOUNT_OPTIONS 0 0" >>/etc/fstab
+    echo "$EFS_ID:/ $SHARE_DIR efs $MOUNT_OPTIONS 0 0" >>/etc/fstab
     log "added $SHARE_DIR to /etc/fstab"
   fi
 }
@@ -85,7 +90,7 @@ mount_share() {
   fi
   retry "$RETRY_TRIES" 2 getent hosts "$EFS_DNS" >/dev/null
   retry "$RETRY_TRIES" 2 mount "$SHARE_DIR"
-  log "mounted $EFS_DNS at $SHARE_DIR"
+  log "mounted $EFS_ID at $SHARE_DIR (TLS)"
 }
 
 seed_share_once() {
@@ -99,6 +104,147 @@ seed_share_once() {
       log "seeded the share from $DIST_DIR"
     fi
   ) 9>"$SEED_LOCK"
+}
+
+install_jdbc_driver() {
+  local jar
+  jar="$APIM_HOME/repository/components/lib/$(basename "$JDBC_DRIVER_URL")"
+  if [[ ! -s "$jar" ]]; then
+    retry "$RETRY_TRIES" 2 fetch "$JDBC_DRIVER_URL" "$jar.part"
+    mv "$jar.part" "$jar"
+    chown "$OS_USER:$OS_USER" "$jar"
+    log "installed the JDBC driver $(basename "$jar")"
+  fi
+}
+
+# Secret values only ever pass through root-only files and pipes: never arguments, never the log.
+json_field() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+secret_string() {
+  aws secretsmanager get-secret-value --region "$AWS_REGION" --secret-id "$1" --query SecretString --output text
+}
+has_secret_value() { secret_string "$1" >/dev/null 2>&1; }
+put_secret_file() {
+  aws secretsmanager put-secret-value --region "$AWS_REGION" --secret-id "$1" --secret-string "file://$2" >/dev/null
+}
+
+generate_admin_secret() {
+  local dir=$1
+  printf '{"username": "admin", "password": "%s"}' "$(openssl rand -hex 16)" >"$dir/admin.json"
+  put_secret_file "$ADMIN_SECRET_ARN" "$dir/admin.json"
+  log "generated the API-M admin password into Secrets Manager"
+}
+
+generate_keystore_secret() {
+  local dir=$1
+  openssl rand -hex 16 >"$dir/store.pass"
+  keytool -genkeypair -alias "$KEYSTORE_ALIAS" -keyalg RSA -keysize 2048 -validity 825 -dname "CN=$CERT_NAME" \
+    -ext "SAN=$CERT_SAN" -keystore "$dir/keystore.jks" -storetype JKS \
+    -storepass:file "$dir/store.pass" -keypass:file "$dir/store.pass" 2>/dev/null
+  python3 - "$dir" >"$dir/keystore.json" <<'PY'
+import base64, json, pathlib, sys
+folder = pathlib.Path(sys.argv[1])
+print(json.dumps({"password": (folder / "store.pass").read_text().strip(),
+                  "keystore": base64.b64encode((folder / "keystore.jks").read_bytes()).decode()}))
+PY
+  put_secret_file "$KEYSTORE_SECRET_ARN" "$dir/keystore.json"
+  log "generated the keystore of the pair into Secrets Manager"
+}
+
+ensure_generated_secrets() {
+  # Generated once for the pair: whichever node takes the lock first creates them; the other reads them.
+  local dir
+  dir=$(mktemp -d)
+  (
+    flock --timeout 600 7
+    has_secret_value "$ADMIN_SECRET_ARN" || generate_admin_secret "$dir"
+    has_secret_value "$KEYSTORE_SECRET_ARN" || generate_keystore_secret "$dir"
+  ) 7>"$SHARE_DIR/.wso2am-secrets.lock"
+  rm -rf "$dir"
+}
+
+write_secrets_env() {
+  # Root-only; systemd reads it before it drops to the API-M user.
+  local admin database keystore
+  admin=$(retry "$RETRY_TRIES" 2 secret_string "$ADMIN_SECRET_ARN")
+  database=$(retry "$RETRY_TRIES" 2 secret_string "$DB_SECRET_ARN")
+  keystore=$(retry "$RETRY_TRIES" 2 secret_string "$KEYSTORE_SECRET_ARN")
+  (
+    umask 077
+    {
+      printf 'APIM_ADMIN_PASSWORD=%s\n' "$(json_field password <<<"$admin")"
+      printf 'APIM_DB_USERNAME=%s\n' "$(json_field username <<<"$database")"
+      printf 'APIM_DB_PASSWORD=%s\n' "$(json_field password <<<"$database")"
+      printf 'APIM_KEYSTORE_PASSWORD=%s\n' "$(json_field password <<<"$keystore")"
+    } >"$SECRETS_FILE.part"
+    mv "$SECRETS_FILE.part" "$SECRETS_FILE"
+  )
+}
+
+secret_env() { awk -F= -v key="$1" '$1 == key { sub(/^[^=]*=/, ""); print; exit }' "$SECRETS_FILE"; }
+
+install_keystores() {
+  # The keystore from the secret; the truststore: the product's own plus the pair's certificate.
+  local dir
+  dir=$(mktemp -d)
+  (
+    umask 077
+    secret_env APIM_KEYSTORE_PASSWORD >"$dir/store.pass"
+    secret_string "$KEYSTORE_SECRET_ARN" | json_field keystore | base64 -d >"$dir/$KEYSTORE_FILE"
+    [[ -e "$SECURITY/$TRUSTSTORE_FILE.dist" ]] || cp -p "$SECURITY/$TRUSTSTORE_FILE" "$SECURITY/$TRUSTSTORE_FILE.dist"
+    cp "$SECURITY/$TRUSTSTORE_FILE.dist" "$dir/$TRUSTSTORE_FILE"
+    # wso2carbon is the published default password of the product's shipped truststore.
+    keytool -storepasswd -keystore "$dir/$TRUSTSTORE_FILE" -storepass wso2carbon -new:file "$dir/store.pass"
+    keytool -exportcert -alias "$KEYSTORE_ALIAS" -keystore "$dir/$KEYSTORE_FILE" -storepass:file "$dir/store.pass" \
+      -file "$dir/pair.crt" 2>/dev/null
+    keytool -importcert -noprompt -alias active-active-pair -file "$dir/pair.crt" \
+      -keystore "$dir/$TRUSTSTORE_FILE" -storepass:file "$dir/store.pass" 2>/dev/null
+  )
+  install -m 0640 -o root -g "$OS_USER" "$dir/$KEYSTORE_FILE" "$SECURITY/$KEYSTORE_FILE"
+  install -m 0640 -o root -g "$OS_USER" "$dir/$TRUSTSTORE_FILE" "$SECURITY/$TRUSTSTORE_FILE"
+  rm -rf "$dir"
+}
+
+# db_client DATABASE < SQL: the engine's client, as the database secret's user, over TLS.
+db_client() {
+  local database=$1
+  case "$DB_ENGINE" in
+    mysql)
+      MYSQL_PWD=$(secret_env APIM_DB_PASSWORD) mysql --host="$DB_HOST" --port="$DB_PORT" --ssl --batch \
+        --skip-column-names --user="$(secret_env APIM_DB_USERNAME)" ${database:+"--database=$database"} ;;
+    postgres)
+      PGPASSWORD=$(secret_env APIM_DB_PASSWORD) PGSSLMODE=require psql --host="$DB_HOST" --port="$DB_PORT" \
+        --username="$(secret_env APIM_DB_USERNAME)" --dbname="${database:-postgres}" --tuples-only --no-align \
+        --quiet --set ON_ERROR_STOP=1 ;;
+  esac
+}
+
+create_database() {
+  if [[ "$DB_ENGINE" == mysql ]]; then
+    db_client "" <<<"CREATE DATABASE IF NOT EXISTS \`$1\`;"
+  elif [[ -z "$(db_client "" <<<"SELECT 1 FROM pg_database WHERE datname = '$1';")" ]]; then
+    db_client "" <<<"CREATE DATABASE $1;"
+  fi
+}
+
+table_count() {
+  db_client "$1" <<<"SELECT COUNT(*) FROM information_schema.tables WHERE upper(table_name) = '$2';"
+}
+
+ensure_schema() {
+  # The product's scripts run once for the pair: under a lock on the share, and only into empty databases.
+  retry "$RETRY_TRIES" 2 db_client "" <<<"SELECT 1;" >/dev/null
+  (
+    flock --timeout 900 8
+    local database script marker
+    for entry in "$SHARED_DB dbscripts/$DB_SCRIPT $SHARED_DB_MARKER" "$APIM_DB dbscripts/apimgt/$DB_SCRIPT $APIM_DB_MARKER"; do
+      read -r database script marker <<<"$entry"
+      create_database "$database"
+      if [[ "$(table_count "$database" "$marker")" == 0 ]]; then
+        db_client "$database" <"$APIM_HOME/$script"
+        log "created the schema of $database from $script"
+      fi
+    done
+  ) 8>"$SHARE_DIR/.wso2am-schema.lock"
 }
 
 install_config() {
@@ -125,6 +271,11 @@ main() {
   ensure_fstab
   mount_share
   seed_share_once
+  install_jdbc_driver
+  ensure_generated_secrets
+  write_secrets_env
+  install_keystores
+  ensure_schema
   install_config
   write_runtime_env
   start_service

@@ -108,6 +108,29 @@ def peer_urls(config: dict) -> list[str]:
     return urls
 
 
+SECRET_NAMES = ("APIM_ADMIN_PASSWORD", "APIM_DB_USERNAME", "APIM_DB_PASSWORD", "APIM_KEYSTORE_PASSWORD")
+
+
+def check_secrets_and_stores(config: dict) -> None:
+    """What the real server needs before it can start: its secrets (names only are recorded), a
+    keystore its password opens, and the shared database."""
+    import subprocess
+
+    status["secrets_in_environment"] = {name: bool(os.environ.get(name)) for name in SECRET_NAMES}
+    store = HOME / "repository" / "resources" / "security" / config["keystore"]["tls"]["file_name"]
+    opened = subprocess.run(
+        ["keytool", "-list", "-keystore", str(store), "-storepass:env", "APIM_KEYSTORE_PASSWORD"],
+        capture_output=True, text=True,
+    )
+    status["keystore_opens"] = opened.returncode == 0
+    url = urlparse(config["database"]["apim_db"]["url"].removeprefix("jdbc:"))
+    try:
+        socket.create_connection((url.hostname, url.port), timeout=3).close()
+        status["database_reached"] = "ok"
+    except OSError as error:
+        status["database_reached"] = f"failed: {error}"
+
+
 def main() -> int:
     try:
         config = tomllib.loads(CONF.read_text())
@@ -117,6 +140,7 @@ def main() -> int:
         print(f"STAND-IN API-M: cannot start: {CONF}: {error}", file=sys.stderr)
         return 1
     status["hostname"] = config.get("server", {}).get("hostname")
+    check_secrets_and_stores(config)
     threading.Thread(target=serve_https, daemon=True).start()
     for name, use_tls in (("binary", False), ("binary_ssl", True), ("broker", False)):
         threading.Thread(target=serve_tcp, args=(name, PORTS[name], use_tls), daemon=True).start()

@@ -37,19 +37,23 @@ def pid_alive(service: configparser.SectionProxy) -> bool:
         return False
 
 
-def environment(service: configparser.SectionProxy) -> dict[str, str]:
+def environment(name: str) -> dict[str, str]:
+    """Every EnvironmentFile= of the unit, in order (configparser would keep only the last one)."""
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-    for line in Path(service["EnvironmentFile"].lstrip("-")).read_text().splitlines():
-        if "=" in line and not line.startswith("#"):
-            key, value = line.split("=", 1)
-            env[key] = value
+    for line in (UNITS / name).read_text().splitlines():
+        if line.startswith("EnvironmentFile="):
+            path = Path(line.split("=", 1)[1].lstrip("-"))
+            for entry in path.read_text().splitlines():
+                if "=" in entry and not entry.startswith("#"):
+                    key, value = entry.split("=", 1)
+                    env[key] = value
     return env
 
 
-def run_as_user(service: configparser.SectionProxy, command: str) -> int:
+def run_as_user(name: str, service: configparser.SectionProxy, command: str) -> int:
     user, group = service.get("User", "root"), service.get("Group", service.get("User", "root"))
     argv = ["setpriv", f"--reuid={user}", f"--regid={group}", "--init-groups", *command.split()]
-    return subprocess.run(argv, env=environment(service)).returncode
+    return subprocess.run(argv, env=environment(name)).returncode
 
 
 def start(name: str) -> int:
@@ -63,7 +67,7 @@ def start(name: str) -> int:
             log(f"start {name}: dependency failed: {path} is not mounted")
             print(f"A dependency job for {name} failed: {path} is not mounted.", file=sys.stderr)
             return 1
-    code = run_as_user(service, service["ExecStart"])
+    code = run_as_user(name, service, service["ExecStart"])
     log(f"start {name}: ExecStart={service['ExecStart']} User={service.get('User')} rc={code}")
     return code if code else (0 if pid_alive(service) else 1)
 
@@ -93,7 +97,7 @@ def main(argv: list[str]) -> int:
         for name in names:
             service = unit(name)["Service"]
             if pid_alive(service):
-                run_as_user(service, service["ExecStop"])
+                run_as_user(name, service, service["ExecStop"])
             log(f"stop {name}")
         return 0
     if verb == "is-active":

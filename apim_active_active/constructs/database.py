@@ -1,0 +1,112 @@
+"""Database: the shared WSO2AM_DB and WSO2SHARED_DB host, an RDS instance or an existing database.
+
+Defaults (RDS): MySQL 8 (or PostgreSQL 16), in the nodes' subnets, encrypted with the stack's key,
+not public, its own security group admitting the engine's port only from the nodes; the master
+password managed by RDS in Secrets Manager (encrypted with the stack's key); Multi-AZ, deletion
+protection (a final snapshot otherwise kept unless it is off), 7 days of backups, logs to CloudWatch,
+IAM authentication, Performance Insights, enhanced monitoring: settings under `database`.
+Existing: the nodes may reach `database.existing.cidr` on its port; its secret is named in the settings.
+Exposes: host, port, secret_arn.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from constructs import Construct
+
+from apim_active_active import aws
+from apim_active_active.constructs.peer_security import PeerSecurity
+from apim_active_active.engines import ENGINES
+from apim_active_active.names import resource_name
+from apim_active_active.settings import Settings
+
+MASTER_USERNAME = "wso2admin"
+MONITORING_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+
+
+@dataclass(frozen=True)
+class DatabaseProps:
+    settings: Settings
+    vpc_id: str
+    subnet_ids: list[str]
+    peers: PeerSecurity
+    kms_key_arn: str
+
+
+class Database(Construct):
+    def __init__(self, scope: Construct, id_: str, props: DatabaseProps) -> None:
+        super().__init__(scope, id_)
+        settings, database = props.settings, props.settings.database
+        engine = ENGINES[database.engine]
+        self.port: int = engine.port
+        if database.existing:
+            existing = database.existing
+            self.host, self.port, self.secret_arn = existing.host, existing.port, existing.secret_arn
+            props.peers.rule("egress_database", "egress", existing.port, f"Database at {existing.cidr}",
+                             cidrs=[str(existing.cidr)])
+            return
+        group = aws.security_group.SecurityGroup(
+            self, "group", name=resource_name(settings, "db"), description="WSO2 API-M database",
+            vpc_id=props.vpc_id, tags={"Name": resource_name(settings, "db")},
+        )
+        aws.security_group_rule.SecurityGroupRule(
+            self, "from_nodes", type="ingress", security_group_id=group.id, protocol="tcp",
+            from_port=engine.port, to_port=engine.port, source_security_group_id=props.peers.group_id,
+            description="Database from the API-M nodes",
+        )
+        props.peers.rule("egress_database", "egress", engine.port, "Database (RDS)", peer_group=group.id)
+        subnets = aws.db_subnet_group.DbSubnetGroup(
+            self, "subnets", name=resource_name(settings, "db"), subnet_ids=props.subnet_ids,
+            tags={"Name": resource_name(settings, "db")},
+        )
+        instance = aws.db_instance.DbInstance(
+            self,
+            "instance",
+            identifier=resource_name(settings, "db"),
+            engine=engine.rds_engine,
+            engine_version=engine.rds_version,
+            instance_class=database.instance_class,
+            allocated_storage=database.allocated_storage_gb,
+            storage_type="gp3",
+            storage_encrypted=True,
+            kms_key_id=props.kms_key_arn,
+            db_name=engine.apim_db,
+            username=MASTER_USERNAME,
+            manage_master_user_password=True,
+            master_user_secret_kms_key_id=props.kms_key_arn,
+            db_subnet_group_name=subnets.name,
+            vpc_security_group_ids=[group.id],
+            publicly_accessible=False,
+            multi_az=database.multi_az,
+            deletion_protection=database.deletion_protection,
+            skip_final_snapshot=not database.deletion_protection,
+            final_snapshot_identifier=resource_name(settings, "db-final") if database.deletion_protection else None,
+            backup_retention_period=database.backup_retention_days,
+            copy_tags_to_snapshot=True,
+            auto_minor_version_upgrade=True,
+            iam_database_authentication_enabled=True,
+            enabled_cloudwatch_logs_exports=list(engine.log_exports),
+            performance_insights_enabled=database.performance_insights,
+            performance_insights_kms_key_id=props.kms_key_arn if database.performance_insights else None,
+            monitoring_interval=database.enhanced_monitoring_seconds,
+            monitoring_role_arn=self._monitoring_role(settings) if database.enhanced_monitoring_seconds else None,
+            tags={"Name": resource_name(settings, "db")},
+        )
+        self.host: str = instance.address
+        self.secret_arn: str = instance.master_user_secret.get(0).secret_arn
+
+    def _monitoring_role(self, settings: Settings) -> str:
+        assume = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "monitoring.rds.amazonaws.com"}, "Action": "sts:AssumeRole"}
+            ],
+        }
+        role = aws.iam_role.IamRole(
+            self, "monitoring", name=resource_name(settings, "db-monitoring"), assume_role_policy=json.dumps(assume)
+        )
+        aws.iam_role_policy_attachment.IamRolePolicyAttachment(
+            self, "monitoring_policy", role=role.name, policy_arn=MONITORING_POLICY
+        )
+        return role.arn

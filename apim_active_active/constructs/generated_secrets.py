@@ -1,0 +1,40 @@
+"""Generated secrets: the API-M admin password and the pair's keystore, in Secrets Manager.
+
+Terraform creates the two secrets without a value, so no value is ever in its plan or state; the
+first node to take the lock on the share generates each value at boot and puts it there, and both
+nodes read them (the boot step). Encrypted with the stack's key.
+Exposes: admin_arn, keystore_arn.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from constructs import Construct
+
+from apim_active_active import aws
+from apim_active_active.settings import Settings
+
+
+@dataclass(frozen=True)
+class GeneratedSecretsProps:
+    settings: Settings
+    kms_key_arn: str
+
+
+class GeneratedSecrets(Construct):
+    def __init__(self, scope: Construct, id_: str, props: GeneratedSecretsProps) -> None:
+        super().__init__(scope, id_)
+        settings = props.settings
+
+        def secret(name: str, what: str) -> str:
+            return aws.secretsmanager_secret.SecretsmanagerSecret(
+                self,
+                name,
+                name=f"{settings.name_prefix}/{name}",
+                description=f"{what}: generated once, at first boot, by the first API-M node",
+                kms_key_id=props.kms_key_arn,
+                recovery_window_in_days=settings.encryption.secret_recovery_days,
+            ).arn
+
+        self.admin_arn = secret("apim-admin", "API-M admin user (JSON username, password)")
+        self.keystore_arn = secret("keystore", "Keystore of the pair (JSON password, base64 JKS keystore)")

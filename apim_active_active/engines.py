@@ -1,0 +1,32 @@
+"""What differs between the two database engines (pure facts; no cdktf import)."""
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Engine:
+    rds_engine: str
+    rds_version: str
+    port: int
+    apim_db: str
+    shared_db: str
+    toml_type: str  # deployment.toml's [database.*] type
+    jdbc_scheme: str
+    jdbc_tls: str  # query string that makes the driver require TLS
+    script: str  # dbscripts/<script> (shared) and dbscripts/apimgt/<script> (API-M)
+    client_package: str  # Amazon Linux 2023 package with the command-line client
+    log_exports: tuple[str, ...]
+
+
+ENGINES = {
+    "mysql": Engine("mysql", "8.0", 3306, "WSO2AM_DB", "WSO2SHARED_DB", "mysql", "mysql", "sslMode=REQUIRED",
+                    "mysql.sql", "mariadb105", ("error", "slowquery")),
+    "postgres": Engine("postgres", "16", 5432, "wso2am_db", "wso2shared_db", "postgre", "postgresql", "sslmode=require",
+                       "postgresql.sql", "postgresql15", ("postgresql",)),
+}
+# A table each schema script creates: present means the script already ran.
+SHARED_DB_MARKER_TABLE = "REG_RESOURCE"
+APIM_DB_MARKER_TABLE = "AM_API"
+
+
+def jdbc_url(engine: Engine, host: str, port: int, database: str) -> str:
+    return f"jdbc:{engine.jdbc_scheme}://{host}:{port}/{database}?{engine.jdbc_tls}"
