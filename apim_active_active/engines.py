@@ -15,13 +15,18 @@ class Engine:
     script: str  # dbscripts/<script> (shared) and dbscripts/apimgt/<script> (API-M)
     client_package: str  # Amazon Linux 2023 package with the command-line client
     log_exports: tuple[str, ...]
+    parameter_family: str
+    # RDS parameters: TLS required of every client; slow queries (and DDL) logged.
+    parameters: tuple[tuple[str, str], ...]
 
 
 ENGINES = {
     "mysql": Engine("mysql", "8.0", 3306, "WSO2AM_DB", "WSO2SHARED_DB", "mysql", "mysql", "sslMode=REQUIRED",
-                    "mysql.sql", "mariadb105", ("error", "slowquery")),
+                    "mysql.sql", "mariadb105", ("error", "slowquery"), "mysql8.0",
+                    (("require_secure_transport", "1"), ("slow_query_log", "1"), ("long_query_time", "2"))),
     "postgres": Engine("postgres", "16", 5432, "wso2am_db", "wso2shared_db", "postgre", "postgresql", "sslmode=require",
-                       "postgresql.sql", "postgresql15", ("postgresql",)),
+                       "postgresql.sql", "postgresql15", ("postgresql",), "postgres16",
+                       (("rds.force_ssl", "1"), ("log_statement", "ddl"), ("log_min_duration_statement", "2000"))),
 }
 # A table each schema script creates: present means the script already ran.
 SHARED_DB_MARKER_TABLE = "REG_RESOURCE"

@@ -184,6 +184,9 @@ class DatabaseSettings(_Strict):
     deletion_protection: bool = Field(True, description="RDS refuses deletion until this is turned off.")
     backup_retention_days: int = Field(7, ge=1, le=35, description="RDS automated backups kept this many days.")
     performance_insights: bool = Field(True, description="RDS Performance Insights (encrypted with the stack's key).")
+    parameter_group: bool = Field(
+        True, description="RDS parameter group: TLS required of every client, slow queries (PostgreSQL: and DDL) logged."
+    )
     enhanced_monitoring_seconds: Literal[0, 1, 5, 10, 15, 30, 60] = Field(
         60, description="RDS enhanced monitoring interval; 0 turns it off."
     )

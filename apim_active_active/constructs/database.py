@@ -1,6 +1,7 @@
 """Database: the shared WSO2AM_DB and WSO2SHARED_DB host, an RDS instance or an existing database.
 
-Defaults (RDS): MySQL 8 (or PostgreSQL 16), in the nodes' subnets, encrypted with the stack's key,
+Defaults (RDS): MySQL 8 (or PostgreSQL 16), in the nodes' subnets, TLS required of every client and
+slow queries logged (`database.parameter_group`), encrypted with the stack's key,
 not public, its own security group admitting the engine's port only from the nodes; the master
 password managed by RDS in Secrets Manager (encrypted with the stack's key); Multi-AZ, deletion
 protection (a final snapshot otherwise kept unless it is off), 7 days of backups, logs to CloudWatch,
@@ -10,7 +11,6 @@ Exposes: host, port, secret_arn.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from constructs import Construct
@@ -18,6 +18,7 @@ from constructs import Construct
 from apim_active_active import aws
 from apim_active_active.constructs.peer_security import PeerSecurity
 from apim_active_active.engines import ENGINES
+from apim_active_active.iam_documents import assume_role_policy
 from apim_active_active.names import resource_name
 from apim_active_active.settings import Settings
 
@@ -60,6 +61,13 @@ class Database(Construct):
             self, "subnets", name=resource_name(settings, "db"), subnet_ids=props.subnet_ids,
             tags={"Name": resource_name(settings, "db")},
         )
+        parameters = None
+        if database.parameter_group:
+            parameters = aws.db_parameter_group.DbParameterGroup(
+                self, "parameters", name=resource_name(settings, "db"), family=engine.parameter_family,
+                parameter=[aws.db_parameter_group.DbParameterGroupParameter(name=n, value=v) for n, v in engine.parameters],
+                tags={"Name": resource_name(settings, "db")},
+            )
         instance = aws.db_instance.DbInstance(
             self,
             "instance",
@@ -76,6 +84,7 @@ class Database(Construct):
             manage_master_user_password=True,
             master_user_secret_kms_key_id=props.kms_key_arn,
             db_subnet_group_name=subnets.name,
+            parameter_group_name=parameters.name if parameters else None,
             vpc_security_group_ids=[group.id],
             publicly_accessible=False,
             multi_az=database.multi_az,
@@ -97,14 +106,9 @@ class Database(Construct):
         self.secret_arn: str = instance.master_user_secret.get(0).secret_arn
 
     def _monitoring_role(self, settings: Settings) -> str:
-        assume = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Principal": {"Service": "monitoring.rds.amazonaws.com"}, "Action": "sts:AssumeRole"}
-            ],
-        }
         role = aws.iam_role.IamRole(
-            self, "monitoring", name=resource_name(settings, "db-monitoring"), assume_role_policy=json.dumps(assume)
+            self, "monitoring", name=resource_name(settings, "db-monitoring"),
+            assume_role_policy=assume_role_policy("monitoring.rds.amazonaws.com"),
         )
         aws.iam_role_policy_attachment.IamRolePolicyAttachment(
             self, "monitoring_policy", role=role.name, policy_arn=MONITORING_POLICY

@@ -6,12 +6,12 @@ Exposes: key_arn, key_id.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from constructs import Construct
 
 from apim_active_active import aws
+from apim_active_active.iam_documents import policy_document
 from apim_active_active.names import resource_name
 from apim_active_active.settings import Settings
 
@@ -26,38 +26,35 @@ class StackKey(Construct):
         super().__init__(scope, id_)
         settings = props.settings
         account = aws.data_aws_caller_identity.DataAwsCallerIdentity(self, "account")
-        policy = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "AccountIamPolicies",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{account.account_id}:root"},
-                    "Action": "kms:*",
-                    "Resource": "*",
+        statements = [
+            {
+                "Sid": "AccountIamPolicies",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{account.account_id}:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            {
+                "Sid": "CloudWatchLogsOfThisStack",
+                "Effect": "Allow",
+                "Principal": {"Service": f"logs.{settings.region}.amazonaws.com"},
+                "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                "Resource": "*",
+                "Condition": {
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn":
+                            f"arn:aws:logs:{settings.region}:{account.account_id}:log-group:/{settings.name_prefix}/*"
+                    }
                 },
-                {
-                    "Sid": "CloudWatchLogsOfThisStack",
-                    "Effect": "Allow",
-                    "Principal": {"Service": f"logs.{settings.region}.amazonaws.com"},
-                    "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-                    "Resource": "*",
-                    "Condition": {
-                        "ArnLike": {
-                            "kms:EncryptionContext:aws:logs:arn":
-                                f"arn:aws:logs:{settings.region}:{account.account_id}:log-group:/{settings.name_prefix}/*"
-                        }
-                    },
-                },
-            ],
-        }
+            },
+        ]
         key = aws.kms_key.KmsKey(
             self,
             "key",
             description=f"{settings.name_prefix}: WSO2 API-M shared file system, volumes, secrets, database",
             enable_key_rotation=True,
             deletion_window_in_days=settings.encryption.deletion_window_days,
-            policy=json.dumps(policy),
+            policy=policy_document(statements),
             tags={"Name": resource_name(settings, "key")},
         )
         aws.kms_alias.KmsAlias(self, "alias", name=f"alias/{settings.name_prefix}", target_key_id=key.key_id)

@@ -1,21 +1,26 @@
 """Network: a new VPC with one private subnet per zone, or the existing subnets named in the settings.
 
 Defaults: no internet gateway and no public addresses; an S3 gateway endpoint gives the nodes
-their packages (Amazon Linux 2023 repositories are in S3) and the product archive; the VPC's default
+their packages (Amazon Linux 2023 repositories are in S3) and the product archive; interface
+endpoints (private DNS, HTTPS from inside the VPC only) for Secrets Manager and Session Manager; the VPC's default
 security group taken over with no rules; flow logs of all traffic to a CloudWatch log group encrypted
 with the stack's key (`network.flow_logs_retention_days`).
 Exposes: vpc_id, subnet_ids (zone order).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from constructs import Construct
 
 from apim_active_active import aws
+from apim_active_active.iam_documents import assume_role_policy, policy_document
 from apim_active_active.names import resource_name
 from apim_active_active.settings import Settings
+
+
+# What a node calls besides S3: its secrets at boot, and Session Manager (no SSH).
+INTERFACE_ENDPOINTS = ("secretsmanager", "ssm", "ssmmessages", "ec2messages")
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class Network(Construct):
                 self, f"subnet_{index + 1}_routes", subnet_id=subnet.id, route_table_id=routes.id
             )
             self.subnet_ids.append(subnet.id)
+        self._interface_endpoints(settings, vpc.id, str(net.vpc_cidr))
         aws.vpc_endpoint.VpcEndpoint(
             self,
             "s3_endpoint",
@@ -74,6 +80,29 @@ class Network(Construct):
             tags={"Name": resource_name(settings, "s3")},
         )
 
+    def _interface_endpoints(self, settings: Settings, vpc_id: str, vpc_cidr: str) -> None:
+        group = aws.security_group.SecurityGroup(
+            self, "endpoints", name=resource_name(settings, "endpoints"),
+            description="AWS API interface endpoints of the VPC", vpc_id=vpc_id,
+            tags={"Name": resource_name(settings, "endpoints")},
+        )
+        aws.security_group_rule.SecurityGroupRule(
+            self, "endpoints_https", type="ingress", security_group_id=group.id, protocol="tcp", from_port=443,
+            to_port=443, cidr_blocks=[vpc_cidr], description="HTTPS to AWS APIs from inside the VPC",
+        )
+        for service in INTERFACE_ENDPOINTS:
+            aws.vpc_endpoint.VpcEndpoint(
+                self,
+                f"{service}_endpoint",
+                vpc_id=vpc_id,
+                service_name=f"com.amazonaws.{settings.region}.{service}",
+                vpc_endpoint_type="Interface",
+                private_dns_enabled=True,
+                subnet_ids=self.subnet_ids,
+                security_group_ids=[group.id],
+                tags={"Name": resource_name(settings, service)},
+            )
+
     def _flow_logs(self, settings: Settings, vpc_id: str, kms_key_arn: str) -> None:
         group = aws.cloudwatch_log_group.CloudwatchLogGroup(
             self,
@@ -82,27 +111,17 @@ class Network(Construct):
             retention_in_days=settings.network.flow_logs_retention_days,
             kms_key_id=kms_key_arn,
         )
-        assume = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Principal": {"Service": "vpc-flow-logs.amazonaws.com"}, "Action": "sts:AssumeRole"}
-            ],
-        }
         role = aws.iam_role.IamRole(
-            self, "flow_log_role", name=resource_name(settings, "flow-logs"), assume_role_policy=json.dumps(assume)
+            self, "flow_log_role", name=resource_name(settings, "flow-logs"),
+            assume_role_policy=assume_role_policy("vpc-flow-logs.amazonaws.com"),
         )
         deliver = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                    "Resource": f"{group.arn}:*",
-                }
-            ],
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            "Resource": f"{group.arn}:*",
         }
         aws.iam_role_policy.IamRolePolicy(
-            self, "flow_log_delivery", name="deliver-flow-logs", role=role.id, policy=json.dumps(deliver)
+            self, "flow_log_delivery", name="deliver-flow-logs", role=role.id, policy=policy_document([deliver])
         )
         aws.flow_log.FlowLog(
             self,

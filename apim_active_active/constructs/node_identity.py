@@ -7,13 +7,13 @@ Exposes: instance_profile_name, role_name, role_arn.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from constructs import Construct
 
 from apim_active_active import aws
+from apim_active_active.iam_documents import assume_role_policy, policy_document
 from apim_active_active.names import resource_name
 from apim_active_active.settings import Settings
 
@@ -30,22 +30,15 @@ def artifact_read_policy(*urls: str) -> str | None:
     objects = [f"arn:aws:s3:::{u.netloc}{u.path}" for u in map(urlparse, urls) if u.scheme == "s3"]
     if not objects:
         return None
-    statement = {"Sid": "ReadArtifacts", "Effect": "Allow", "Action": "s3:GetObject", "Resource": objects}
-    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+    return policy_document([{"Sid": "ReadArtifacts", "Effect": "Allow", "Action": "s3:GetObject", "Resource": objects}])
 
 
 class NodeIdentity(Construct):
     def __init__(self, scope: Construct, id_: str, props: NodeIdentityProps) -> None:
         super().__init__(scope, id_)
         settings = props.settings
-        assume = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
-            ],
-        }
         role = aws.iam_role.IamRole(
-            self, "role", name=resource_name(settings, "node"), assume_role_policy=json.dumps(assume)
+            self, "role", name=resource_name(settings, "node"), assume_role_policy=assume_role_policy("ec2.amazonaws.com")
         )
         aws.iam_role_policy_attachment.IamRolePolicyAttachment(
             self, "ssm_core", role=role.name, policy_arn=SSM_CORE_POLICY
@@ -65,5 +58,5 @@ class NodeIdentity(Construct):
         """An inline policy of the node role with these statements (exact resources, please)."""
         aws.iam_role_policy.IamRolePolicy(
             self, id_, name=id_.replace("_", "-"), role=self._role_id,
-            policy=json.dumps({"Version": "2012-10-17", "Statement": statements}),
+            policy=policy_document(statements),
         )

@@ -8,13 +8,13 @@ Exposes: file_system_id, dns_name, security_group_id, mount_targets.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from constructs import Construct
 
 from apim_active_active import aws
 from apim_active_active.constructs.peer_security import PeerSecurity
+from apim_active_active.iam_documents import policy_document
 from apim_active_active.names import resource_name
 from apim_active_active.settings import Settings
 
@@ -48,7 +48,7 @@ def tls_only_policy(file_system_arn: str, node_role_arn: str) -> str:
         "Resource": file_system_arn,
         "Condition": {"Bool": {"aws:SecureTransport": "false"}},
     }
-    return json.dumps({"Version": "2012-10-17", "Statement": [nodes_mount, deny_plain]})
+    return policy_document([nodes_mount, deny_plain])
 
 
 class SharedFileSystem(Construct):

@@ -1,7 +1,7 @@
 """STAND-IN for the RDS instance: a MariaDB server (MySQL protocol) in a namespace of its own.
 
-It listens, with TLS, on an address in node 1's subnet that each node's /etc/hosts gives the RDS
-endpoint name; its master user is the one in the secret RDS manages (read from the emulator).
+It listens on an address in node 1's subnet that each node's /etc/hosts gives the RDS
+endpoint name, and like the parameter group it refuses clients without TLS; its master user is the one in the secret RDS manages (read from the emulator).
 """
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ class MariaDbStandIn:
             namespace, "mariadbd", "--no-defaults", f"--datadir={data}", f"--socket={self.socket}",
             f"--pid-file={self.work / 'mysqld.pid'}", f"--bind-address={self.address}", "--port=3306", "--user=root",
             "--skip-name-resolve", f"--ssl-cert={self.work / 'cert.pem'}", f"--ssl-key={self.work / 'key.pem'}",
+            "--require-secure-transport=ON",
             f"--log-error={self.work / 'error.log'}",
         )
         deadline = time.monotonic() + READY_SECONDS

@@ -17,7 +17,7 @@ from tests.conftest import ROOT
 
 CHECKOV = ROOT / ".tools" / "checkov-venv" / "bin" / "checkov"
 CONFIG = ROOT / ".checkov.yaml"
-SCANNED = ["dev", "legacy32"]
+SCANNED = ["dev", "legacy32", "prod"]
 
 
 def skipped_checks() -> list[str]:

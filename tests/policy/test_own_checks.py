@@ -10,7 +10,7 @@ import pytest
 from apim_active_active.policy import violations
 from tests.conftest import ROOT
 
-ENVS = ["local", "dev", "legacy32"]
+ENVS = ["local", "dev", "legacy32", "prod"]
 
 
 def stack(**resources: dict) -> dict:

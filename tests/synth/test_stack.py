@@ -15,7 +15,7 @@ from tests.conftest import ROOT, tool_env
 from tests.conftest import synthesize
 
 PEER_PORTS = {9443, 9611, 9711, 5672}
-ENVS = ["local", "dev", "legacy32"]
+ENVS = ["local", "dev", "legacy32", "prod"]
 
 
 def resources(stack: dict, kind: str) -> dict[str, dict]:
@@ -124,7 +124,7 @@ def test_user_data_carries_the_rendered_config_and_the_efs_reference(stacks, env
         files = {f["path"]: f["content"] for f in yaml.safe_load(unescaped)["write_files"]}
         node = [str(settings.network.node_ip(n)) for n in (0, 1)].index(instance["private_ip"])
         host = settings.database.existing.host if settings.database.existing else "@@DB_HOST@@"
-        port = settings.database.existing.port if settings.database.existing else 3306
+        port = settings.database.existing.port if settings.database.existing else {"mysql": 3306, "postgres": 5432}[settings.database.engine]
         rendered = render_deployment_toml(settings, node, host, port)
         if not settings.database.existing:
             rendered = rendered.replace("@@DB_HOST@@", f"${{aws_db_instance.{only(stack, 'aws_db_instance')[0]}.address}}")
@@ -140,6 +140,7 @@ def test_emulator_gaps_are_switched_off_in_local_only(stacks):
         assert instance["monitoring"] is False
     assert not resources(local, "aws_efs_backup_policy")
     assert not resources(local, "aws_efs_file_system_policy")
+    assert not resources(local, "aws_db_parameter_group")
     for instance in resources(dev, "aws_instance").values():
         assert "lifecycle" not in instance and instance["monitoring"] is True
     assert resources(dev, "aws_efs_backup_policy") and resources(dev, "aws_efs_file_system_policy")
@@ -201,7 +202,7 @@ def test_stock_provider_import_synthesizes_the_same_bytes(synth_dir, tmp_path):
         assert ours == stock, env
 
 
-@pytest.mark.parametrize("env", ["dev", "legacy32"])
+@pytest.mark.parametrize("env", ["dev", "legacy32", "prod"])
 def test_efs_policy_admits_only_the_node_role_over_tls(stacks, environments, env):
     stack = stacks[env]
     fs_name, _ = only(stack, "aws_efs_file_system")
@@ -225,7 +226,7 @@ def test_stack_key_rotates_and_encrypts_the_root_volumes(stacks, env):
         assert instance["root_block_device"]["kms_key_id"] == ref("aws_kms_key", key_name, "arn")
 
 
-@pytest.mark.parametrize("env", ["local", "dev"])
+@pytest.mark.parametrize("env", ["local", "dev", "prod"])
 def test_rds_private_encrypted_with_a_managed_password_reachable_from_the_nodes_only(stacks, environments, env):
     stack, database = stacks[env], environments[env].database
     _, instance = only(stack, "aws_db_instance")
@@ -234,12 +235,14 @@ def test_rds_private_encrypted_with_a_managed_password_reachable_from_the_nodes_
     assert instance["manage_master_user_password"] is True and instance["master_user_secret_kms_key_id"] == key
     assert "password" not in instance
     assert instance["publicly_accessible"] is False and instance["multi_az"] is database.multi_az
-    assert (instance["engine"], instance["engine_version"]) == ("mysql", "8.0")
+    assert instance["deletion_protection"] is database.deletion_protection
+    port = {"mysql": 3306, "postgres": 5432}[database.engine]
+    assert (instance["engine"], instance["engine_version"]) == {"mysql": ("mysql", "8.0"), "postgres": ("postgres", "16")}[database.engine]
     db_group = ref("aws_security_group", group_named(stack, "db"))
     assert instance["vpc_security_group_ids"] == [db_group]
     rules = [r for r in resources(stack, "aws_security_group_rule").values() if r["security_group_id"] == db_group]
     node_group = ref("aws_security_group", group_named(stack, "nodes"))
-    assert [(r["type"], r["from_port"], r["source_security_group_id"]) for r in rules] == [("ingress", 3306, node_group)]
+    assert [(r["type"], r["from_port"], r["source_security_group_id"]) for r in rules] == [("ingress", port, node_group)]
 
 
 def test_existing_database_means_no_rds(stacks):
@@ -262,3 +265,26 @@ def test_generated_secrets_have_no_value_in_terraform_and_the_node_role_gets_exa
     generated = sorted(ref("aws_secretsmanager_secret", name, "arn") for name in secrets)
     assert sorted(statements["GenerateOnce"]["Resource"]) == generated
     assert "*" not in json.dumps(statements)
+
+
+def test_new_vpc_reaches_secrets_and_session_manager_privately(stacks):
+    endpoints = resources(stacks["dev"], "aws_vpc_endpoint").values()
+    interface = {e["service_name"].rsplit(".", 1)[1]: e for e in endpoints if e["vpc_endpoint_type"] == "Interface"}
+    assert sorted(interface) == ["ec2messages", "secretsmanager", "ssm", "ssmmessages"]
+    assert all(e["private_dns_enabled"] is True and len(e["subnet_ids"]) == 2 for e in interface.values())
+    group = ref("aws_security_group", group_named(stacks["dev"], "endpoints"))
+    rules = [r for r in resources(stacks["dev"], "aws_security_group_rule").values() if r["security_group_id"] == group]
+    assert [(r["type"], r["from_port"], r["cidr_blocks"]) for r in rules] == [("ingress", 443, ["10.20.0.0/16"])]
+    assert not resources(stacks["legacy32"], "aws_vpc_endpoint"), "existing subnets: their network provides the way out"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_no_ssh_anywhere(stacks, env):
+    rules = resources(stacks[env], "aws_security_group_rule").values()
+    assert not [r for r in rules if r["from_port"] <= 22 <= r["to_port"]]
+
+
+@pytest.mark.parametrize("env, engine_tls", [("dev", "require_secure_transport"), ("prod", "rds.force_ssl")])
+def test_database_requires_tls_of_every_client(stacks, env, engine_tls):
+    _, group = only(stacks[env], "aws_db_parameter_group")
+    assert {"name": engine_tls, "value": "1"} in group["parameter"]

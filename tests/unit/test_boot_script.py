@@ -37,7 +37,7 @@ def _schema(path) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("env", ["local", "dev", "legacy32"])
+@pytest.mark.parametrize("env", ["local", "dev", "legacy32", "prod"])
 @pytest.mark.parametrize("node", [0, 1])
 def test_user_data_passes_cloud_init_schema(environments, env, node, tmp_path):
     path = tmp_path / "user-data.yaml"
@@ -123,7 +123,7 @@ def test_node_env_names_the_secrets_by_arn_and_holds_no_secret_value(environment
     assert not [key for key in env if "PASSWORD" in key]
 
 
-@pytest.mark.parametrize("env", ["local", "dev", "legacy32"])
+@pytest.mark.parametrize("env", ["local", "dev", "legacy32", "prod"])
 def test_user_data_fits_ec2s_16_kb_with_room_to_grow(environments, env):
     # The stack swaps placeholders for references of about this length; the result must stay under 16 KB.
     size = len(render_user_data(environments[env], 0, DEPLOYED).encode())

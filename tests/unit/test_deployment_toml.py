@@ -20,7 +20,7 @@ def _with_version(version: str, jdk: int):
     return parse_settings(data, environ={})
 
 
-@pytest.mark.parametrize("env", ["local", "dev", "legacy32"])
+@pytest.mark.parametrize("env", ["local", "dev", "legacy32", "prod"])
 def test_one_url_group_per_node_identical_on_both_nodes(environments, env):
     settings = environments[env]
     ips = [str(settings.network.node_ip(i)) for i in (0, 1)]

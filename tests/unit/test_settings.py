@@ -12,7 +12,7 @@ from tests.conftest import ENVIRONMENTS, ROOT, local_settings_dict
 
 
 def test_examples_load_with_fixed_node_addresses(environments):
-    assert set(environments) == {"local", "dev", "legacy32"}
+    assert set(environments) == {"local", "dev", "legacy32", "prod"}
     local = environments["local"]
     assert [local.network.node_ip(i) for i in (0, 1)] == [IPv4Address("10.0.1.10"), IPv4Address("10.0.2.10")]
     assert local.apim.home == "/opt/wso2/wso2am-4.3.0"
@@ -21,7 +21,9 @@ def test_examples_load_with_fixed_node_addresses(environments):
 
 def test_only_local_talks_to_the_emulator(environments):
     assert environments["local"].is_local
-    assert not environments["dev"].is_local and not environments["legacy32"].is_local
+    assert not any(environments[name].is_local for name in ("dev", "legacy32", "prod"))
+    prod = environments["prod"].database
+    assert prod.multi_az and prod.deletion_protection and environments["prod"].encryption.secret_recovery_days == 30
 
 
 def test_endpoint_comes_from_aws_endpoint_url():
