@@ -89,8 +89,9 @@ class Lab:
         return process
 
     # node hosts ----------------------------------------------------------------------------
-    def add_node(self, number: int, address: str, stage: Path, efs_export: Path) -> NodeHost:
-        """A node host: its namespace, and a holder process keeping its mount namespace alive."""
+    def add_node(self, number: int, address: str, stage: Path, efs_export: Path, project: Path) -> NodeHost:
+        """A node host: its namespace, and a holder process keeping its mount namespace alive. The project
+        (its tools: cloud-init's code, the AWS CLI) is bound in read-only at its own path, wherever it is."""
         node = NodeHost(self._namespace(f"n{number}", [address]), address)
         root = f"/run/rehearsal/{node.name}"
         setup = f"""set -e
@@ -102,6 +103,9 @@ mount -t overlay overlay -o lowerdir=/,upperdir={root}/upper,workdir={root}/work
 mount -t proc proc {node.merged}/proc
 mount --rbind /dev {node.merged}/dev
 mount -t tmpfs tmp {node.merged}/tmp
+mkdir -p {node.merged}{project}
+mount --bind {project} {node.merged}{project}
+mount -o remount,bind,ro {node.merged}{project}
 mkdir -p {node.merged}/run/rehearsal-efs
 mount --bind {efs_export} {node.merged}/run/rehearsal-efs
 echo ready

@@ -153,7 +153,7 @@ class Rehearsal:
         stage = fresh_stage(self.work / f"stage-{index + 1}-{time.monotonic_ns()}")
         # Each zone resolves the EFS name to its own mount target, as Route 53 does for EFS.
         stage_node(stage, node_user_data, {self.outputs[OUTPUT_EFS_DNS]: mount_target, self.db_host: self.db_address})
-        node = self.lab.add_node(index + 1, address, stage, self.export)
+        node = self.lab.add_node(index + 1, address, stage, self.export, ROOT)
         self.lab.in_namespace(node.name, "socat", f"TCP-LISTEN:{AWS_RELAY_PORT},bind=127.0.0.1,fork,reuseaddr",
                               f"UNIX-CONNECT:{self.socket}")
         return node
