@@ -5,6 +5,9 @@ their packages (Amazon Linux 2023 repositories are in S3) and the product archiv
 endpoints (private DNS, HTTPS from inside the VPC only) for Secrets Manager and Session Manager; the VPC's default
 security group taken over with no rules; flow logs of all traffic to a CloudWatch log group encrypted
 with the stack's key (`network.flow_logs_retention_days`).
+Each node's fixed address is an explicit CIDR reservation in its subnet, so nothing else created there
+(endpoints, mount targets, the database) can take it first; subnet_ids are read through the
+reservations, so everything placed in them waits for those.
 Exposes: vpc_id, subnet_ids (zone order).
 """
 from __future__ import annotations
@@ -35,7 +38,7 @@ class Network(Construct):
         settings, net = props.settings, props.settings.network
         if net.vpc_cidr is None:
             self.vpc_id: str = net.vpc_id
-            self.subnet_ids: list[str] = list(net.subnet_ids)
+            self.subnet_ids: list[str] = self._reserve_node_addresses(settings, list(net.subnet_ids))
             return
         vpc = aws.vpc.Vpc(
             self,
@@ -69,6 +72,7 @@ class Network(Construct):
                 self, f"subnet_{index + 1}_routes", subnet_id=subnet.id, route_table_id=routes.id
             )
             self.subnet_ids.append(subnet.id)
+        self.subnet_ids = self._reserve_node_addresses(settings, self.subnet_ids)
         self._interface_endpoints(settings, vpc.id, str(net.vpc_cidr))
         aws.vpc_endpoint.VpcEndpoint(
             self,
@@ -79,6 +83,19 @@ class Network(Construct):
             route_table_ids=[routes.id],
             tags={"Name": resource_name(settings, "s3")},
         )
+
+    def _reserve_node_addresses(self, settings: Settings, subnet_ids: list[str]) -> list[str]:
+        reserved = []
+        for index, subnet_id in enumerate(subnet_ids):
+            reservation = aws.ec2_subnet_cidr_reservation.Ec2SubnetCidrReservation(
+                self,
+                f"node_{index + 1}_address",
+                subnet_id=subnet_id,
+                cidr_block=f"{settings.network.node_ip(index)}/32",
+                reservation_type="explicit",
+            )
+            reserved.append(reservation.subnet_id)
+        return reserved
 
     def _interface_endpoints(self, settings: Settings, vpc_id: str, vpc_cidr: str) -> None:
         group = aws.security_group.SecurityGroup(

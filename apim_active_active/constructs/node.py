@@ -36,9 +36,14 @@ class Node(Construct):
         super().__init__(scope, id_)
         settings = props.settings
         emulator = settings.emulator
-        lifecycle = None
+        ignored = []
+        if settings.node.ami.ssm_parameter:
+            # A new AMI release behind the parameter must not replace both nodes in one apply: roll it
+            # out one node at a time (`terraform apply -replace=...` on node 1, then node 2).
+            ignored.append("ami")
         if emulator and emulator.ignore_instance_sg_drift:
-            lifecycle = TerraformResourceLifecycle(ignore_changes=["vpc_security_group_ids"])
+            ignored.append("vpc_security_group_ids")
+        lifecycle = TerraformResourceLifecycle(ignore_changes=ignored) if ignored else None
         self.private_ip = str(settings.network.node_ip(props.index))
         instance = aws.instance.Instance(
             self,

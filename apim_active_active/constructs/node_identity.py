@@ -54,9 +54,9 @@ class NodeIdentity(Construct):
         self.role_arn: str = role.arn
         self.instance_profile_name: str = profile.name
 
-    def grant(self, id_: str, statements: list[dict]) -> None:
+    def grant(self, id_: str, statements: list[dict]) -> aws.iam_role_policy.IamRolePolicy:
         """An inline policy of the node role with these statements (exact resources, please)."""
-        aws.iam_role_policy.IamRolePolicy(
+        return aws.iam_role_policy.IamRolePolicy(
             self, id_, name=id_.replace("_", "-"), role=self._role_id,
             policy=policy_document(statements),
         )

@@ -75,6 +75,25 @@ KEYSTORE_ALIAS = "wso2carbon"
 TRUSTSTORE_FILE = "client-truststore.jks"
 
 
+def _event_hub(settings: Settings, node_index: int) -> dict:
+    """4.x: every node's notifications (new APIs, subscriptions, token revocations) go to both nodes."""
+    ips = node_ips(settings)
+    return {
+        "enable": True,
+        "username": "$ref{super_admin.username}",
+        "password": f"$env{{{ADMIN_PASSWORD_ENV}}}",
+        "service_url": LOCAL_SERVICE_URL,
+        "event_listening_endpoints": [f"tcp://localhost:{BROKER_PORT}"],
+        "event_duplicate_url": [f"tcp://{ips[1 - node_index]}:{BROKER_PORT}"],
+        "publish": {
+            "url_group": [
+                {"urls": [f"tcp://{ip}:{THROTTLE_BINARY_PORT}"], "auth_urls": [f"ssl://{ip}:{THROTTLE_AUTH_PORT}"]}
+                for ip in ips
+            ]
+        },
+    }
+
+
 def _database(settings: Settings, db_host: str, db_port: int) -> dict:
     engine = ENGINES[settings.database.engine]
     credentials = {"username": f"$env{{{DB_USERNAME_ENV}}}", "password": f"$env{{{DB_PASSWORD_ENV}}}"}
@@ -114,6 +133,8 @@ def render_deployment_toml(settings: Settings, node_index: int, db_host: str, db
             "throttling": _throttling(settings, node_index),
         },
     }
+    if traits(settings.apim.version).has_event_hub:
+        document["apim"]["event_hub"] = _event_hub(settings, node_index)
     header = (
         f"# Rendered by apim_active_active for {settings.name_prefix} node {node_index + 1}"
         f" (API-M {settings.apim.version}). Do not edit on the node: change the settings and redeploy.\n"

@@ -67,7 +67,7 @@ class ActiveActiveStack(TerraformStack):
             ),
         )
         secrets = GeneratedSecrets(self, "secrets", GeneratedSecretsProps(settings=settings, kms_key_arn=key.key_arn))
-        identity.grant("use_secrets", secret_statements(database, secrets, key))
+        grant = identity.grant("use_secrets", secret_statements(database, secrets, key))
         deployed = {
             PLACEHOLDERS.efs_id: share.file_system_id,
             PLACEHOLDERS.db_host: database.host,
@@ -89,7 +89,8 @@ class ActiveActiveStack(TerraformStack):
                     instance_profile_name=identity.instance_profile_name,
                     kms_key_arn=key.key_arn,
                     user_data=embed(render_user_data(settings, index, placeholders), deployed),
-                    depends_on=tuple(share.mount_targets),
+                    # Booting needs the mount targets and may read the secrets at once.
+                    depends_on=(*share.mount_targets, grant),
                 ),
             )
             for index in range(2)

@@ -325,7 +325,7 @@ class Rehearsal:
             "user": [l for l in read("/etc/passwd").splitlines() if l.startswith(f"{self.settings.apim.os_user}:")],
             "seeded": (self.export / ".wso2am-seeded").read_text() if (self.export / ".wso2am-seeded").exists() else "",
             "wants": sorted(os.listdir(node.path("/etc/systemd/system/multi-user.target.wants"))),
-            "pid": read(f"{self.settings.apim.home}/repository/wso2carbon.pid"),
+            "pid": read(f"{self.settings.apim.home}/wso2carbon.pid"),
             "mounts": node.run("findmnt", "-rn", "-o", "TARGET", share).stdout,
             "secrets": hashlib.sha256(read(SECRETS_FILE).encode()).hexdigest(),
             "schema": str(self.database.tables("WSO2AM_DB")),

@@ -54,7 +54,8 @@ def test_two_nodes_with_fixed_addresses_in_two_zones(stacks, environments, env):
         zones = {s["cidr_block"]: s["availability_zone"] for s in subnets.values()}
         assert zones == dict(zip(map(str, settings.network.subnet_cidrs), settings.availability_zones))
     else:
-        assert [i["subnet_id"] for i in instances] == list(settings.network.subnet_ids)
+        reservations = sorted(resources(stack, "aws_ec2_subnet_cidr_reservation").values(), key=lambda r: r["cidr_block"])
+        assert [r["subnet_id"] for r in reservations] == list(settings.network.subnet_ids)
         assert "aws_vpc" not in stack.get("resource", {})
 
 
@@ -136,13 +137,16 @@ def test_emulator_gaps_are_switched_off_in_local_only(stacks):
     assert "endpoints" in local["provider"]["aws"][0]
     assert "endpoints" not in dev["provider"]["aws"][0] and "access_key" not in dev["provider"]["aws"][0]
     for instance in resources(local, "aws_instance").values():
-        assert instance["lifecycle"] == {"ignore_changes": ["vpc_security_group_ids"]}
+        assert instance["lifecycle"] == {"ignore_changes": ["ami", "vpc_security_group_ids"]}
         assert instance["monitoring"] is False
     assert not resources(local, "aws_efs_backup_policy")
     assert not resources(local, "aws_efs_file_system_policy")
     assert not resources(local, "aws_db_parameter_group")
     for instance in resources(dev, "aws_instance").values():
-        assert "lifecycle" not in instance and instance["monitoring"] is True
+        # only the AMI behind the SSM parameter is kept (a new release is rolled out node by node)
+        assert instance["lifecycle"] == {"ignore_changes": ["ami"]} and instance["monitoring"] is True
+    for instance in resources(stacks["legacy32"], "aws_instance").values():
+        assert "lifecycle" not in instance, "a pinned AMI id is applied as given"
     assert resources(dev, "aws_efs_backup_policy") and resources(dev, "aws_efs_file_system_policy")
 
 
@@ -288,3 +292,23 @@ def test_no_ssh_anywhere(stacks, env):
 def test_database_requires_tls_of_every_client(stacks, env, engine_tls):
     _, group = only(stacks[env], "aws_db_parameter_group")
     assert {"name": engine_tls, "value": "1"} in group["parameter"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_nodes_boot_after_the_share_and_their_secret_grants_exist(stacks, env):
+    stack = stacks[env]
+    grant_name, _ = named(stack, "aws_iam_role_policy", "use-secrets")
+    for instance in resources(stack, "aws_instance").values():
+        assert f"aws_iam_role_policy.{grant_name}" in instance["depends_on"]
+        assert sum(d.startswith("aws_efs_mount_target.") for d in instance["depends_on"]) == 2
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_node_addresses_are_reserved_before_anything_else_takes_them(stacks, environments, env):
+    stack, settings = stacks[env], environments[env]
+    reservations = resources(stack, "aws_ec2_subnet_cidr_reservation")
+    assert sorted(r["cidr_block"] for r in reservations.values()) == [f"{settings.network.node_ip(n)}/32" for n in (0, 1)]
+    assert all(r["reservation_type"] == "explicit" for r in reservations.values())
+    through = {ref("aws_ec2_subnet_cidr_reservation", name, "subnet_id") for name in reservations}
+    assert {i["subnet_id"] for i in resources(stack, "aws_instance").values()} == through
+    assert {t["subnet_id"] for t in resources(stack, "aws_efs_mount_target").values()} == through

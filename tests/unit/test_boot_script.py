@@ -100,7 +100,7 @@ def test_systemd_unit(environments, env, script, tmp_path):
         "User=wso2carbon",
         "Type=forking",
         "Restart=on-failure",
-        f"PIDFile={home}/repository/wso2carbon.pid",
+        f"PIDFile={home}/wso2carbon.pid",  # where Carbon's start script writes it
         f"RequiresMountsFor={home}/repository/deployment/server",
         "EnvironmentFile=/etc/wso2am/secrets.env",
     ]:

@@ -105,3 +105,17 @@ def test_admin_and_keystores_come_from_the_environment(environments):
     for store in ("tls", "primary"):
         assert parsed["keystore"][store]["password"] == parsed["keystore"][store]["key_password"] == "$env{APIM_KEYSTORE_PASSWORD}"
     assert parsed["truststore"] == {"file_name": "client-truststore.jks", "type": "JKS", "password": "$env{APIM_KEYSTORE_PASSWORD}"}
+
+
+@pytest.mark.parametrize("node", [0, 1])
+def test_4x_event_hub_publishes_to_both_nodes_and_duplicates_to_the_peer(environments, node):
+    settings = environments["local"]
+    ips = [str(settings.network.node_ip(n)) for n in (0, 1)]
+    hub = _parsed(settings, node)["apim"]["event_hub"]
+    assert hub["enable"] is True and hub["password"] == "$env{APIM_ADMIN_PASSWORD}"
+    assert hub["event_duplicate_url"] == [f"tcp://{ips[1 - node]}:5672"]
+    assert hub["publish"]["url_group"] == [{"urls": [f"tcp://{ip}:9611"], "auth_urls": [f"ssl://{ip}:9711"]} for ip in ips]
+
+
+def test_3_2_has_no_event_hub(environments):
+    assert "event_hub" not in _parsed(environments["legacy32"], 0)["apim"]

@@ -122,7 +122,18 @@ json_field() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv
 secret_string() {
   aws secretsmanager get-secret-value --region "$AWS_REGION" --secret-id "$1" --query SecretString --output text
 }
-has_secret_value() { secret_string "$1" >/dev/null 2>&1; }
+# secret_has_value ARN: 0 when it has a value, 1 when it has none yet; anything else (throttling, denied) aborts
+# the boot rather than letting this node generate a second, different value.
+secret_has_value() {
+  local error
+  if error=$(secret_string "$1" 2>&1 >/dev/null); then
+    return 0
+  elif [[ "$error" == *ResourceNotFoundException* ]]; then
+    return 1
+  fi
+  log "cannot read $1: $error"
+  exit 1
+}
 put_secret_file() {
   aws secretsmanager put-secret-value --region "$AWS_REGION" --secret-id "$1" --secret-string "file://$2" >/dev/null
 }
@@ -156,26 +167,27 @@ ensure_generated_secrets() {
   dir=$(mktemp -d)
   (
     flock --timeout 600 7
-    has_secret_value "$ADMIN_SECRET_ARN" || generate_admin_secret "$dir"
-    has_secret_value "$KEYSTORE_SECRET_ARN" || generate_keystore_secret "$dir"
+    secret_has_value "$ADMIN_SECRET_ARN" || generate_admin_secret "$dir"
+    secret_has_value "$KEYSTORE_SECRET_ARN" || generate_keystore_secret "$dir"
   ) 7>"$SHARE_DIR/.wso2am-secrets.lock"
   rm -rf "$dir"
 }
 
 write_secrets_env() {
   # Root-only; systemd reads it before it drops to the API-M user.
-  local admin database keystore
+  local admin database keystore admin_password db_username db_password keystore_password
   admin=$(retry "$RETRY_TRIES" 2 secret_string "$ADMIN_SECRET_ARN")
   database=$(retry "$RETRY_TRIES" 2 secret_string "$DB_SECRET_ARN")
   keystore=$(retry "$RETRY_TRIES" 2 secret_string "$KEYSTORE_SECRET_ARN")
+  # Separate assignments, so a malformed secret stops the boot instead of writing an empty value.
+  admin_password=$(json_field password <<<"$admin")
+  db_username=$(json_field username <<<"$database")
+  db_password=$(json_field password <<<"$database")
+  keystore_password=$(json_field password <<<"$keystore")
   (
     umask 077
-    {
-      printf 'APIM_ADMIN_PASSWORD=%s\n' "$(json_field password <<<"$admin")"
-      printf 'APIM_DB_USERNAME=%s\n' "$(json_field username <<<"$database")"
-      printf 'APIM_DB_PASSWORD=%s\n' "$(json_field password <<<"$database")"
-      printf 'APIM_KEYSTORE_PASSWORD=%s\n' "$(json_field password <<<"$keystore")"
-    } >"$SECRETS_FILE.part"
+    printf 'APIM_ADMIN_PASSWORD=%s\nAPIM_DB_USERNAME=%s\nAPIM_DB_PASSWORD=%s\nAPIM_KEYSTORE_PASSWORD=%s\n' \
+      "$admin_password" "$db_username" "$db_password" "$keystore_password" >"$SECRETS_FILE.part"
     mv "$SECRETS_FILE.part" "$SECRETS_FILE"
   )
 }
@@ -235,11 +247,12 @@ ensure_schema() {
   retry "$RETRY_TRIES" 2 db_client "" <<<"SELECT 1;" >/dev/null
   (
     flock --timeout 900 8
-    local database script marker
+    local database script marker tables
     for entry in "$SHARED_DB dbscripts/$DB_SCRIPT $SHARED_DB_MARKER" "$APIM_DB dbscripts/apimgt/$DB_SCRIPT $APIM_DB_MARKER"; do
       read -r database script marker <<<"$entry"
       create_database "$database"
-      if [[ "$(table_count "$database" "$marker")" == 0 ]]; then
+      tables=$(table_count "$database" "$marker")  # a failed query stops the boot here
+      if [[ "$tables" == 0 ]]; then
         db_client "$database" <"$APIM_HOME/$script"
         log "created the schema of $database from $script"
       fi

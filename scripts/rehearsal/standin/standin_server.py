@@ -105,7 +105,11 @@ def peer_urls(config: dict) -> list[str]:
     urls = list(throttling.get("event_duplicate_url", []))
     for group in throttling.get("url_group", []):
         urls += group.get("traffic_manager_urls", []) + group.get("traffic_manager_auth_urls", [])
-    return urls
+    event_hub = config.get("apim", {}).get("event_hub", {})
+    urls += event_hub.get("event_duplicate_url", [])
+    for group in event_hub.get("publish", {}).get("url_group", []):
+        urls += group.get("urls", []) + group.get("auth_urls", [])
+    return sorted(set(urls))
 
 
 SECRET_NAMES = ("APIM_ADMIN_PASSWORD", "APIM_DB_USERNAME", "APIM_DB_PASSWORD", "APIM_KEYSTORE_PASSWORD")

@@ -3,7 +3,7 @@
 # same `start` / `stop` interface and PID file that WSO2's systemd units use.
 set -euo pipefail
 HOME_DIR=$(cd "$(dirname "$0")/.." && pwd)
-PID_FILE="$HOME_DIR/repository/wso2carbon.pid"
+PID_FILE="$HOME_DIR/wso2carbon.pid"
 LOG="$HOME_DIR/repository/logs/wso2carbon.log"
 SECURITY="$HOME_DIR/repository/resources/security"
 
