@@ -76,6 +76,7 @@ class ActiveActiveStack(TerraformStack):
             PLACEHOLDERS.keystore_secret_arn: secrets.keystore_arn,
         }
         placeholders = replace(PLACEHOLDERS, db_port=database.port)
+        ami_id = self._ami_id(settings)
         nodes = [
             Node(
                 self,
@@ -83,7 +84,7 @@ class ActiveActiveStack(TerraformStack):
                 NodeProps(
                     settings=settings,
                     index=index,
-                    ami_id=self._ami_id(settings),
+                    ami_id=ami_id,
                     subnet_id=network.subnet_ids[index],
                     security_group_id=peers.group_id,
                     instance_profile_name=identity.instance_profile_name,
@@ -101,11 +102,7 @@ class ActiveActiveStack(TerraformStack):
         ami = settings.node.ami
         if ami.id:
             return ami.id
-        if not hasattr(self, "_ami_parameter"):
-            self._ami_parameter = aws.data_aws_ssm_parameter.DataAwsSsmParameter(
-                self, "ami", name=ami.ssm_parameter
-            )
-        return self._ami_parameter.insecure_value
+        return aws.data_aws_ssm_parameter.DataAwsSsmParameter(self, "ami", name=ami.ssm_parameter).insecure_value
 
     def _outputs(self, network: Network, peers: PeerSecurity, share: SharedFileSystem, nodes: list[Node]) -> None:
         values = {

@@ -23,7 +23,7 @@ class MariaDbStandIn:
         self.lab, self.work, self.address = lab, work / "mariadb", address
         self.socket = self.work / "mysqld.sock"
 
-    def start(self, username: str, password: str) -> None:
+    def start(self, username: str, password: str, initial_database: str) -> None:
         data = self.work / "data"
         data.mkdir(parents=True)
         subprocess.run(
@@ -53,7 +53,7 @@ class MariaDbStandIn:
         created = self.sql(
             f"CREATE USER {user} IDENTIFIED BY {_sql_string(password)};\n"
             f"GRANT ALL PRIVILEGES ON *.* TO {user} WITH GRANT OPTION;\n"
-            "CREATE DATABASE WSO2AM_DB;\n"  # RDS creates db_name itself
+            f"CREATE DATABASE {initial_database};\n"  # RDS creates db_name itself
         )
         if created.returncode != 0:
             raise RuntimeError(f"could not create the master user: {created.stderr}")

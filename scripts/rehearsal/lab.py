@@ -122,36 +122,26 @@ exec sleep {HOLDER_SECONDS}
             raise RuntimeError(f"node host {node.name} did not start: {node.holder.stderr.read()}")
         return node
 
-    def stop_node_processes(self, node: NodeHost) -> None:
-        """Kill everything running in a node's network namespace except its holder."""
-        pids = sh("ip", "netns", "pids", node.name, check=False).stdout.split()
-        for pid in pids:
-            if int(pid) != node.holder.pid:
-                sh("kill", "-9", pid, check=False)
+    def _drop_namespace(self, namespace: str) -> None:
+        """Kill whatever still runs in a namespace (its mounts go with its last process), then delete it."""
+        for pid in sh("ip", "netns", "pids", namespace, check=False).stdout.split():
+            sh("kill", "-9", pid, check=False)
+        sh("ip", "netns", "delete", namespace, check=False)
 
     def remove_node(self, node: NodeHost) -> None:
         """Take a node host away entirely (its processes, mounts and namespace)."""
-        self.stop_node_processes(node)
-        node.holder.kill()
+        self._drop_namespace(node.name)
         node.holder.wait(timeout=10)
-        for pid in sh("ip", "netns", "pids", node.name, check=False).stdout.split():
-            sh("kill", "-9", pid, check=False)
-        sh("ip", "netns", "delete", node.name)
         self.namespaces.remove(node.name)
         self.nodes.remove(node)
 
     def close(self) -> None:
-        for node in self.nodes:
-            if node.holder:
-                self.stop_node_processes(node)
-                node.holder.kill()
-                node.holder.wait(timeout=10)
         for process in self.processes:
             process.kill()
             process.wait(timeout=10)
         for namespace in self.namespaces:
-            for pid in sh("ip", "netns", "pids", namespace, check=False).stdout.split():
-                sh("kill", "-9", pid, check=False)
-            sh("ip", "netns", "delete", namespace, check=False)
+            self._drop_namespace(namespace)
+        for node in self.nodes:
+            node.holder.wait(timeout=10)
         sh("ip", "link", "delete", self.bridge, check=False)
         shutil.rmtree(self.work, ignore_errors=True)

@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from apim_active_active.engines import APIM_DB_MARKER_TABLE, ENGINES, SHARED_DB_MARKER_TABLE
 from apim_active_active.names import OUTPUT_EFS_DNS, OUTPUT_INSTANCE_IDS, OUTPUT_NODE_IPS
 from apim_active_active.renderers.boot_script import BOOT_SCRIPT, CONFIG_SOURCE, SECRETS_FILE, SERVICE, share_dir
 from apim_active_active.renderers.deployment_toml import render_deployment_toml
 from apim_active_active.settings import Settings, load_settings
+from apim_active_active.versions import traits
 from scripts.emulator import free_loopback_url, start
 from scripts.local_stack import ROOT, STACK, aws_env, cdktf, cdktf_flags, client
 from scripts.rehearsal.database import MariaDbStandIn
@@ -64,6 +66,7 @@ class Check:
 class Rehearsal:
     def __init__(self, share_delay: float = 5.0, environment: Path = ROOT / "environments" / "local.toml") -> None:
         self.settings: Settings = load_settings(environment, environ={})
+        self.engine = ENGINES[self.settings.database.engine]
         self.share_delay = share_delay
         self.work = Path(tempfile.mkdtemp(prefix="rehearsal-", dir="/var/tmp"))
         self.checks: list[Check] = []
@@ -138,7 +141,7 @@ class Rehearsal:
         self.db_host, master = self.database_instance()
         self.db_address = db_address
         self.database = MariaDbStandIn(self.lab, self.work, db_address)
-        self.database.start(master["username"], master["password"])
+        self.database.start(master["username"], master["password"], self.engine.apim_db)
         self.notes.append(f"RDS stand-in: MariaDB with TLS at {db_address}, named {self.db_host} in the nodes' hosts files")
         self.socket = self.work / "aws.sock"
         port = urlparse(self.endpoint).port
@@ -203,7 +206,7 @@ class Rehearsal:
         for index, (node, text) in enumerate(zip(self.nodes, texts)):
             number = str(index + 1)
             written = node.path(f"{home}/repository/conf/deployment.toml")
-            expected = render_deployment_toml(self.settings, index, self.db_host, 3306)
+            expected = render_deployment_toml(self.settings, index, self.db_host, self.engine.port)
             self.check("deployment.toml where API-M reads it equals the renderer's", number,
                        written.exists() and written.read_text() == expected, str(written).split("merged")[-1])
             self.check(f"share mounted at {share}", number, node.run("mountpoint", "-q", share).returncode == 0)
@@ -235,11 +238,11 @@ class Rehearsal:
         generated = joined.count("generated the API-M admin password"), joined.count("generated the keystore of the pair")
         self.check("admin password and keystore generated once for the pair", "both", generated == (1, 1),
                    f"admin {generated[0]}x, keystore {generated[1]}x")
-        engine_dbs = ("WSO2SHARED_DB", "WSO2AM_DB")
-        created = [joined.count(f"created the schema of {db} ") for db in engine_dbs]
-        tables = {db: self.database.tables(db) for db in engine_dbs}
+        markers = {self.engine.shared_db: SHARED_DB_MARKER_TABLE, self.engine.apim_db: APIM_DB_MARKER_TABLE}
+        created = [joined.count(f"created the schema of {db} ") for db in markers]
+        tables = {db: self.database.tables(db) for db in markers}
         self.check("schema scripts ran once for the pair, into both databases", "both",
-                   created == [1, 1] and "REG_RESOURCE" in tables["WSO2SHARED_DB"] and "AM_API" in tables["WSO2AM_DB"],
+                   created == [1, 1] and all(marker in tables[db] for db, marker in markers.items()),
                    f"runs {created}, tables {tables}")
         keystores = []
         for index, node in enumerate(self.nodes):
@@ -289,8 +292,7 @@ class Rehearsal:
         unit = node.path(f"/etc/systemd/system/{SERVICE}")
         text = unit.read_text() if unit.exists() else ""
         lines = set(text.splitlines())
-        script = f"{self.settings.apim.home}/bin/api-manager.sh" if self.settings.apim.version.startswith("4") \
-            else f"{self.settings.apim.home}/bin/wso2server.sh"
+        script = f"{self.settings.apim.home}/bin/{traits(self.settings.apim.version).start_script}"
         wanted = {f"ExecStart={script} start", f"User={self.settings.apim.os_user}", "Restart=on-failure"}
         enabled = node.path(f"/etc/systemd/system/multi-user.target.wants/{SERVICE}").is_symlink()
         self.check("systemd unit installed and enabled: start script, user, restart policy", number,
@@ -328,7 +330,7 @@ class Rehearsal:
             "pid": read(f"{self.settings.apim.home}/wso2carbon.pid"),
             "mounts": node.run("findmnt", "-rn", "-o", "TARGET", share).stdout,
             "secrets": hashlib.sha256(read(SECRETS_FILE).encode()).hexdigest(),
-            "schema": str(self.database.tables("WSO2AM_DB")),
+            "schema": str(self.database.tables(self.engine.apim_db)),
         }
 
     def second_boot(self) -> None:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from apim_active_active import names
+from apim_active_active.engines import ENGINES
 from apim_active_active.renderers.boot_script import CONFIG_SOURCE, render_deployment_toml
 from tests.conftest import ROOT, tool_env
 from tests.conftest import synthesize
@@ -125,7 +126,7 @@ def test_user_data_carries_the_rendered_config_and_the_efs_reference(stacks, env
         files = {f["path"]: f["content"] for f in yaml.safe_load(unescaped)["write_files"]}
         node = [str(settings.network.node_ip(n)) for n in (0, 1)].index(instance["private_ip"])
         host = settings.database.existing.host if settings.database.existing else "@@DB_HOST@@"
-        port = settings.database.existing.port if settings.database.existing else {"mysql": 3306, "postgres": 5432}[settings.database.engine]
+        port = settings.database.existing.port if settings.database.existing else ENGINES[settings.database.engine].port
         rendered = render_deployment_toml(settings, node, host, port)
         if not settings.database.existing:
             rendered = rendered.replace("@@DB_HOST@@", f"${{aws_db_instance.{only(stack, 'aws_db_instance')[0]}.address}}")
@@ -240,7 +241,7 @@ def test_rds_private_encrypted_with_a_managed_password_reachable_from_the_nodes_
     assert "password" not in instance
     assert instance["publicly_accessible"] is False and instance["multi_az"] is database.multi_az
     assert instance["deletion_protection"] is database.deletion_protection
-    port = {"mysql": 3306, "postgres": 5432}[database.engine]
+    port = ENGINES[database.engine].port
     assert (instance["engine"], instance["engine_version"]) == {"mysql": ("mysql", "8.0"), "postgres": ("postgres", "16")}[database.engine]
     db_group = ref("aws_security_group", group_named(stack, "db"))
     assert instance["vpc_security_group_ids"] == [db_group]

@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -118,8 +119,6 @@ SECRET_NAMES = ("APIM_ADMIN_PASSWORD", "APIM_DB_USERNAME", "APIM_DB_PASSWORD", "
 def check_secrets_and_stores(config: dict) -> None:
     """What the real server needs before it can start: its secrets (names only are recorded), a
     keystore its password opens, and the shared database."""
-    import subprocess
-
     status["secrets_in_environment"] = {name: bool(os.environ.get(name)) for name in SECRET_NAMES}
     store = HOME / "repository" / "resources" / "security" / config["keystore"]["tls"]["file_name"]
     opened = subprocess.run(
