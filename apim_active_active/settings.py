@@ -60,14 +60,19 @@ class NetworkSettings(_Strict):
     node_host_number: int = Field(
         10, ge=4, description="Host number of each node's fixed private address inside its subnet (10 -> 10.0.1.10)."
     )
-    client_cidrs: tuple[IPv4Network, ...] = Field(
-        (), description="CIDRs allowed to reach the nodes' management port 9443. Empty: no client access."
+    public_subnet_cidrs: tuple[IPv4Network, IPv4Network] | None = Field(
+        None,
+        description="New VPC only: one public subnet per zone (with an internet gateway) for an internet-facing "
+        "load balancer. The nodes stay in the private subnets.",
+    )
+    public_subnet_ids: tuple[str, str] | None = Field(
+        None, description="Existing VPC only: public subnets, one per zone, for an internet-facing load balancer."
     )
     flow_logs_retention_days: int = Field(
         365, ge=0, description="A new VPC's flow logs (all traffic) kept this many days in CloudWatch Logs; 0: no flow logs."
     )
 
-    @field_validator("subnet_ids")
+    @field_validator("subnet_ids", "public_subnet_ids")
     @classmethod
     def _subnet_ids(cls, value: tuple[str, str] | None) -> tuple[str, str] | None:
         if value is not None:
@@ -85,9 +90,18 @@ class NetworkSettings(_Strict):
             raise ValueError("set either vpc_cidr (new VPC) or vpc_id + subnet_ids (existing), not both")
         if not new_vpc and not (self.vpc_id and self.subnet_ids):
             raise ValueError("set vpc_cidr for a new VPC, or both vpc_id and subnet_ids for an existing one")
-        first, second = self.subnet_cidrs
-        if first.overlaps(second):
-            raise ValueError(f"subnet_cidrs overlap: {first} and {second}")
+        if new_vpc and self.public_subnet_ids:
+            raise ValueError("public_subnet_ids are for an existing VPC; a new VPC takes public_subnet_cidrs")
+        if not new_vpc and self.public_subnet_cidrs:
+            raise ValueError("public_subnet_cidrs are for a new VPC; an existing VPC takes public_subnet_ids")
+        cidrs = [*self.subnet_cidrs, *(self.public_subnet_cidrs or ())]
+        for index, first in enumerate(cidrs):
+            for second in cidrs[index + 1:]:
+                if first.overlaps(second):
+                    raise ValueError(f"subnets overlap: {first} and {second}")
+        for cidr in self.public_subnet_cidrs or ():
+            if not cidr.subnet_of(self.vpc_cidr):
+                raise ValueError(f"public subnet {cidr} is outside the VPC {self.vpc_cidr}")
         for cidr in self.subnet_cidrs:
             if new_vpc and not cidr.subnet_of(self.vpc_cidr):
                 raise ValueError(f"subnet {cidr} is outside the VPC {self.vpc_cidr}")
@@ -98,6 +112,10 @@ class NetworkSettings(_Strict):
 
     def node_ip(self, index: int) -> IPv4Address:
         return self.subnet_cidrs[index].network_address + self.node_host_number
+
+    @property
+    def has_public_subnets(self) -> bool:
+        return bool(self.public_subnet_cidrs or self.public_subnet_ids)
 
 
 class NodeSettings(_Strict):
@@ -119,8 +137,9 @@ class ApimSettings(_Strict):
     jdk: int = Field(description="JDK major version (Amazon Corretto); must be one the version's start script accepts.")
     hostname: str | None = Field(
         None,
-        pattern=r"^[A-Za-z0-9.-]+$",
-        description="`[server] hostname` clients use. Unset: each node's own private address.",
+        pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+        description="The public name clients use (`[server] hostname`), served by the load balancer's certificate. "
+        "Unset: the load balancer's DNS name.",
     )
     os_user: str = Field("wso2carbon", pattern=r"^[a-z_][a-z0-9_-]{0,30}$", description="Dedicated user that runs API-M.")
     os_uid: int = Field(
@@ -201,6 +220,99 @@ class DatabaseSettings(_Strict):
         return _artifact_url(value, ".jar")
 
 
+TLS_POLICY = re.compile(r"^ELBSecurityPolicy-(TLS13-1-[23]-|TLS-1-2-|FS-1-2-)[A-Za-z0-9-]+$")
+
+
+class LoadBalancerSettings(_Strict):
+    scheme: Literal["internal", "internet-facing"] = Field(
+        "internal", description="`internet-facing` needs public subnets (`network.public_subnet_*`)."
+    )
+    client_cidrs: tuple[IPv4Network, ...] = Field(
+        (), description="CIDRs that may reach the load balancer (its listeners only; never the nodes). Empty: nobody."
+    )
+    certificate_arn: str | None = Field(
+        None,
+        pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$",
+        description="ACM certificate of the HTTPS listeners. Set this or `certificate_domain`.",
+    )
+    certificate_domain: str | None = Field(
+        None,
+        pattern=r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+        description="Use the newest ISSUED ACM certificate for this domain (looked up at plan time). "
+        "Set this or `certificate_arn`.",
+    )
+    ssl_policy: str = Field(
+        "ELBSecurityPolicy-TLS13-1-2-2021-06", description="Listener TLS policy; only TLS 1.2+ policies are accepted."
+    )
+    stickiness_seconds: int = Field(
+        86400, ge=1, le=604800, description="Management (9443) session stickiness: load-balancer cookie lifetime."
+    )
+    gateway_stickiness: bool = Field(False, description="Sticky sessions on the gateway (8243) too.")
+    deletion_protection: bool = Field(True, description="The load balancer refuses deletion until this is turned off.")
+    route53_zone: str | None = Field(
+        None,
+        pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+        description="Hosted zone (by name) that gets an alias record `apim.hostname` -> load balancer; "
+        "private zone for an internal load balancer, public otherwise. Unset: no DNS record.",
+    )
+    access_logs_bucket: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        description="Existing S3 bucket (SSE-S3, ELB log delivery allowed) for access logs. Unset: no access logs.",
+    )
+    web_acl_arn: str | None = Field(
+        None, pattern=r"^arn:aws[a-z-]*:wafv2:[a-z0-9-]+:\d{12}:regional/webacl/.+$",
+        description="WAFv2 web ACL associated with the load balancer. Unset: none.",
+    )
+
+    @field_validator("ssl_policy")
+    @classmethod
+    def _tls12_or_later(cls, value: str) -> str:
+        if not TLS_POLICY.match(value):
+            raise ValueError(f"{value!r} is not a TLS 1.2+ ELBSecurityPolicy (e.g. ELBSecurityPolicy-TLS13-1-2-2021-06)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_certificate(self) -> LoadBalancerSettings:
+        if (self.certificate_arn is None) == (self.certificate_domain is None):
+            raise ValueError("set exactly one of load_balancer.certificate_arn or load_balancer.certificate_domain")
+        return self
+
+
+class KeyManagerSettings(_Strict):
+    type: Literal["resident", "wso2-is"] = Field(
+        "resident", description="`resident`: each node's own Key Manager. `wso2-is`: an external WSO2 Identity Server "
+        "(the seed's hybrid pattern), started before the nodes."
+    )
+    url: str | None = Field(
+        None, pattern=r"^https://[A-Za-z0-9.-]+(:\d{1,5})?$",
+        description="wso2-is: its base URL (https://host[:port]); `/services/` is appended for API-M.",
+    )
+    cidr: IPv4Network | None = Field(None, description="wso2-is: network it is in; the nodes may reach its port there.")
+    ca_certificate: str | None = Field(
+        None, description="wso2-is: PEM of the CA that signed its certificate (added to both nodes' truststore). "
+        "Unset: its certificate must chain to a public CA."
+    )
+    wait_seconds: int = Field(
+        900, ge=30, le=3600, description="wso2-is: how long a node waits at boot for it to answer before giving up."
+    )
+
+    @model_validator(mode="after")
+    def _external_needs(self) -> KeyManagerSettings:
+        external = self.type != "resident"
+        if external and (self.url is None or self.cidr is None):
+            raise ValueError("key_manager type wso2-is needs url and cidr")
+        if not external and (self.url or self.cidr or self.ca_certificate):
+            raise ValueError("url, cidr and ca_certificate are for an external key manager (type = \"wso2-is\")")
+        if self.ca_certificate is not None and not self.ca_certificate.strip().startswith("-----BEGIN CERTIFICATE-----"):
+            raise ValueError("ca_certificate must be a PEM certificate (-----BEGIN CERTIFICATE-----)")
+        return self
+
+    @property
+    def port(self) -> int:
+        parsed = urlparse(self.url or "")
+        return parsed.port or 443
+
+
 class EncryptionSettings(_Strict):
     deletion_window_days: int = Field(
         30, ge=7, le=30, description="Days a deleted KMS key waits before it is gone (its data with it)."
@@ -248,6 +360,8 @@ class Settings(_Strict):
     node: NodeSettings
     apim: ApimSettings
     database: DatabaseSettings
+    load_balancer: LoadBalancerSettings
+    key_manager: KeyManagerSettings = KeyManagerSettings()
     shared_fs: SharedFsSettings = SharedFsSettings()
     encryption: EncryptionSettings = EncryptionSettings()
     emulator: EmulatorSettings | None = Field(None, description="Set only in the local environment.")
@@ -267,6 +381,15 @@ class Settings(_Strict):
                     f"{name}: a new VPC has no internet egress (only an S3 endpoint); "
                     "use s3://, or existing subnets that have egress"
                 )
+        if self.load_balancer.scheme == "internet-facing" and not self.network.has_public_subnets:
+            raise ValueError("load_balancer.scheme internet-facing needs network.public_subnet_cidrs (new VPC) "
+                             "or network.public_subnet_ids (existing VPC)")
+        zone = self.load_balancer.route53_zone
+        if zone is not None:
+            if self.apim.hostname is None:
+                raise ValueError("load_balancer.route53_zone needs apim.hostname (the record's name)")
+            if not self.apim.hostname.endswith("." + zone):
+                raise ValueError(f"apim.hostname {self.apim.hostname} is not inside load_balancer.route53_zone {zone}")
         return self
 
     @property

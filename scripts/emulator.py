@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Start or stop the local AWS emulator (moto server) on loopback.
 
-  scripts/emulator.py start   # idempotent; waits until it answers
+  scripts/emulator.py start   # idempotent; waits until it answers, then adds what the local stack
+                              # expects an account to hold (scripts/local_account.py)
   scripts/emulator.py stop
 The address comes from AWS_ENDPOINT_URL when set, else http://127.0.0.1:4566.
 """
@@ -17,6 +18,12 @@ import time
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
+
+if __package__ in (None, ""):  # run as a script: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from apim_active_active.settings import load_settings  # noqa: E402
+from scripts.local_account import prepare  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "http://127.0.0.1:4566"
@@ -88,6 +95,9 @@ def main() -> None:
     if args.action == "start":
         start(url, args.state_dir)
         print(f"emulator answering on {url}")
+        settings = load_settings(ROOT / "environments" / "local.toml", environ={})
+        for line in prepare(url, settings):
+            print(f"emulator holds the {line}")
     else:
         stop(args.state_dir)
         print("emulator stopped")

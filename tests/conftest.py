@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+import socket
 import subprocess
 import sys
 import tomllib
@@ -25,7 +26,16 @@ DEPLOYED = Deployed(
     db_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-1-AbCdEf",
     admin_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:apim-local/apim-admin-AbCdEf",
     keystore_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:apim-local/keystore-AbCdEf",
+    # The public name when apim.hostname is unset; longer than a certificate's CN may be.
+    lb_dns_name="internal-apim-local-alb-1234567890.us-east-1.elb.amazonaws.com",
 )
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def local_settings_dict() -> dict:

@@ -1,6 +1,7 @@
 """Network: a new VPC with one private subnet per zone, or the existing subnets named in the settings.
 
-Defaults: no internet gateway and no public addresses; an S3 gateway endpoint gives the nodes
+Defaults: no public addresses on the nodes; an internet gateway and one public subnet per zone only when
+`network.public_subnet_cidrs` is set (for an internet-facing load balancer, nothing else); an S3 gateway endpoint gives the nodes
 their packages (Amazon Linux 2023 repositories are in S3) and the product archive; interface
 endpoints (private DNS, HTTPS from inside the VPC only) for Secrets Manager and Session Manager; the VPC's default
 security group taken over with no rules; flow logs of all traffic to a CloudWatch log group encrypted
@@ -8,7 +9,7 @@ with the stack's key (`network.flow_logs_retention_days`).
 Each node's fixed address is an explicit CIDR reservation in its subnet, so nothing else created there
 (endpoints, mount targets, the database) can take it first; subnet_ids are read through the
 reservations, so everything placed in them waits for those.
-Exposes: vpc_id, subnet_ids (zone order).
+Exposes: vpc_id, subnet_ids (zone order), public_subnet_ids (zone order; empty without public subnets).
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ class Network(Construct):
         if net.vpc_cidr is None:
             self.vpc_id: str = net.vpc_id
             self.subnet_ids: list[str] = self._reserve_node_addresses(settings, list(net.subnet_ids))
+            self.public_subnet_ids: list[str] = list(net.public_subnet_ids or ())
             return
         vpc = aws.vpc.Vpc(
             self,
@@ -73,6 +75,7 @@ class Network(Construct):
             )
             self.subnet_ids.append(subnet.id)
         self.subnet_ids = self._reserve_node_addresses(settings, self.subnet_ids)
+        self.public_subnet_ids = self._public_subnets(settings, vpc.id) if net.public_subnet_cidrs else []
         self._interface_endpoints(settings, vpc.id, str(net.vpc_cidr))
         aws.vpc_endpoint.VpcEndpoint(
             self,
@@ -83,6 +86,34 @@ class Network(Construct):
             route_table_ids=[routes.id],
             tags={"Name": resource_name(settings, "s3")},
         )
+
+    def _public_subnets(self, settings: Settings, vpc_id: str) -> list[str]:
+        gateway = aws.internet_gateway.InternetGateway(
+            self, "internet_gateway", vpc_id=vpc_id, tags={"Name": resource_name(settings, "igw")}
+        )
+        routes = aws.route_table.RouteTable(
+            self, "public_routes", vpc_id=vpc_id, tags={"Name": resource_name(settings, "public")}
+        )
+        aws.route.Route(
+            self, "public_default_route", route_table_id=routes.id, destination_cidr_block="0.0.0.0/0",
+            gateway_id=gateway.id,
+        )
+        subnet_ids = []
+        for index, (zone, cidr) in enumerate(zip(settings.availability_zones, settings.network.public_subnet_cidrs)):
+            subnet = aws.subnet.Subnet(
+                self,
+                f"public_subnet_{index + 1}",
+                vpc_id=vpc_id,
+                cidr_block=str(cidr),
+                availability_zone=zone,
+                map_public_ip_on_launch=False,  # only the load balancer lives here
+                tags={"Name": resource_name(settings, f"public-{zone}")},
+            )
+            aws.route_table_association.RouteTableAssociation(
+                self, f"public_subnet_{index + 1}_routes", subnet_id=subnet.id, route_table_id=routes.id
+            )
+            subnet_ids.append(subnet.id)
+        return subnet_ids
 
     def _reserve_node_addresses(self, settings: Settings, subnet_ids: list[str]) -> list[str]:
         reserved = []

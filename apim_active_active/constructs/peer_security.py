@@ -1,8 +1,9 @@
 """Peer security: the nodes' security group.
 
 Defaults: the peer ports (9443 management, 9611/9711 throttling, 5672 broker) open only between
-the two nodes, by security-group reference, never by CIDR; 9443 from `network.client_cidrs`;
-egress HTTPS (AWS APIs, S3) and the peer ports. Every rule has a description.
+the two nodes, by security-group reference, never by CIDR; no client CIDR at all (clients reach the load
+balancer, which adds its own rules here); egress HTTPS (AWS APIs, S3), the peer ports and, with an external
+Key Manager, its port in `key_manager.cidr`. Every rule has a description.
 Exposes: group_id.
 """
 from __future__ import annotations
@@ -13,13 +14,9 @@ from constructs import Construct
 
 from apim_active_active import aws
 from apim_active_active.names import resource_name
-from apim_active_active.renderers.deployment_toml import (
-    BROKER_PORT,
-    MANAGEMENT_PORT,
-    THROTTLE_AUTH_PORT,
-    THROTTLE_BINARY_PORT,
-)
+from apim_active_active.renderers.deployment_toml import BROKER_PORT, THROTTLE_AUTH_PORT, THROTTLE_BINARY_PORT
 from apim_active_active.settings import Settings
+from apim_active_active.traffic import MANAGEMENT_PORT
 
 PEER_PORTS = {
     MANAGEMENT_PORT: "API-M management HTTPS (publishing, /services/)",
@@ -51,9 +48,10 @@ class PeerSecurity(Construct):
         for port, what in PEER_PORTS.items():
             for direction in ("ingress", "egress"):
                 self.rule(f"peer_{direction}_{port}", direction, port, f"Peer {what}", peer_group=group.id)
-        for index, cidr in enumerate(settings.network.client_cidrs):
-            self.rule(f"client_{index}_{MANAGEMENT_PORT}", "ingress", MANAGEMENT_PORT,
-                      f"Clients to management HTTPS from {cidr}", cidrs=[str(cidr)])
+        key_manager = settings.key_manager
+        if key_manager.cidr is not None:
+            self.rule("egress_key_manager", "egress", key_manager.port, f"External Key Manager at {key_manager.cidr}",
+                      cidrs=[str(key_manager.cidr)])
         self.rule("egress_https", "egress", 443, "HTTPS to AWS APIs and S3 (packages, product archive)",
                   cidrs=["0.0.0.0/0"])
 

@@ -8,7 +8,10 @@ from apim_active_active.names import default_tags
 from apim_active_active.settings import Settings
 
 # Services the stacks call; each gets the emulator endpoint in `local`.
-EMULATED_SERVICES = ("cloudwatchlogs", "ec2", "efs", "iam", "kms", "rds", "s3", "secretsmanager", "ssm", "sts")
+EMULATED_SERVICES = (
+    "acm", "cloudwatchlogs", "ec2", "efs", "elbv2", "iam", "kms", "rds", "route53", "s3", "secretsmanager", "ssm", "sts",
+    "wafv2",
+)
 
 
 def configure_provider(scope: Construct, settings: Settings, environment: str) -> aws.provider.AwsProvider:

@@ -22,6 +22,7 @@ from apim_active_active.renderers.deployment_toml import (
     render_deployment_toml,
 )
 from apim_active_active.settings import Settings
+from apim_active_active.traffic import public_name
 from apim_active_active.versions import traits
 
 CONFIG_DIR = "/etc/wso2am"
@@ -29,6 +30,7 @@ NODE_ENV = f"{CONFIG_DIR}/node.env"
 CONFIG_SOURCE = f"{CONFIG_DIR}/deployment.toml"
 RUNTIME_ENV = f"{CONFIG_DIR}/runtime.env"
 SECRETS_FILE = f"{CONFIG_DIR}/secrets.env"
+KEY_MANAGER_CA = f"{CONFIG_DIR}/key-manager-ca.pem"
 BOOT_SCRIPT = "/usr/local/sbin/wso2am-boot"
 SERVICE = "wso2am.service"
 # amazon-efs-utils: TLS in transit (the file system policy denies anything else), IAM authorization
@@ -47,6 +49,7 @@ class Deployed:
     db_secret_arn: str
     admin_secret_arn: str
     keystore_secret_arn: str
+    lb_dns_name: str
 
 
 def boot_script_text() -> str:
@@ -69,17 +72,20 @@ def efs_dns_name(settings: Settings, efs_id: str) -> str:
     return f"{efs_id}.efs.{settings.region}.amazonaws.com"
 
 
-def certificate_names(settings: Settings) -> tuple[str, str]:
-    """CN and subjectAltName of the pair's shared certificate: the public name and both nodes."""
+def certificate_names(settings: Settings, public_name: str) -> tuple[str, str]:
+    """CN and subjectAltName of the pair's shared certificate: the public name and both nodes.
+    (A load balancer's DNS name may exceed the 64 characters a CN allows: it goes in the SAN only.)"""
     name = settings.apim.hostname or f"{settings.name_prefix}.apim.internal"
-    san = [f"dns:{name}", "dns:localhost"] + [f"ip:{ip}" for ip in node_ips(settings)]
-    return name, ",".join(san)
+    dns = dict.fromkeys([name, public_name, "localhost"])
+    return name, ",".join([f"dns:{n}" for n in dns] + [f"ip:{ip}" for ip in node_ips(settings)])
 
 
 def render_node_env(settings: Settings, deployed: Deployed) -> str:
     apim = settings.apim
     engine = ENGINES[settings.database.engine]
-    cert_name, cert_san = certificate_names(settings)
+    name = public_name(settings, deployed.lb_dns_name)
+    cert_name, cert_san = certificate_names(settings, name)
+    key_manager = settings.key_manager
     values = {
         "APIM_HOME": apim.home,
         "ARCHIVE_URL": apim.archive_url,
@@ -115,6 +121,11 @@ def render_node_env(settings: Settings, deployed: Deployed) -> str:
         "TRUSTSTORE_FILE": TRUSTSTORE_FILE,
         "CERT_NAME": cert_name,
         "CERT_SAN": cert_san,
+        "PUBLIC_NAME": name,
+        # Empty with the resident Key Manager: nothing to wait for.
+        "KEY_MANAGER_URL": key_manager.url or "",
+        "KEY_MANAGER_WAIT_SECONDS": str(key_manager.wait_seconds),
+        "KEY_MANAGER_CA": KEY_MANAGER_CA if key_manager.ca_certificate else "",
     }
     return "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items())
 
@@ -122,6 +133,12 @@ def render_node_env(settings: Settings, deployed: Deployed) -> str:
 def render_systemd_unit(settings: Settings) -> str:
     home = settings.apim.home
     script = f"{home}/bin/{traits(settings.apim.version).start_script}"
+    start_seconds = 600
+    wait = ""
+    if settings.key_manager.type != "resident":
+        # The seed: the Key Manager is up before API-M starts, on every start, not only the first boot.
+        wait = f"ExecStartPre={BOOT_SCRIPT} wait-key-manager\n"
+        start_seconds += settings.key_manager.wait_seconds
     return f"""[Unit]
 Description=WSO2 API Manager {settings.apim.version} (active-active node)
 Wants=network-online.target
@@ -135,12 +152,12 @@ User={settings.apim.os_user}
 Group={settings.apim.os_user}
 EnvironmentFile={RUNTIME_ENV}
 EnvironmentFile={SECRETS_FILE}
-ExecStart={script} start
+{wait}ExecStart={script} start
 ExecStop={script} stop
 PIDFile={home}/wso2carbon.pid
 Restart=on-failure
 RestartSec=10
-TimeoutStartSec=600
+TimeoutStartSec={start_seconds}
 LimitNOFILE=65535
 
 [Install]
@@ -180,14 +197,14 @@ def render_user_data(settings: Settings, node_index: int, deployed: Deployed) ->
     """cloud-config for node 0 or 1."""
     packages = ["amazon-efs-utils", "unzip", "openssl", "python3", java_package_and_home(settings.apim.jdk)[0],
                 ENGINES[settings.database.engine].client_package]
-    cloud_config = {
-        "packages": packages,
-        "write_files": [
-            _file(NODE_ENV, render_node_env(settings, deployed), "0644"),
-            _file(CONFIG_SOURCE, render_deployment_toml(settings, node_index, deployed.db_host, deployed.db_port), "0644"),
-            _file(f"/etc/systemd/system/{SERVICE}", render_systemd_unit(settings), "0644"),
-            _file(BOOT_SCRIPT, boot_script_text(), "0755", compress=True),
-        ],
-        "runcmd": [[BOOT_SCRIPT]],
-    }
+    toml = render_deployment_toml(settings, node_index, deployed.db_host, deployed.db_port, deployed.lb_dns_name)
+    write_files = [
+        _file(NODE_ENV, render_node_env(settings, deployed), "0644"),
+        _file(CONFIG_SOURCE, toml, "0644"),
+        _file(f"/etc/systemd/system/{SERVICE}", render_systemd_unit(settings), "0644"),
+        _file(BOOT_SCRIPT, boot_script_text(), "0755", compress=True),
+    ]
+    if settings.key_manager.ca_certificate:
+        write_files.append(_file(KEY_MANAGER_CA, settings.key_manager.ca_certificate.strip() + "\n", "0644"))
+    cloud_config = {"packages": packages, "write_files": write_files, "runcmd": [[BOOT_SCRIPT]]}
     return "#cloud-config\n" + yaml.dump(cloud_config, Dumper=_LiteralBlocks, sort_keys=False, width=1000)

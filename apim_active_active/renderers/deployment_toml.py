@@ -5,12 +5,12 @@ import tomli_w
 
 from apim_active_active.engines import ENGINES, jdbc_url
 from apim_active_active.settings import Settings
+from apim_active_active.traffic import HTTPS_PORT, MANAGEMENT_PORT, gateway_endpoints, public_name, public_urls
 from apim_active_active.versions import traits
 
 THROTTLE_BINARY_PORT = 9611
 THROTTLE_AUTH_PORT = 9711
 BROKER_PORT = 5672
-MANAGEMENT_PORT = 9443
 # Shared file system: every node publishes to its own gateway (the seed's "localhost" service_url).
 LOCAL_SERVICE_URL = "https://localhost:${mgt.transport.https.port}/services/"
 
@@ -19,13 +19,8 @@ def node_ips(settings: Settings) -> tuple[str, str]:
     return str(settings.network.node_ip(0)), str(settings.network.node_ip(1))
 
 
-def hostname(settings: Settings, node_index: int) -> str:
-    return settings.apim.hostname or node_ips(settings)[node_index]
-
-
-def _gateway_environment(settings: Settings, node_index: int) -> dict:
+def _gateway_environment(settings: Settings, name: str) -> dict:
     version = traits(settings.apim.version)
-    host = hostname(settings, node_index)
     environment = {
         "name": version.gateway_environment_name,
         "type": "hybrid",
@@ -35,10 +30,8 @@ def _gateway_environment(settings: Settings, node_index: int) -> dict:
         "service_url": LOCAL_SERVICE_URL,
         "username": "${admin.username}",
         "password": "${admin.password}",
-        "ws_endpoint": f"ws://{host}:9099",
-        "wss_endpoint": f"wss://{host}:8099",
-        "http_endpoint": f"http://{host}:${{http.nio.port}}",
-        "https_endpoint": f"https://{host}:${{https.nio.port}}",
+        # Clients reach the gateway through the load balancer, under the public name.
+        **gateway_endpoints(name, settings),
     }
     if version.has_gateway_type:
         environment |= {"gateway_type": "Regular", "provider": "wso2"}
@@ -94,6 +87,20 @@ def _event_hub(settings: Settings, node_index: int) -> dict:
     }
 
 
+def _key_manager(settings: Settings) -> dict | None:
+    """An external WSO2 Identity Server (the seed's hybrid pattern); None keeps the resident Key Manager.
+    It shares the user store (WSO2SHARED_DB), so the pair's admin is its admin too."""
+    key_manager = settings.key_manager
+    if key_manager.type == "resident":
+        return None
+    return {
+        "service_url": f"{key_manager.url}/services/",
+        "username": "$ref{super_admin.username}",
+        "password": "$ref{super_admin.password}",
+        "type": "WSO2-IS",
+    }
+
+
 def _database(settings: Settings, db_host: str, db_port: int) -> dict:
     engine = ENGINES[settings.database.engine]
     credentials = {"username": f"$env{{{DB_USERNAME_ENV}}}", "password": f"$env{{{DB_PASSWORD_ENV}}}"}
@@ -109,17 +116,21 @@ def _keystores() -> tuple[dict, dict]:
     return {"tls": store, "primary": store}, {"file_name": TRUSTSTORE_FILE, "type": "JKS", "password": password}
 
 
-def render_deployment_toml(settings: Settings, node_index: int, db_host: str, db_port: int) -> str:
-    """deployment.toml for node 0 or 1; db_host may be a placeholder the stack swaps for the RDS address."""
+def render_deployment_toml(settings: Settings, node_index: int, db_host: str, db_port: int, lb_dns_name: str) -> str:
+    """deployment.toml for node 0 or 1. db_host and lb_dns_name may be placeholders the stack swaps for the
+    RDS address and the load balancer's DNS name."""
     if node_index not in (0, 1):
         raise ValueError(f"node_index must be 0 or 1, not {node_index}")
+    name = public_name(settings, lb_dns_name)
     keystore, truststore = _keystores()
     document = {
         "server": {
-            "hostname": hostname(settings, node_index),
+            "hostname": name,
             "node_ip": node_ips(settings)[node_index],
             "server_role": "default",
         },
+        # TLS ends at the load balancer on 443: links and redirects the portals build must use it.
+        "transport": {"https": {"properties": {"proxyPort": HTTPS_PORT}}},
         "super_admin": {
             "username": "admin",
             "password": f"$env{{{ADMIN_PASSWORD_ENV}}}",
@@ -129,10 +140,14 @@ def render_deployment_toml(settings: Settings, node_index: int, db_host: str, db
         "keystore": keystore,
         "truststore": truststore,
         "apim": {
-            "gateway": {"environment": [_gateway_environment(settings, node_index)]},
+            "gateway": {"environment": [_gateway_environment(settings, name)]},
             "throttling": _throttling(settings, node_index),
+            "devportal": {"url": public_urls(name)["devportal_url"]},
         },
     }
+    key_manager = _key_manager(settings)
+    if key_manager:
+        document["apim"]["key_manager"] = key_manager
     if traits(settings.apim.version).has_event_hub:
         document["apim"]["event_hub"] = _event_hub(settings, node_index)
     header = (

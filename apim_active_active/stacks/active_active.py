@@ -1,4 +1,5 @@
-"""The active-active stack: network, peer security, shared file system, identity and two nodes."""
+"""The active-active stack: network, peer security, load balancer, shared file system, database, identity,
+secrets and two nodes."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -18,15 +19,17 @@ from apim_active_active.constructs.encryption import StackKey, StackKeyProps
 from apim_active_active.constructs.shared_fs import SharedFileSystem, SharedFileSystemProps
 from apim_active_active.constructs.database import Database, DatabaseProps
 from apim_active_active.constructs.generated_secrets import GeneratedSecrets, GeneratedSecretsProps
+from apim_active_active.constructs.load_balancer import LoadBalancer, LoadBalancerProps
 from apim_active_active.renderers.boot_script import Deployed, render_user_data
-from apim_active_active.renderers.deployment_toml import MANAGEMENT_PORT
 from apim_active_active.settings import Settings
 from apim_active_active.terraform_text import embed
+from apim_active_active.traffic import public_urls
 
 # Rendered with placeholders, then swapped for Terraform references (the renderers stay cdktf-free).
 PLACEHOLDERS = Deployed(
     efs_id="@@EFS_ID@@", db_host="@@DB_HOST@@", db_port=0, db_secret_arn="@@DB_SECRET_ARN@@",
     admin_secret_arn="@@ADMIN_SECRET_ARN@@", keystore_secret_arn="@@KEYSTORE_SECRET_ARN@@",
+    lb_dns_name="@@LB_DNS_NAME@@",
 )
 
 
@@ -50,6 +53,11 @@ class ActiveActiveStack(TerraformStack):
         network = Network(self, "network", NetworkProps(settings=settings, kms_key_arn=key.key_arn))
         peers = PeerSecurity(self, "peer_security", PeerSecurityProps(settings=settings, vpc_id=network.vpc_id))
         identity = NodeIdentity(self, "node_identity", NodeIdentityProps(settings=settings))
+        entry_subnets = network.public_subnet_ids if settings.load_balancer.scheme == "internet-facing" else network.subnet_ids
+        balancer = LoadBalancer(
+            self, "load_balancer",
+            LoadBalancerProps(settings=settings, vpc_id=network.vpc_id, subnet_ids=entry_subnets, peers=peers),
+        )
         share = SharedFileSystem(
             self,
             "shared_fs",
@@ -75,6 +83,8 @@ class ActiveActiveStack(TerraformStack):
             PLACEHOLDERS.admin_secret_arn: secrets.admin_arn,
             PLACEHOLDERS.keystore_secret_arn: secrets.keystore_arn,
         }
+        if not settings.apim.hostname:
+            deployed[PLACEHOLDERS.lb_dns_name] = balancer.dns_name
         placeholders = replace(PLACEHOLDERS, db_port=database.port)
         ami_id = self._ami_id(settings)
         nodes = [
@@ -96,7 +106,9 @@ class ActiveActiveStack(TerraformStack):
             )
             for index in range(2)
         ]
-        self._outputs(network, peers, share, nodes)
+        for index, node in enumerate(nodes):
+            balancer.attach(index, node.instance_id)
+        self._outputs(network, peers, share, balancer, nodes)
 
     def _ami_id(self, settings: Settings) -> str:
         ami = settings.node.ami
@@ -104,7 +116,8 @@ class ActiveActiveStack(TerraformStack):
             return ami.id
         return aws.data_aws_ssm_parameter.DataAwsSsmParameter(self, "ami", name=ami.ssm_parameter).insecure_value
 
-    def _outputs(self, network: Network, peers: PeerSecurity, share: SharedFileSystem, nodes: list[Node]) -> None:
+    def _outputs(self, network: Network, peers: PeerSecurity, share: SharedFileSystem, balancer: LoadBalancer,
+                 nodes: list[Node]) -> None:
         values = {
             names.OUTPUT_VPC_ID: (network.vpc_id, "VPC of the pair"),
             names.OUTPUT_NODE_IPS: ([n.private_ip for n in nodes], "Fixed private addresses, node 1 first"),
@@ -113,10 +126,12 @@ class ActiveActiveStack(TerraformStack):
             names.OUTPUT_EFS_DNS: (share.dns_name, "EFS DNS name the nodes mount"),
             names.OUTPUT_NODE_SG: (peers.group_id, "Security group of both nodes"),
             names.OUTPUT_EFS_SG: (share.security_group_id, "Security group of the EFS mount targets"),
-            names.OUTPUT_MANAGEMENT_URLS: (
-                [f"https://{n.private_ip}:{MANAGEMENT_PORT}/carbon" for n in nodes],
-                "Management console of each node (reachable from client_cidrs)",
-            ),
+            names.OUTPUT_LB_DNS: (balancer.dns_name, "DNS name of the load balancer"),
+            names.OUTPUT_LB_SG: (balancer.security_group_id, "Security group of the load balancer"),
+            names.OUTPUT_PUBLIC_NAME: (balancer.public_name, "The name clients use ([server] hostname)"),
+            names.OUTPUT_TARGET_GROUPS: (balancer.target_group_arns, "Target groups by route"),
         }
+        for name, url in public_urls(balancer.public_name).items():
+            values[name] = (url, f"{name.removesuffix('_url').capitalize()} URL, through the load balancer")
         for name, (value, description) in values.items():
             TerraformOutput(self, name, value=value, description=description)

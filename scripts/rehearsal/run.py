@@ -20,12 +20,14 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from apim_active_active.engines import APIM_DB_MARKER_TABLE, ENGINES, SHARED_DB_MARKER_TABLE
-from apim_active_active.names import OUTPUT_EFS_DNS, OUTPUT_INSTANCE_IDS, OUTPUT_NODE_IPS
+from apim_active_active.names import OUTPUT_EFS_DNS, OUTPUT_INSTANCE_IDS, OUTPUT_LB_DNS, OUTPUT_NODE_IPS, OUTPUT_TARGET_GROUPS
 from apim_active_active.renderers.boot_script import BOOT_SCRIPT, CONFIG_SOURCE, SECRETS_FILE, SERVICE, share_dir
 from apim_active_active.renderers.deployment_toml import render_deployment_toml
 from apim_active_active.settings import Settings, load_settings
+from apim_active_active.traffic import public_name
 from apim_active_active.versions import traits
 from scripts.emulator import free_loopback_url, start
+from scripts.local_account import prepare
 from scripts.local_stack import ROOT, STACK, aws_env, cdktf, cdktf_flags, client
 from scripts.rehearsal.database import MariaDbStandIn
 from scripts.rehearsal.lab import Lab, NodeHost
@@ -46,13 +48,19 @@ ci write_files
 ci runcmd
 run-parts --exit-on-error /var/lib/cloud/instances/iid-datasource-none/scripts
 """
-PROBE_9443 = """import ssl, sys, urllib.request
+PROBE = """import ssl, sys, urllib.error, urllib.request
 context = ssl.create_default_context(); context.check_hostname = False; context.verify_mode = ssl.CERT_NONE
 try:
-    print(urllib.request.urlopen(f"https://{sys.argv[1]}:9443/services/Version", context=context, timeout=3).status)
+    print(urllib.request.urlopen(sys.argv[1], context=context, timeout=3).status)
+except urllib.error.HTTPError as error:
+    print(error.code)
 except OSError as error:
     print(f"no answer: {error}")
 """
+
+
+def version_url(address: str) -> str:
+    return f"https://{address}:9443/services/Version"
 
 
 @dataclass
@@ -83,6 +91,7 @@ class Rehearsal:
     def deploy(self) -> None:
         self.endpoint = free_loopback_url()
         self.emulator = start(self.endpoint, self.work / "moto")
+        self.notes += [f"the emulator holds the {line}" for line in prepare(self.endpoint, self.settings)]
         self.env = aws_env(self.endpoint, APIM_STATE_DIR=str(self.work / "state"))
         self.flags = cdktf_flags(self.work / "cdktf.out")
         result, seconds = cdktf(["deploy", STACK, *self.flags, "--outputs-file", str(self.work / "outputs.json")], self.env)
@@ -206,7 +215,8 @@ class Rehearsal:
         for index, (node, text) in enumerate(zip(self.nodes, texts)):
             number = str(index + 1)
             written = node.path(f"{home}/repository/conf/deployment.toml")
-            expected = render_deployment_toml(self.settings, index, self.db_host, self.engine.port)
+            expected = render_deployment_toml(self.settings, index, self.db_host, self.engine.port,
+                                              self.outputs[OUTPUT_LB_DNS])
             self.check("deployment.toml where API-M reads it equals the renderer's", number,
                        written.exists() and written.read_text() == expected, str(written).split("merged")[-1])
             self.check(f"share mounted at {share}", number, node.run("mountpoint", "-q", share).returncode == 0)
@@ -227,11 +237,35 @@ class Rehearsal:
         self.check_shared_state(texts)
         for index, node in enumerate(self.nodes):
             other = self.nodes[1 - index]
-            answer = other.run("python3", "-c", PROBE_9443, node.address).stdout.strip()
+            answer = other.run("python3", "-c", PROBE, version_url(node.address)).stdout.strip()
             self.check("9443 answers (probed from the peer)", str(index + 1), answer == "200", answer)
+        self.check_traffic_entry()
         route = self.nodes[0].run("ip", "route", "get", "192.0.2.1")
         self.check("no route out of the node namespaces", "both",
                    route.returncode != 0 and "unreachable" in route.stderr, route.stderr.strip())
+
+    def check_traffic_entry(self) -> None:
+        """What the load balancer relies on, on each node: its health checks answer (read from the deployed
+        target groups) and its traffic ports take TLS; the public name stays on the node."""
+        elb = client("elbv2", self.endpoint)
+        groups = [elb.describe_target_groups(TargetGroupArns=[arn])["TargetGroups"][0]
+                  for arn in self.outputs[OUTPUT_TARGET_GROUPS].values()]
+        name = public_name(self.settings, self.outputs[OUTPUT_LB_DNS])
+        for index, node in enumerate(self.nodes):
+            peer, answers, passed = self.nodes[1 - index], {}, True
+            for group in groups:
+                health = (f"{group['HealthCheckProtocol'].lower()}://{node.address}:{group['HealthCheckPort']}"
+                          f"{group['HealthCheckPath']}")
+                traffic = f"https://{node.address}:{group['Port']}/"
+                for url in (health, traffic):
+                    answers[url] = peer.run("python3", "-c", PROBE, url).stdout.strip()
+                passed &= answers[health] == group["Matcher"]["HttpCode"] and answers[traffic].isdigit()
+            self.check("the load balancer's health checks pass and its target ports take TLS (probed from the peer)",
+                       str(index + 1), passed, json.dumps(answers))
+            resolved = node.run("getent", "hosts", name).stdout.split()
+            own = node.run("python3", "-c", PROBE, version_url(name)).stdout.strip()
+            self.check(f"the public name {name} stays on the node (hosts file) and answers there", str(index + 1),
+                       resolved[:1] == ["127.0.0.1"] and own == "200", f"resolves to {resolved[:1]}, answers {own}")
 
     def check_shared_state(self, texts: list[str]) -> None:
         joined = "".join(texts)
@@ -331,6 +365,7 @@ class Rehearsal:
             "mounts": node.run("findmnt", "-rn", "-o", "TARGET", share).stdout,
             "secrets": hashlib.sha256(read(SECRETS_FILE).encode()).hexdigest(),
             "schema": str(self.database.tables(self.engine.apim_db)),
+            "hosts": [l for l in read("/etc/hosts").splitlines() if l.startswith("127.0.0.1 ")],
         }
 
     def second_boot(self) -> None:
@@ -340,15 +375,16 @@ class Rehearsal:
             code = self.boot(node, BOOT_SCRIPT, log).wait(timeout=BOOT_SECONDS)
             after = self.snapshot(node)
             changed = [key for key in before if before[key] != after[key]]
-            self.check("second boot (as on reboot) duplicates nothing: fstab, user, unit, seeding, mount, service, secrets, schema",
+            self.check("second boot (as on reboot) duplicates nothing: fstab, user, unit, seeding, mount, service, secrets, "
+                       "schema, hosts",
                        str(index + 1), code == 0 and not changed and len(after["fstab"]) == 1,
                        f"exit {code}" + (f", changed: {changed}" if changed else ""))
 
     def stop_node_1(self) -> None:
         node_1, node_2 = self.nodes
         node_1.run("systemctl", "stop", SERVICE)
-        own = node_2.run("python3", "-c", PROBE_9443, node_1.address).stdout.strip()
-        answer = node_1.run("python3", "-c", PROBE_9443, node_2.address).stdout.strip()
+        own = node_2.run("python3", "-c", PROBE, version_url(node_1.address)).stdout.strip()
+        answer = node_1.run("python3", "-c", PROBE, version_url(node_2.address)).stdout.strip()
         self.check("node 1 stopped: node 2 keeps answering on 9443", "2", answer == "200" and own != "200",
                    f"node 2: {answer}; node 1: {own}")
 

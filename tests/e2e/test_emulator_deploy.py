@@ -56,10 +56,52 @@ def test_peer_rules_reference_the_group_never_a_cidr(deployment, emulator):
     group_id = deployment["outputs"][names.OUTPUT_NODE_SG]
     group = client("ec2", emulator).describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
     by_port = {p["FromPort"]: p for p in group["IpPermissions"]}
+    lb_group = deployment["outputs"][names.OUTPUT_LB_SG]
     for port in (9611, 9711, 5672):
         assert [p["GroupId"] for p in by_port[port]["UserIdGroupPairs"]] == [group_id]
-        assert by_port[port]["IpRanges"] == []
-    assert [r["CidrIp"] for r in by_port[9443]["IpRanges"]] == ["10.0.0.0/16"]
+    assert sorted(p["GroupId"] for p in by_port[9443]["UserIdGroupPairs"]) == sorted([group_id, lb_group])
+    for port in (8243, 8099, 9763):
+        assert [p["GroupId"] for p in by_port[port]["UserIdGroupPairs"]] == [lb_group]
+    assert all(p["IpRanges"] == [] for p in group["IpPermissions"]), "clients reach the load balancer only"
+
+
+def test_load_balancer_listeners_targets_and_health_checks(deployment, emulator, environments):
+    outputs, settings = deployment["outputs"], environments[STACK]
+    elb = client("elbv2", emulator)
+    (balancer,) = elb.describe_load_balancers(Names=[f"{settings.name_prefix}-alb"])["LoadBalancers"]
+    assert balancer["DNSName"] == outputs[names.OUTPUT_LB_DNS]
+    # moto does not report Scheme; the synth tests check `internal` against load_balancer.scheme.
+    assert balancer["Type"] == "application"
+    assert sorted(z["ZoneName"] for z in balancer["AvailabilityZones"]) == list(settings.availability_zones)
+    listeners = {l["Port"]: l for l in elb.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"]}
+    certificate = client("acm", emulator).list_certificates(CertificateStatuses=["ISSUED"])["CertificateSummaryList"]
+    (arn,) = [c["CertificateArn"] for c in certificate if c["DomainName"] == settings.load_balancer.certificate_domain]
+    for https, plain in ((443, 80), (8243, 8280), (8099, 9099)):
+        assert (listeners[https]["Protocol"], listeners[https]["SslPolicy"]) == ("HTTPS", settings.load_balancer.ssl_policy)
+        assert listeners[https]["Certificates"][0]["CertificateArn"] == arn
+        redirect = listeners[plain]["DefaultActions"][0]["RedirectConfig"]
+        assert (redirect["Protocol"], redirect["Port"], redirect["StatusCode"]) == ("HTTPS", str(https), "HTTP_301")
+    groups = {g["Port"]: g for g in elb.describe_target_groups(LoadBalancerArn=balancer["LoadBalancerArn"])["TargetGroups"]}
+    assert (groups[9443]["HealthCheckProtocol"], groups[9443]["HealthCheckPort"], groups[9443]["HealthCheckPath"]) == (
+        "HTTP", "9763", "/services/Version")
+    assert groups[8243]["HealthCheckPath"] == "/api/am/gateway/v2/server-startup-healthcheck"
+    attributes = {a["Key"]: a["Value"] for a in
+                  elb.describe_target_group_attributes(TargetGroupArn=groups[9443]["TargetGroupArn"])["Attributes"]}
+    assert (attributes["stickiness.enabled"], attributes["stickiness.type"]) == ("true", "lb_cookie")
+    for port, group in groups.items():
+        targets = elb.describe_target_health(TargetGroupArn=group["TargetGroupArn"])["TargetHealthDescriptions"]
+        assert sorted(t["Target"]["Id"] for t in targets) == sorted(outputs[names.OUTPUT_INSTANCE_IDS]), port
+
+
+def test_public_name_is_an_alias_of_the_load_balancer(deployment, emulator, environments):
+    settings, outputs = environments[STACK], deployment["outputs"]
+    route53 = client("route53", emulator)
+    (zone,) = route53.list_hosted_zones_by_name(DNSName=settings.load_balancer.route53_zone)["HostedZones"]
+    records = route53.list_resource_record_sets(HostedZoneId=zone["Id"])["ResourceRecordSets"]
+    (alias,) = [r for r in records if r["Type"] == "A" and r["Name"].rstrip(".") == settings.apim.hostname]
+    assert alias["AliasTarget"]["DNSName"].rstrip(".").lower() == outputs[names.OUTPUT_LB_DNS].lower()
+    assert outputs["publisher_url"] == "https://apim.local.test/publisher"
+    assert outputs["gateway_url"] == "https://apim.local.test:8243"
 
 
 def test_efs_has_a_mount_target_in_each_node_subnet(deployment, emulator):
@@ -94,7 +136,10 @@ def test_user_data_read_back_from_the_emulator_is_the_rendered_node_config(deplo
     (db,) = client("rds", emulator).describe_db_instances(DBInstanceIdentifier=f"{settings.name_prefix}-db")["DBInstances"]
     for node, instance_id in enumerate(outputs[names.OUTPUT_INSTANCE_IDS]):
         files = user_data_files(ec2, instance_id)
-        assert files[CONFIG_SOURCE] == render_deployment_toml(settings, node, db["Endpoint"]["Address"], 3306)
+        assert files[CONFIG_SOURCE] == render_deployment_toml(
+            settings, node, db["Endpoint"]["Address"], 3306, outputs[names.OUTPUT_LB_DNS]
+        )
+        assert "PUBLIC_NAME=apim.local.test\n" in files["/etc/wso2am/node.env"]
         assert f"EFS_DNS={outputs[names.OUTPUT_EFS_DNS]}\n" in files["/etc/wso2am/node.env"]
         assert f"EFS_ID={outputs[names.OUTPUT_EFS_ID]}\n" in files["/etc/wso2am/node.env"]
         assert f"SHARE_DIR={share_dir(settings)}\n" in files["/etc/wso2am/node.env"]

@@ -51,10 +51,18 @@ def describe(failed: list[dict]) -> str:
 
 def opted_out(settings) -> dict[str, str]:
     """Checks an environment's own settings turn off on purpose (the defaults keep them on)."""
-    database = settings.database
+    database, lb = settings.database, settings.load_balancer
     choices = {
         "CKV_AWS_157": ("database.multi_az = false", not database.existing and not database.multi_az),
         "CKV_AWS_293": ("database.deletion_protection = false", not database.existing and not database.deletion_protection),
+        "CKV_AWS_150": ("load_balancer.deletion_protection = false", not lb.deletion_protection),
+        "CKV_AWS_91": ("load_balancer.access_logs_bucket unset", lb.access_logs_bucket is None),
+        "CKV2_AWS_28": ("load_balancer.web_acl_arn unset", lb.web_acl_arn is None),
+        # The web ACL is the operator's, outside this stack: checkov cannot see its rules.
+        "CKV2_AWS_76": ("load_balancer.web_acl_arn names an outside web ACL", lb.web_acl_arn is not None),
+        # Port 80 open to everyone only redirects to 443.
+        "CKV_AWS_260": ("load_balancer.client_cidrs holds 0.0.0.0/0",
+                        any(cidr.prefixlen == 0 for cidr in lb.client_cidrs)),
     }
     return {check: reason for check, (reason, off) in choices.items() if off}
 

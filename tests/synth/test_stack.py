@@ -53,7 +53,11 @@ def test_two_nodes_with_fixed_addresses_in_two_zones(stacks, environments, env):
     if settings.network.vpc_cidr:
         subnets = resources(stack, "aws_subnet")
         zones = {s["cidr_block"]: s["availability_zone"] for s in subnets.values()}
-        assert zones == dict(zip(map(str, settings.network.subnet_cidrs), settings.availability_zones))
+        cidrs = [*settings.network.subnet_cidrs, *(settings.network.public_subnet_cidrs or ())]
+        assert zones == dict(zip(map(str, cidrs), settings.availability_zones * 2))
+        public = [s for s in subnets.values() if "-public-" in s["tags"]["Name"]]
+        assert len(public) == (2 if settings.network.public_subnet_cidrs else 0)
+        assert all(s["map_public_ip_on_launch"] is False for s in subnets.values())
     else:
         reservations = sorted(resources(stack, "aws_ec2_subnet_cidr_reservation").values(), key=lambda r: r["cidr_block"])
         assert [r["subnet_id"] for r in reservations] == list(settings.network.subnet_ids)
@@ -81,12 +85,7 @@ def test_peer_ports_open_only_between_the_peers(stacks, environments, env):
     for port in PEER_PORTS:
         peer = [r for r in node_rules if r["from_port"] == port and r.get("source_security_group_id") == node_ref]
         assert {r["type"] for r in peer} == {"ingress", "egress"}, port
-    cidr_ingress = [r for r in node_rules if r["type"] == "ingress" and r.get("cidr_blocks")]
-    client_cidrs = {str(c) for c in environments[env].network.client_cidrs}
-    for rule in cidr_ingress:
-        assert rule["from_port"] == rule["to_port"] == 9443, "only the management port may take client CIDRs"
-        assert set(rule["cidr_blocks"]) <= client_cidrs
-        assert "0.0.0.0/0" not in rule["cidr_blocks"]
+    assert not [r for r in node_rules if r["type"] == "ingress" and r.get("cidr_blocks")], "clients reach the load balancer only"
     assert not [r for r in node_rules if r["from_port"] in (9611, 9711, 5672) and r.get("cidr_blocks")]
 
 
@@ -117,7 +116,10 @@ def test_user_data_carries_the_rendered_config_and_the_efs_reference(stacks, env
         # Terraform sees escaped literals; only what an apply knows is a live reference.
         references = set(re.findall(r"(?<!\$)\$\{([^}]*)\}", user_data))
         secrets = sorted(resources(stack, "aws_secretsmanager_secret"))
+        lb_dns = f"aws_lb.{only(stack, 'aws_lb')[0]}.dns_name"
         expected = {f"aws_efs_file_system.{fs_name}.id"} | {f"aws_secretsmanager_secret.{s}.arn" for s in secrets}
+        if not settings.apim.hostname:
+            expected.add(lb_dns)
         if not settings.database.existing:
             db_name = only(stack, "aws_db_instance")[0]
             expected |= {f"aws_db_instance.{db_name}.address", f"aws_db_instance.{db_name}.master_user_secret[0].secret_arn"}
@@ -127,7 +129,7 @@ def test_user_data_carries_the_rendered_config_and_the_efs_reference(stacks, env
         node = [str(settings.network.node_ip(n)) for n in (0, 1)].index(instance["private_ip"])
         host = settings.database.existing.host if settings.database.existing else "@@DB_HOST@@"
         port = settings.database.existing.port if settings.database.existing else ENGINES[settings.database.engine].port
-        rendered = render_deployment_toml(settings, node, host, port)
+        rendered = render_deployment_toml(settings, node, host, port, f"${{{lb_dns}}}")
         if not settings.database.existing:
             rendered = rendered.replace("@@DB_HOST@@", f"${{aws_db_instance.{only(stack, 'aws_db_instance')[0]}.address}}")
         assert files[CONFIG_SOURCE] == rendered
@@ -156,7 +158,9 @@ def test_outputs_and_tags(stacks, env):
     stack = stacks[env]
     assert set(stack["output"]) == {
         names.OUTPUT_VPC_ID, names.OUTPUT_NODE_IPS, names.OUTPUT_INSTANCE_IDS, names.OUTPUT_EFS_ID,
-        names.OUTPUT_EFS_DNS, names.OUTPUT_NODE_SG, names.OUTPUT_EFS_SG, names.OUTPUT_MANAGEMENT_URLS,
+        names.OUTPUT_EFS_DNS, names.OUTPUT_NODE_SG, names.OUTPUT_EFS_SG, names.OUTPUT_LB_DNS, names.OUTPUT_LB_SG,
+        names.OUTPUT_PUBLIC_NAME, names.OUTPUT_TARGET_GROUPS,
+        "publisher_url", "devportal_url", "admin_url", "carbon_url", "gateway_url",
     }
     assert all(output.get("description") for output in stack["output"].values())
     tags = stack["provider"]["aws"][0]["default_tags"][0]["tags"]

@@ -11,7 +11,7 @@ from tests.conftest import DEPLOYED, local_settings_dict
 
 
 def _parsed(settings, node: int) -> dict:
-    return tomllib.loads(render_deployment_toml(settings, node, DEPLOYED.db_host, DEPLOYED.db_port))
+    return tomllib.loads(render_deployment_toml(settings, node, DEPLOYED.db_host, DEPLOYED.db_port, DEPLOYED.lb_dns_name))
 
 
 def _with_version(version: str, jdk: int):
@@ -46,11 +46,32 @@ def test_gateway_publishes_to_localhost_on_a_shared_file_system(environments, no
     assert environment[0]["service_url"] == LOCAL_SERVICE_URL == "https://localhost:${mgt.transport.https.port}/services/"
 
 
-def test_hostname_is_the_node_address_unless_set(environments):
-    assert _parsed(environments["local"], 1)["server"]["hostname"] == "10.0.2.10"
-    legacy = _parsed(environments["legacy32"], 1)
-    assert legacy["server"] == {"hostname": "apim.example.com", "node_ip": "172.31.32.20", "server_role": "default"}
-    assert legacy["apim"]["gateway"]["environment"][0]["https_endpoint"] == "https://apim.example.com:${https.nio.port}"
+@pytest.mark.parametrize("env, name", [("local", "apim.local.test"), ("legacy32", "apim.example.com"),
+                                       ("dev", DEPLOYED.lb_dns_name)])
+def test_public_name_is_the_hostname_else_the_load_balancer(environments, env, name):
+    settings = environments[env]
+    for node in (0, 1):
+        parsed = _parsed(settings, node)
+        assert parsed["server"] == {"hostname": name, "node_ip": str(settings.network.node_ip(node)), "server_role": "default"}
+        assert parsed["transport"] == {"https": {"properties": {"proxyPort": 443}}}, "TLS ends at the load balancer"
+        gateway = parsed["apim"]["gateway"]["environment"][0]
+        assert {key: gateway[key] for key in ("http_endpoint", "https_endpoint", "ws_endpoint", "wss_endpoint")} == {
+            "http_endpoint": f"http://{name}:8280", "https_endpoint": f"https://{name}:8243",
+            "ws_endpoint": f"ws://{name}:9099", "wss_endpoint": f"wss://{name}:8099",
+        }
+        assert parsed["apim"]["devportal"] == {"url": f"https://{name}/devportal"}
+
+
+def test_resident_key_manager_by_default(environments):
+    assert "key_manager" not in _parsed(environments["local"], 0)["apim"]
+
+
+@pytest.mark.parametrize("node", [0, 1])
+def test_external_key_manager_is_the_identity_server(environments, node):
+    assert _parsed(environments["legacy32"], node)["apim"]["key_manager"] == {
+        "service_url": "https://is.internal.example.com:9443/services/",
+        "username": "$ref{super_admin.username}", "password": "$ref{super_admin.password}", "type": "WSO2-IS",
+    }
 
 
 def test_version_3_2_rendering():
@@ -79,7 +100,7 @@ def test_no_literal_password_in_the_file(environments):
 
 def test_only_two_nodes(environments):
     with pytest.raises(ValueError, match="node_index"):
-        render_deployment_toml(environments["local"], 2, DEPLOYED.db_host, DEPLOYED.db_port)
+        render_deployment_toml(environments["local"], 2, DEPLOYED.db_host, DEPLOYED.db_port, DEPLOYED.lb_dns_name)
 
 
 def test_both_databases_point_at_the_shared_host_with_placeholders_only(environments):
@@ -94,7 +115,7 @@ def test_both_databases_point_at_the_shared_host_with_placeholders_only(environm
 
 def test_postgres_is_the_second_engine(environments):
     legacy = environments["legacy32"]
-    database = tomllib.loads(render_deployment_toml(legacy, 1, "db.example.com", 5432))["database"]
+    database = tomllib.loads(render_deployment_toml(legacy, 1, "db.example.com", 5432, "lb.example.com"))["database"]
     assert database["apim_db"]["type"] == "postgre"
     assert database["shared_db"]["url"] == "jdbc:postgresql://db.example.com:5432/wso2shared_db?sslmode=require"
 

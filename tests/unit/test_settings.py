@@ -63,6 +63,21 @@ BAD_SETTINGS = [
     ("node address beyond subnet", "network.node_host_number", 300, ["network", "does not fit"]),
     ("bad name prefix", "name_prefix", "APIM_Local", ["name_prefix"]),
     ("bad region", "region", "mars-1", ["region"]),
+    ("internet-facing without public subnets", "network.public_subnet_cidrs", _DELETE,
+     ["load_balancer.scheme internet-facing", "public_subnet_cidrs"]),
+    ("public subnet ids with a new VPC", "network.public_subnet_ids", ["subnet-0a1b2c3d", "subnet-0a1b2c3e"],
+     ["network", "public_subnet_ids are for an existing VPC"]),
+    ("public subnet overlapping a node subnet", "network.public_subnet_cidrs", ["10.0.1.128/25", "10.0.102.0/24"],
+     ["network", "overlap"]),
+    ("two certificates", "load_balancer.certificate_arn",
+     "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9",
+     ["load_balancer", "exactly one of load_balancer.certificate_arn or load_balancer.certificate_domain"]),
+    ("TLS 1.0 policy", "load_balancer.ssl_policy", "ELBSecurityPolicy-2016-08", ["load_balancer.ssl_policy", "TLS 1.2+"]),
+    ("hostname outside the DNS zone", "apim.hostname", "apim.other.test", ["apim.hostname apim.other.test", "route53_zone"]),
+    ("DNS zone without a hostname", "apim.hostname", _DELETE, ["load_balancer.route53_zone needs apim.hostname"]),
+    ("external key manager without its address", "key_manager.type", "wso2-is", ["key_manager", "needs url and cidr"]),
+    ("key manager over plain HTTP", "key_manager.url", "http://is.example.com", ["key_manager.url"]),
+    ("resident key manager with a URL", "key_manager.url", "https://is.example.com", ["key_manager", "external key manager"]),
 ]
 
 

@@ -1,6 +1,8 @@
 #!/bin/bash
 # Boot step of a WSO2 API-M active-active node, run by cloud-init (runcmd) on first boot.
 # Safe to run again (reboot, re-run by hand): every step checks before it acts.
+#   wso2am-boot [boot]             the whole boot step
+#   wso2am-boot wait-key-manager   only wait for an external Key Manager (the unit's ExecStartPre)
 # Parameters come from the node's env file, written by cloud-init next to this script.
 set -euo pipefail
 
@@ -12,7 +14,9 @@ NODE_ENV=${NODE_ENV:-/etc/wso2am/node.env}
 : "${RUNTIME_ENV:?}" "${AWS_REGION:?}" "${START_SCRIPT:?}" "${SECRETS_FILE:?}" "${JDBC_DRIVER_URL:?}"
 : "${DB_ENGINE:?}" "${DB_HOST:?}" "${DB_PORT:?}" "${APIM_DB:?}" "${SHARED_DB:?}" "${DB_SCRIPT:?}" "${DB_SECRET_ARN:?}"
 : "${ADMIN_SECRET_ARN:?}" "${KEYSTORE_SECRET_ARN:?}" "${KEYSTORE_FILE:?}" "${KEYSTORE_ALIAS:?}" "${TRUSTSTORE_FILE:?}"
-: "${CERT_NAME:?}" "${CERT_SAN:?}" "${SHARED_DB_MARKER:?}" "${APIM_DB_MARKER:?}"
+: "${CERT_NAME:?}" "${CERT_SAN:?}" "${SHARED_DB_MARKER:?}" "${APIM_DB_MARKER:?}" "${PUBLIC_NAME:?}"
+: "${KEY_MANAGER_URL?}" "${KEY_MANAGER_WAIT_SECONDS:?}" "${KEY_MANAGER_CA?}"
+KEY_MANAGER_POLL_SECONDS=${KEY_MANAGER_POLL_SECONDS:-5}
 RETRY_TRIES=${RETRY_TRIES:-10}
 RETRY_MAX_DELAY=${RETRY_MAX_DELAY:-60}
 SEED_MARKER="$SHARE_DIR/.wso2am-seeded"
@@ -210,6 +214,10 @@ install_keystores() {
       -file "$dir/pair.crt" 2>/dev/null
     keytool -importcert -noprompt -alias active-active-pair -file "$dir/pair.crt" \
       -keystore "$dir/$TRUSTSTORE_FILE" -storepass:file "$dir/store.pass" 2>/dev/null
+    if [[ -n "$KEY_MANAGER_CA" ]]; then
+      keytool -importcert -noprompt -alias key-manager-ca -file "$KEY_MANAGER_CA" \
+        -keystore "$dir/$TRUSTSTORE_FILE" -storepass:file "$dir/store.pass" 2>/dev/null
+    fi
   )
   install -m 0640 -o root -g "$OS_USER" "$dir/$KEYSTORE_FILE" "$SECURITY/$KEYSTORE_FILE"
   install -m 0640 -o root -g "$OS_USER" "$dir/$TRUSTSTORE_FILE" "$SECURITY/$TRUSTSTORE_FILE"
@@ -272,12 +280,45 @@ write_runtime_env() {
   printf 'JAVA_HOME=%s\nJVM_MEM_OPTS=-Xms%sm -Xmx%sm\n' "$JAVA_HOME" "$heap_mib" "$heap_mib" >"$RUNTIME_ENV"
 }
 
+map_public_name() {
+  # The node's own calls to its public name (e.g. the JWKS endpoint at https://<name>:9443) stay on the node.
+  if ! awk -v name="$PUBLIC_NAME" '$1 == "127.0.0.1" { for (i = 2; i <= NF; i++) if ($i == name) found = 1 }
+      END { exit !found }' /etc/hosts; then
+    echo "127.0.0.1 $PUBLIC_NAME" >>/etc/hosts
+    log "mapped $PUBLIC_NAME to this node in /etc/hosts"
+  fi
+}
+
+key_manager_answers() {
+  # Any HTTP answer below 500 (a login page, a 401) means it is up; 5xx is a server still starting.
+  local code
+  code=$(curl --silent --output /dev/null --write-out '%{http_code}' --max-time 10 \
+    ${KEY_MANAGER_CA:+--cacert "$KEY_MANAGER_CA"} "$KEY_MANAGER_URL/services/") || return 1
+  [[ "$code" =~ ^[234][0-9][0-9]$ ]]
+}
+
+wait_for_key_manager() {
+  # The seed: with WSO2 Identity Server as Key Manager, it must be up before API-M starts.
+  [[ -n "$KEY_MANAGER_URL" ]] || return 0
+  local deadline=$((SECONDS + KEY_MANAGER_WAIT_SECONDS))
+  until key_manager_answers; do
+    if ((SECONDS >= deadline)); then
+      log "the key manager $KEY_MANAGER_URL did not answer within ${KEY_MANAGER_WAIT_SECONDS}s: not starting API-M"
+      return 1
+    fi
+    log "waiting for the key manager $KEY_MANAGER_URL"
+    sleep "$KEY_MANAGER_POLL_SECONDS"
+  done
+  log "the key manager $KEY_MANAGER_URL answers"
+}
+
 start_service() {
+  wait_for_key_manager
   systemctl daemon-reload
   systemctl enable --now "$SERVICE"
 }
 
-main() {
+boot() {
   ensure_user
   install_product
   keep_distribution_copy
@@ -291,8 +332,13 @@ main() {
   ensure_schema
   install_config
   write_runtime_env
+  map_public_name
   start_service
   log "done"
 }
 
-main "$@"
+case "${1:-boot}" in
+  boot) boot ;;
+  wait-key-manager) wait_for_key_manager ;;
+  *) log "usage: $0 [boot|wait-key-manager]"; exit 2 ;;
+esac

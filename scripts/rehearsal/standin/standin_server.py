@@ -2,7 +2,9 @@
 """STAND-IN for WSO2 API Manager (the real product cannot be downloaded here).
 
 Reads repository/conf/deployment.toml as API-M would, listens where an all-in-one node listens
-(9443 HTTPS, 9611 binary TCP, 9711 binary SSL, 5672 broker) and connects to every traffic-manager
+(9443 management HTTPS, 9763 management HTTP, 8243 gateway HTTPS, 8099 WebSocket TLS, 9611 binary TCP,
+9711 binary SSL, 5672 broker), answers the health endpoints API-M offers a load balancer
+(/services/Version; on 9443 also the 4.x gateway readiness path) and 404 elsewhere, and connects to every traffic-manager
 URL and event_duplicate_url the file names, recording what it reached in
 repository/logs/standin-status.json. Bounded: it gives up on a peer after CONNECT_SECONDS.
 """
@@ -25,6 +27,8 @@ STATUS = HOME / "repository" / "logs" / "standin-status.json"
 CERT, KEY = HOME / "repository" / "resources" / "security" / "standin.crt", HOME / "repository" / "resources" / "security" / "standin.key"
 CONNECT_SECONDS = float(os.environ.get("STANDIN_CONNECT_SECONDS", "90"))
 PORTS = {"https": 9443, "binary": 9611, "binary_ssl": 9711, "broker": 5672}
+WEB_PORTS = {"https": (9443, True), "http": (9763, False), "gateway": (8243, True), "websocket": (8099, True)}
+HEALTH_PATHS = {"/services/Version", "/api/am/gateway/v2/server-startup-healthcheck"}
 status = {"pid": os.getpid(), "standin": True, "listening": {}, "reached": {}, "errors": []}
 lock = threading.Lock()
 
@@ -45,8 +49,9 @@ def tls_context() -> ssl.SSLContext:
 
 class Health(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
-        body = b"WSO2 API Manager STAND-IN\n"
-        self.send_response(200)
+        found = self.path in HEALTH_PATHS
+        body = b"WSO2 API Manager STAND-IN\n" if found else b"not found\n"
+        self.send_response(200 if found else 404)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -56,10 +61,11 @@ class Health(BaseHTTPRequestHandler):
         pass
 
 
-def serve_https() -> None:
-    server = ThreadingHTTPServer(("0.0.0.0", PORTS["https"]), Health)
-    server.socket = tls_context().wrap_socket(server.socket, server_side=True)
-    status["listening"]["https"] = PORTS["https"]
+def serve_web(name: str, port: int, use_tls: bool) -> None:
+    server = ThreadingHTTPServer(("0.0.0.0", port), Health)
+    if use_tls:
+        server.socket = tls_context().wrap_socket(server.socket, server_side=True)
+    status["listening"][name] = port
     save()
     server.serve_forever()
 
@@ -144,7 +150,8 @@ def main() -> int:
         return 1
     status["hostname"] = config.get("server", {}).get("hostname")
     check_secrets_and_stores(config)
-    threading.Thread(target=serve_https, daemon=True).start()
+    for name, (port, use_tls) in WEB_PORTS.items():
+        threading.Thread(target=serve_web, args=(name, port, use_tls), daemon=True).start()
     for name, use_tls in (("binary", False), ("binary_ssl", True), ("broker", False)):
         threading.Thread(target=serve_tcp, args=(name, PORTS[name], use_tls), daemon=True).start()
     for url in peer_urls(config):

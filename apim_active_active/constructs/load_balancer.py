@@ -1,0 +1,166 @@
+"""Load balancer: one Application Load Balancer across both zones in front of the pair.
+
+Defaults: internal; HTTPS listeners only (443 -> management 9443 with load-balancer-cookie stickiness,
+8243 -> gateway, 8099 -> WebSocket), each plain-HTTP twin (80, 8280, 9099) redirecting to it; TLS 1.2+
+policy; invalid headers dropped; deletion protection on; health checks on the endpoints API-M offers
+(apim_active_active.traffic). `load_balancer.client_cidrs` reach the listeners only; the nodes accept the
+load balancer's group on the node ports, nothing else. Optional: Route 53 alias record, access logs, WAF.
+Exposes: dns_name, public_name, security_group_id, target_group_arns (by route name); attach(index, instance_id).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from constructs import Construct
+
+from apim_active_active import aws
+from apim_active_active.constructs.peer_security import PeerSecurity
+from apim_active_active.names import resource_name
+from apim_active_active.settings import Settings
+from apim_active_active.traffic import node_ports_from_load_balancer, public_name, routes
+
+TARGET_GROUP_SUFFIX = {"management": "mgmt", "gateway": "gw", "websocket": "ws"}  # names are at most 32 characters
+
+
+@dataclass(frozen=True)
+class LoadBalancerProps:
+    settings: Settings
+    vpc_id: str
+    subnet_ids: list[str]  # public subnets for internet-facing, else the nodes' subnets
+    peers: PeerSecurity
+
+
+class LoadBalancer(Construct):
+    def __init__(self, scope: Construct, id_: str, props: LoadBalancerProps) -> None:
+        super().__init__(scope, id_)
+        self._settings = settings = props.settings
+        lb_settings = settings.load_balancer
+        group = self._security_group(props)
+        access_logs = None
+        if lb_settings.access_logs_bucket:
+            access_logs = aws.lb.LbAccessLogs(bucket=lb_settings.access_logs_bucket, prefix=settings.name_prefix,
+                                              enabled=True)
+        balancer = aws.lb.Lb(
+            self,
+            "alb",
+            name=resource_name(settings, "alb"),
+            load_balancer_type="application",
+            internal=lb_settings.scheme == "internal",
+            security_groups=[group.id],
+            subnets=props.subnet_ids,
+            drop_invalid_header_fields=True,
+            enable_deletion_protection=lb_settings.deletion_protection,
+            access_logs=access_logs,
+            tags={"Name": resource_name(settings, "alb")},
+        )
+        self.dns_name: str = balancer.dns_name
+        self.security_group_id: str = group.id
+        self.target_group_arns: dict[str, str] = {}
+        certificate_arn = self._certificate_arn(settings)
+        for route in routes(settings):
+            target_group = self._target_group(settings, props.vpc_id, route)
+            self.target_group_arns[route.name] = target_group.arn
+            aws.lb_listener.LbListener(
+                self,
+                f"{route.name}_https",
+                load_balancer_arn=balancer.arn,
+                port=route.listener_port,
+                protocol="HTTPS",
+                ssl_policy=lb_settings.ssl_policy,
+                certificate_arn=certificate_arn,
+                default_action=[aws.lb_listener.LbListenerDefaultAction(type="forward", target_group_arn=target_group.arn)],
+            )
+            redirect = aws.lb_listener.LbListenerDefaultActionRedirect(
+                port=str(route.listener_port), protocol="HTTPS", status_code="HTTP_301"
+            )
+            aws.lb_listener.LbListener(
+                self,
+                f"{route.name}_http_redirect",
+                load_balancer_arn=balancer.arn,
+                port=route.plain_port,
+                protocol="HTTP",
+                default_action=[aws.lb_listener.LbListenerDefaultAction(type="redirect", redirect=redirect)],
+            )
+        self.public_name: str = public_name(settings, balancer.dns_name)
+        if lb_settings.route53_zone:
+            zone = aws.data_aws_route53_zone.DataAwsRoute53Zone(
+                self, "zone", name=lb_settings.route53_zone, private_zone=lb_settings.scheme == "internal"
+            )
+            aws.route53_record.Route53Record(
+                self,
+                "public_name",
+                zone_id=zone.zone_id,
+                name=settings.apim.hostname,
+                type="A",
+                alias=aws.route53_record.Route53RecordAlias(
+                    name=balancer.dns_name, zone_id=balancer.zone_id, evaluate_target_health=True
+                ),
+            )
+        if lb_settings.web_acl_arn:
+            aws.wafv2_web_acl_association.Wafv2WebAclAssociation(
+                self, "web_acl", resource_arn=balancer.arn, web_acl_arn=lb_settings.web_acl_arn
+            )
+
+    def attach(self, index: int, instance_id: str) -> None:
+        """Register node `index` (0 or 1) in every target group."""
+        for route in routes(self._settings):
+            aws.lb_target_group_attachment.LbTargetGroupAttachment(
+                self,
+                f"node_{index + 1}_{route.name}",
+                target_group_arn=self.target_group_arns[route.name],
+                target_id=instance_id,
+                port=route.node_port,
+            )
+
+    def _certificate_arn(self, settings: Settings) -> str:
+        lb_settings = settings.load_balancer
+        if lb_settings.certificate_arn:
+            return lb_settings.certificate_arn
+        return aws.data_aws_acm_certificate.DataAwsAcmCertificate(
+            self, "certificate", domain=lb_settings.certificate_domain, statuses=["ISSUED"], most_recent=True
+        ).arn
+
+    def _target_group(self, settings: Settings, vpc_id: str, route) -> aws.lb_target_group.LbTargetGroup:
+        health = route.health
+        return aws.lb_target_group.LbTargetGroup(
+            self,
+            route.name,
+            name=resource_name(settings, TARGET_GROUP_SUFFIX[route.name]),
+            port=route.node_port,
+            protocol="HTTPS",  # the nodes only serve TLS; the load balancer does not verify their certificate
+            vpc_id=vpc_id,
+            target_type="instance",
+            deregistration_delay="60",
+            health_check=aws.lb_target_group.LbTargetGroupHealthCheck(
+                enabled=True, protocol=health.protocol, port=str(health.port), path=health.path, matcher="200",
+                interval=15, timeout=5, healthy_threshold=2, unhealthy_threshold=3,
+            ),
+            stickiness=aws.lb_target_group.LbTargetGroupStickiness(
+                type="lb_cookie", enabled=route.sticky, cookie_duration=settings.load_balancer.stickiness_seconds
+            ),
+            tags={"Name": resource_name(settings, TARGET_GROUP_SUFFIX[route.name])},
+        )
+
+    def _security_group(self, props: LoadBalancerProps) -> aws.security_group.SecurityGroup:
+        settings = props.settings
+        group = aws.security_group.SecurityGroup(
+            self, "group", name=resource_name(settings, "alb"), description="WSO2 API-M load balancer",
+            vpc_id=props.vpc_id, tags={"Name": resource_name(settings, "alb")},
+        )
+        listener_ports = sorted({p for r in routes(settings) for p in (r.listener_port, r.plain_port)})
+        for index, cidr in enumerate(settings.load_balancer.client_cidrs):
+            for port in listener_ports:
+                aws.security_group_rule.SecurityGroupRule(
+                    self, f"client_{index}_{port}", type="ingress", security_group_id=group.id, protocol="tcp",
+                    from_port=port, to_port=port, cidr_blocks=[str(cidr)],
+                    description=f"Clients from {cidr} to listener {port}",
+                )
+        for port in node_ports_from_load_balancer(settings):
+            aws.security_group_rule.SecurityGroupRule(
+                self, f"to_nodes_{port}", type="egress", security_group_id=group.id, protocol="tcp",
+                from_port=port, to_port=port, source_security_group_id=props.peers.group_id,
+                description=f"To the nodes on {port} (traffic and health checks)",
+            )
+            props.peers.rule(f"from_load_balancer_{port}", "ingress", port,
+                             f"Load balancer to node port {port} (traffic and health checks)", peer_group=group.id)
+        return group

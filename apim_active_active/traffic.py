@@ -1,0 +1,94 @@
+"""Traffic entry, as data: which load-balancer listener reaches which node port, how the load balancer
+checks a node's health, and the public URLs. No cdktf here: the load-balancer construct, the node
+security group, deployment.toml and the rehearsal all read these tables.
+
+TLS ends at the load balancer on every listener; each plain-HTTP port only redirects to its TLS twin.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from apim_active_active.settings import Settings
+from apim_active_active.versions import traits
+
+MANAGEMENT_PORT = 9443
+MANAGEMENT_HTTP_PORT = 9763
+GATEWAY_HTTPS_PORT = 8243
+WEBSOCKET_TLS_PORT = 8099
+HTTPS_PORT = 443
+VERSION_PATH = "/services/Version"  # Carbon's version service: answers once the server is up
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    protocol: str  # HTTP or HTTPS
+    port: int
+    path: str
+
+
+@dataclass(frozen=True)
+class Route:
+    """One HTTPS listener on the load balancer and the node port behind it."""
+
+    name: str
+    listener_port: int
+    node_port: int
+    plain_port: int  # a plain-HTTP listener here redirects to listener_port
+    sticky: bool
+    health: HealthCheck
+
+
+def public_name(settings: Settings, lb_dns_name: str) -> str:
+    """The name clients use: `apim.hostname`, else the load balancer's own DNS name."""
+    return settings.apim.hostname or lb_dns_name
+
+
+def health_checks(settings: Settings) -> tuple[HealthCheck, HealthCheck]:
+    """(management, gateway): the endpoints API-M offers for a load balancer (see the facts file)."""
+    liveness = HealthCheck("HTTP", MANAGEMENT_HTTP_PORT, VERSION_PATH)
+    readiness = traits(settings.apim.version).gateway_readiness_path
+    return liveness, (HealthCheck("HTTPS", MANAGEMENT_PORT, readiness) if readiness else liveness)
+
+
+def routes(settings: Settings) -> tuple[Route, ...]:
+    lb = settings.load_balancer
+    management, gateway = health_checks(settings)
+    return (
+        Route("management", HTTPS_PORT, MANAGEMENT_PORT, 80, True, management),
+        Route("gateway", GATEWAY_HTTPS_PORT, GATEWAY_HTTPS_PORT, 8280, lb.gateway_stickiness, gateway),
+        Route("websocket", WEBSOCKET_TLS_PORT, WEBSOCKET_TLS_PORT, 9099, lb.gateway_stickiness, gateway),
+    )
+
+
+def node_ports_from_load_balancer(settings: Settings) -> tuple[int, ...]:
+    """Every node port the load balancer reaches: traffic and health checks."""
+    ports = {r.node_port for r in routes(settings)} | {r.health.port for r in routes(settings)}
+    return tuple(sorted(ports))
+
+
+def _url(scheme: str, host: str, port: int, path: str = "") -> str:
+    default = {"https": 443, "http": 80}.get(scheme)
+    return f"{scheme}://{host}{'' if port == default else f':{port}'}{path}"
+
+
+def public_urls(public_name: str) -> dict[str, str]:
+    """What clients open, by name; the same names as the stack's outputs."""
+    return {
+        "publisher_url": _url("https", public_name, HTTPS_PORT, "/publisher"),
+        "devportal_url": _url("https", public_name, HTTPS_PORT, "/devportal"),
+        "admin_url": _url("https", public_name, HTTPS_PORT, "/admin"),
+        "carbon_url": _url("https", public_name, HTTPS_PORT, "/carbon"),
+        "gateway_url": _url("https", public_name, GATEWAY_HTTPS_PORT),
+    }
+
+
+def gateway_endpoints(public_name: str, settings: Settings) -> dict[str, str]:
+    """The gateway environment's endpoints as clients reach them (deployment.toml)."""
+    by_name = {r.name: r for r in routes(settings)}
+    gateway, websocket = by_name["gateway"], by_name["websocket"]
+    return {
+        "http_endpoint": _url("http", public_name, gateway.plain_port),
+        "https_endpoint": _url("https", public_name, gateway.listener_port),
+        "ws_endpoint": _url("ws", public_name, websocket.plain_port),
+        "wss_endpoint": _url("wss", public_name, websocket.listener_port),
+    }

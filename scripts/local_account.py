@@ -1,0 +1,67 @@
+"""What an AWS account already holds before a deploy, put into the emulator for the `local` stack:
+the load balancer's certificate (looked up by `load_balancer.certificate_domain`) and the hosted zone
+(`load_balancer.route53_zone`). Idempotent.
+
+The certificate is self-signed and made here; its private key goes only to the emulator's ACM (never to
+the stack, its state or a file), as a real one is imported into or issued by ACM.
+"""
+from __future__ import annotations
+
+import datetime
+import uuid
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from apim_active_active.settings import Settings
+from scripts.local_stack import client
+
+
+def self_signed_certificate(domain: str) -> tuple[bytes, bytes]:
+    """(certificate PEM, private key PEM), RSA 2048 as ACM's default key type, valid 30 days."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption())
+    return certificate.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def ensure_certificate(endpoint: str, domain: str) -> str:
+    acm = client("acm", endpoint)
+    for summary in acm.list_certificates(CertificateStatuses=["ISSUED"])["CertificateSummaryList"]:
+        if summary["DomainName"] == domain:
+            return summary["CertificateArn"]
+    certificate, key = self_signed_certificate(domain)
+    return acm.import_certificate(Certificate=certificate, PrivateKey=key)["CertificateArn"]
+
+
+def ensure_hosted_zone(endpoint: str, zone: str, private: bool) -> str:
+    route53 = client("route53", endpoint)
+    for hosted in route53.list_hosted_zones_by_name(DNSName=zone)["HostedZones"]:
+        if hosted["Name"].rstrip(".") == zone and hosted["Config"]["PrivateZone"] == private:
+            return hosted["Id"]
+    if private:
+        raise SystemExit(f"{zone}: a private hosted zone needs a VPC; create it in the emulator first")
+    return route53.create_hosted_zone(Name=zone, CallerReference=str(uuid.uuid4()))["HostedZone"]["Id"]
+
+
+def prepare(endpoint: str, settings: Settings) -> list[str]:
+    """Put the local stack's prerequisites into the emulator; returns what it holds, for the log."""
+    lb = settings.load_balancer
+    held = []
+    if lb.certificate_domain:
+        held.append(f"ACM certificate for {lb.certificate_domain}: {ensure_certificate(endpoint, lb.certificate_domain)}")
+    if lb.route53_zone:
+        zone_id = ensure_hosted_zone(endpoint, lb.route53_zone, lb.scheme == "internal")
+        held.append(f"Route 53 zone {lb.route53_zone}: {zone_id}")
+    return held
