@@ -80,7 +80,9 @@ emulator-stop:
 	$(LOCAL_AWS) $(PY) scripts/emulator.py stop
 
 deploy-local: emulator-start
+	$(LOCAL_AWS) $(PY) scripts/preflight.py local
 	$(LOCAL_AWS) $(CDKTF) deploy local --auto-approve --skip-provider-lock --outputs-file $(STATE)/outputs.json
+	$(LOCAL_AWS) $(PY) scripts/verify.py local --outputs $(STATE)/outputs.json
 
 demo: deploy-local
 	$(LOCAL_AWS) $(PY) scripts/show_deployment.py --outputs $(STATE)/outputs.json --stack local

@@ -123,6 +123,9 @@ class NodeSettings(_Strict):
     ami: AmiSettings = Field(description="Image of both nodes (Amazon Linux 2023 expected: dnf, systemd).")
     root_volume_gb: int = Field(30, ge=20, le=1024, description="Size of the encrypted gp3 root volume, GiB.")
     detailed_monitoring: bool = Field(True, description="EC2 detailed (1-minute) monitoring.")
+    termination_protection: bool = Field(
+        True, description="EC2 termination protection; `cdktf destroy` refuses while it is on."
+    )
     heap_percent: int = Field(
         50, ge=10, le=80, description="JVM heap (Xms = Xmx) as a share of the node's memory, computed at boot."
     )
@@ -175,6 +178,9 @@ class SharedFsSettings(_Strict):
         True,
         description="File system policy: only the node role may mount, only through a mount target, only over TLS.",
     )
+    retain_on_destroy: bool = Field(
+        True, description="Keep the shared artifacts: `cdktf destroy` refuses while this is on."
+    )
 
 
 def _artifact_url(value: str, suffix: str) -> str:
@@ -200,7 +206,12 @@ class DatabaseSettings(_Strict):
     instance_class: str = Field("db.m6g.large", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$", description="RDS instance class.")
     allocated_storage_gb: int = Field(50, ge=20, le=65536, description="RDS storage (gp3, encrypted), GiB.")
     multi_az: bool = Field(True, description="RDS standby in a second zone.")
-    deletion_protection: bool = Field(True, description="RDS refuses deletion until this is turned off.")
+    deletion_protection: bool = Field(
+        True, description="RDS refuses deletion until this is turned off; so does `cdktf destroy`."
+    )
+    final_snapshot: bool = Field(
+        True, description="Take a final snapshot when the database is deleted (kept after `cdktf destroy`)."
+    )
     backup_retention_days: int = Field(7, ge=1, le=35, description="RDS automated backups kept this many days.")
     performance_insights: bool = Field(True, description="RDS Performance Insights (encrypted with the stack's key).")
     parameter_group: bool = Field(
@@ -230,6 +241,11 @@ class LoadBalancerSettings(_Strict):
     client_cidrs: tuple[IPv4Network, ...] = Field(
         (), description="CIDRs that may reach the load balancer (its listeners only; never the nodes). Empty: nobody."
     )
+    admin_cidrs: tuple[IPv4Network, ...] = Field(
+        (), max_length=2,
+        description="CIDRs (at most 2) that may reach the Carbon console and admin services (/carbon, /services) "
+        "through the load balancer; everyone else gets 403. Empty: nobody.",
+    )
     certificate_arn: str | None = Field(
         None,
         pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$",
@@ -248,7 +264,9 @@ class LoadBalancerSettings(_Strict):
         86400, ge=1, le=604800, description="Management (9443) session stickiness: load-balancer cookie lifetime."
     )
     gateway_stickiness: bool = Field(False, description="Sticky sessions on the gateway (8243) too.")
-    deletion_protection: bool = Field(True, description="The load balancer refuses deletion until this is turned off.")
+    deletion_protection: bool = Field(
+        True, description="The load balancer refuses deletion until this is turned off; so does `cdktf destroy`."
+    )
     route53_zone: str | None = Field(
         None,
         pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
@@ -329,6 +347,24 @@ class EncryptionSettings(_Strict):
         return value
 
 
+class StateSettings(_Strict):
+    """Where Terraform keeps the environment's state: S3 with a DynamoDB lock table
+    (`scripts/bootstrap_state.py` creates both)."""
+
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", description="S3 bucket of the state.")
+    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="Region of the bucket and the lock table.")
+    lock_table: str = Field(
+        "terraform-locks", pattern=r"^[A-Za-z0-9_.-]{3,255}$", description="DynamoDB table holding the state lock."
+    )
+    key: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9!_.*'()/-]+\.tfstate$",
+        description="Object key of the state; unset: `wso2-apim-active-active/<environment>.tfstate`.",
+    )
+
+    def state_key(self, environment: str) -> str:
+        return self.key or f"wso2-apim-active-active/{environment}.tfstate"
+
+
 class EmulatorSettings(_Strict):
     """Only for the local environment: a moto server on loopback."""
 
@@ -364,6 +400,9 @@ class Settings(_Strict):
     key_manager: KeyManagerSettings = KeyManagerSettings()
     shared_fs: SharedFsSettings = SharedFsSettings()
     encryption: EncryptionSettings = EncryptionSettings()
+    state: StateSettings | None = Field(
+        None, description="Remote state (required outside the emulator). Unset with the emulator: a local state file."
+    )
     emulator: EmulatorSettings | None = Field(None, description="Set only in the local environment.")
     tags: dict[str, str] = Field({}, description="Tags on every resource (besides Name, Environment, ManagedBy).")
 
@@ -384,6 +423,9 @@ class Settings(_Strict):
         if self.load_balancer.scheme == "internet-facing" and not self.network.has_public_subnets:
             raise ValueError("load_balancer.scheme internet-facing needs network.public_subnet_cidrs (new VPC) "
                              "or network.public_subnet_ids (existing VPC)")
+        if self.emulator is None and self.state is None:
+            raise ValueError("state: an AWS environment keeps its Terraform state in S3 with a lock table: set "
+                             "state.bucket and state.region (scripts/bootstrap_state.py creates them)")
         zone = self.load_balancer.route53_zone
         if zone is not None:
             if self.apim.hostname is None:

@@ -2,7 +2,9 @@
 checks a node's health, and the public URLs. No cdktf here: the load-balancer construct, the node
 security group, deployment.toml and the rehearsal all read these tables.
 
-TLS ends at the load balancer on every listener; each plain-HTTP port only redirects to its TLS twin.
+TLS ends at the load balancer on every listener. Plain HTTP is offered only on port 80, for browsers, and only
+redirects to 443; the gateway is reached over TLS only (HTTPS 8243, WebSocket wss 8099), and its "http" and
+"ws" endpoints are advertised as those TLS URLs.
 """
 from __future__ import annotations
 
@@ -17,6 +19,10 @@ GATEWAY_HTTPS_PORT = 8243
 WEBSOCKET_TLS_PORT = 8099
 HTTPS_PORT = 443
 VERSION_PATH = "/services/Version"  # Carbon's version service: answers once the server is up
+# Carbon's console and admin services: WSO2's security guidance keeps them off the public entry point.
+ADMIN_PATHS = ("/carbon", "/carbon/*", "/services/*")
+# ACM key types a certificate lookup accepts (Terraform's and ACM's default is RSA_2048 only).
+CERTIFICATE_KEY_TYPES = ("RSA_2048", "RSA_3072", "RSA_4096", "EC_prime256v1", "EC_secp384r1")
 
 
 @dataclass(frozen=True)
@@ -33,7 +39,7 @@ class Route:
     name: str
     listener_port: int
     node_port: int
-    plain_port: int  # a plain-HTTP listener here redirects to listener_port
+    plain_port: int | None  # a plain-HTTP listener here only redirects to listener_port
     sticky: bool
     health: HealthCheck
 
@@ -55,8 +61,8 @@ def routes(settings: Settings) -> tuple[Route, ...]:
     management, gateway = health_checks(settings)
     return (
         Route("management", HTTPS_PORT, MANAGEMENT_PORT, 80, True, management),
-        Route("gateway", GATEWAY_HTTPS_PORT, GATEWAY_HTTPS_PORT, 8280, lb.gateway_stickiness, gateway),
-        Route("websocket", WEBSOCKET_TLS_PORT, WEBSOCKET_TLS_PORT, 9099, lb.gateway_stickiness, gateway),
+        Route("gateway", GATEWAY_HTTPS_PORT, GATEWAY_HTTPS_PORT, None, lb.gateway_stickiness, gateway),
+        Route("websocket", WEBSOCKET_TLS_PORT, WEBSOCKET_TLS_PORT, None, lb.gateway_stickiness, gateway),
     )
 
 
@@ -83,12 +89,8 @@ def public_urls(public_name: str) -> dict[str, str]:
 
 
 def gateway_endpoints(public_name: str, settings: Settings) -> dict[str, str]:
-    """The gateway environment's endpoints as clients reach them (deployment.toml)."""
+    """The gateway environment's endpoints as clients reach them (deployment.toml): TLS only."""
     by_name = {r.name: r for r in routes(settings)}
-    gateway, websocket = by_name["gateway"], by_name["websocket"]
-    return {
-        "http_endpoint": _url("http", public_name, gateway.plain_port),
-        "https_endpoint": _url("https", public_name, gateway.listener_port),
-        "ws_endpoint": _url("ws", public_name, websocket.plain_port),
-        "wss_endpoint": _url("wss", public_name, websocket.listener_port),
-    }
+    https = _url("https", public_name, by_name["gateway"].listener_port)
+    wss = _url("wss", public_name, by_name["websocket"].listener_port)
+    return {"http_endpoint": https, "https_endpoint": https, "ws_endpoint": wss, "wss_endpoint": wss}

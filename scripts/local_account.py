@@ -1,6 +1,7 @@
 """What an AWS account already holds before a deploy, put into the emulator for the `local` stack:
-the load balancer's certificate (looked up by `load_balancer.certificate_domain`) and the hosted zone
-(`load_balancer.route53_zone`). Idempotent.
+the load balancer's certificate (looked up by `load_balancer.certificate_domain`), the hosted zone
+(`load_balancer.route53_zone`) and, where the settings point into S3, the product archive and JDBC
+driver (small placeholders: only the rehearsal boots a node, and it uploads its stand-ins). Idempotent.
 
 The certificate is self-signed and made here; its private key goes only to the emulator's ACM (never to
 the stack, its state or a file), as a real one is imported into or issued by ACM.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from urllib.parse import urlparse
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -55,6 +57,16 @@ def ensure_hosted_zone(endpoint: str, zone: str, private: bool) -> str:
     return route53.create_hosted_zone(Name=zone, CallerReference=str(uuid.uuid4()))["HostedZone"]["Id"]
 
 
+def ensure_artifact(endpoint: str, url: str) -> str:
+    location = urlparse(url)
+    s3, key = client("s3", endpoint), location.path.lstrip("/")
+    if location.netloc not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        s3.create_bucket(Bucket=location.netloc)
+    if s3.list_objects_v2(Bucket=location.netloc, Prefix=key).get("KeyCount", 0) == 0:
+        s3.put_object(Bucket=location.netloc, Key=key, Body=b"placeholder: the rehearsal uploads a stand-in here")
+    return url
+
+
 def prepare(endpoint: str, settings: Settings) -> list[str]:
     """Put the local stack's prerequisites into the emulator; returns what it holds, for the log."""
     lb = settings.load_balancer
@@ -64,4 +76,7 @@ def prepare(endpoint: str, settings: Settings) -> list[str]:
     if lb.route53_zone:
         zone_id = ensure_hosted_zone(endpoint, lb.route53_zone, lb.scheme == "internal")
         held.append(f"Route 53 zone {lb.route53_zone}: {zone_id}")
+    for name, url in (("product archive", settings.apim.archive_url), ("JDBC driver", settings.database.jdbc_driver_url)):
+        if url.startswith("s3://"):
+            held.append(f"{name} at {ensure_artifact(endpoint, url)}")
     return held

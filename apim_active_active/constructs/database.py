@@ -4,7 +4,7 @@ Defaults (RDS): MySQL 8 (or PostgreSQL 16), in the nodes' subnets, TLS required 
 slow queries logged (`database.parameter_group`), encrypted with the stack's key,
 not public, its own security group admitting the engine's port only from the nodes; the master
 password managed by RDS in Secrets Manager (encrypted with the stack's key); Multi-AZ, deletion
-protection (a final snapshot otherwise kept unless it is off), 7 days of backups, logs to CloudWatch,
+protection, a final snapshot when it is deleted (`database.final_snapshot`), 7 days of backups, logs to CloudWatch,
 IAM authentication, Performance Insights, enhanced monitoring: settings under `database`.
 Existing: the nodes may reach `database.existing.cidr` on its port; its secret is named in the settings.
 Exposes: host, port, secret_arn.
@@ -89,8 +89,8 @@ class Database(Construct):
             publicly_accessible=False,
             multi_az=database.multi_az,
             deletion_protection=database.deletion_protection,
-            skip_final_snapshot=not database.deletion_protection,
-            final_snapshot_identifier=resource_name(settings, "db-final") if database.deletion_protection else None,
+            skip_final_snapshot=not database.final_snapshot,
+            final_snapshot_identifier=resource_name(settings, "db-final") if database.final_snapshot else None,
             backup_retention_period=database.backup_retention_days,
             copy_tags_to_snapshot=True,
             auto_minor_version_upgrade=True,

@@ -1,7 +1,8 @@
 """Load balancer: one Application Load Balancer across both zones in front of the pair.
 
-Defaults: internal; HTTPS listeners only (443 -> management 9443 with load-balancer-cookie stickiness,
-8243 -> gateway, 8099 -> WebSocket), each plain-HTTP twin (80, 8280, 9099) redirecting to it; TLS 1.2+
+Defaults: internal; HTTPS listeners (443 -> management 9443 with load-balancer-cookie stickiness,
+8243 -> gateway, 8099 -> WebSocket), plain HTTP only on 80 and only redirecting to 443; the Carbon console
+and admin services (/carbon, /services) answered 403 except from `load_balancer.admin_cidrs`; TLS 1.2+
 policy; invalid headers dropped; deletion protection on; health checks on the endpoints API-M offers
 (apim_active_active.traffic). `load_balancer.client_cidrs` reach the listeners only; the nodes accept the
 load balancer's group on the node ports, nothing else. Optional: Route 53 alias record, access logs, WAF.
@@ -17,9 +18,16 @@ from apim_active_active import aws
 from apim_active_active.constructs.peer_security import PeerSecurity
 from apim_active_active.names import resource_name
 from apim_active_active.settings import Settings
-from apim_active_active.traffic import node_ports_from_load_balancer, public_name, routes
+from apim_active_active.traffic import (
+    ADMIN_PATHS,
+    CERTIFICATE_KEY_TYPES,
+    node_ports_from_load_balancer,
+    public_name,
+    routes,
+)
 
 TARGET_GROUP_SUFFIX = {"management": "mgmt", "gateway": "gw", "websocket": "ws"}  # names are at most 32 characters
+
 
 
 @dataclass(frozen=True)
@@ -60,7 +68,7 @@ class LoadBalancer(Construct):
         for route in routes(settings):
             target_group = self._target_group(settings, props.vpc_id, route)
             self.target_group_arns[route.name] = target_group.arn
-            aws.lb_listener.LbListener(
+            listener = aws.lb_listener.LbListener(
                 self,
                 f"{route.name}_https",
                 load_balancer_arn=balancer.arn,
@@ -70,6 +78,10 @@ class LoadBalancer(Construct):
                 certificate_arn=certificate_arn,
                 default_action=[aws.lb_listener.LbListenerDefaultAction(type="forward", target_group_arn=target_group.arn)],
             )
+            if route.name == "management":
+                self._guard_admin_paths(settings, listener.arn, target_group.arn)
+            if route.plain_port is None:
+                continue
             redirect = aws.lb_listener.LbListenerDefaultActionRedirect(
                 port=str(route.listener_port), protocol="HTTPS", status_code="HTTP_301"
             )
@@ -83,8 +95,10 @@ class LoadBalancer(Construct):
             )
         self.public_name: str = public_name(settings, balancer.dns_name)
         if lb_settings.route53_zone:
+            private = lb_settings.scheme == "internal"
             zone = aws.data_aws_route53_zone.DataAwsRoute53Zone(
-                self, "zone", name=lb_settings.route53_zone, private_zone=lb_settings.scheme == "internal"
+                self, "zone", name=lb_settings.route53_zone, private_zone=private,
+                vpc_id=props.vpc_id if private else None,  # one private zone of that name per VPC
             )
             aws.route53_record.Route53Record(
                 self,
@@ -117,8 +131,31 @@ class LoadBalancer(Construct):
         if lb_settings.certificate_arn:
             return lb_settings.certificate_arn
         return aws.data_aws_acm_certificate.DataAwsAcmCertificate(
-            self, "certificate", domain=lb_settings.certificate_domain, statuses=["ISSUED"], most_recent=True
+            self, "certificate", domain=lb_settings.certificate_domain, statuses=["ISSUED"], most_recent=True,
+            key_types=list(CERTIFICATE_KEY_TYPES),
         ).arn
+
+    def _guard_admin_paths(self, settings: Settings, listener_arn: str, target_group_arn: str) -> None:
+        """/carbon and /services through the load balancer: forwarded from admin_cidrs only, else 403."""
+        paths = aws.lb_listener_rule.LbListenerRuleCondition(
+            path_pattern=aws.lb_listener_rule.LbListenerRuleConditionPathPattern(values=list(ADMIN_PATHS))
+        )
+        admins = [str(cidr) for cidr in settings.load_balancer.admin_cidrs]
+        if admins:
+            aws.lb_listener_rule.LbListenerRule(
+                self, "admin_paths_from_admins", listener_arn=listener_arn, priority=10,
+                condition=[paths, aws.lb_listener_rule.LbListenerRuleCondition(
+                    source_ip=aws.lb_listener_rule.LbListenerRuleConditionSourceIp(values=admins))],
+                action=[aws.lb_listener_rule.LbListenerRuleAction(type="forward", target_group_arn=target_group_arn)],
+            )
+        aws.lb_listener_rule.LbListenerRule(
+            self, "admin_paths_forbidden", listener_arn=listener_arn, priority=20, condition=[paths],
+            action=[aws.lb_listener_rule.LbListenerRuleAction(
+                type="fixed-response",
+                fixed_response=aws.lb_listener_rule.LbListenerRuleActionFixedResponse(
+                    content_type="text/plain", status_code="403", message_body="Forbidden"),
+            )],
+        )
 
     def _target_group(self, settings: Settings, vpc_id: str, route) -> aws.lb_target_group.LbTargetGroup:
         health = route.health
@@ -147,7 +184,7 @@ class LoadBalancer(Construct):
             self, "group", name=resource_name(settings, "alb"), description="WSO2 API-M load balancer",
             vpc_id=props.vpc_id, tags={"Name": resource_name(settings, "alb")},
         )
-        listener_ports = sorted({p for r in routes(settings) for p in (r.listener_port, r.plain_port)})
+        listener_ports = sorted({p for r in routes(settings) for p in (r.listener_port, r.plain_port) if p})
         for index, cidr in enumerate(settings.load_balancer.client_cidrs):
             for port in listener_ports:
                 aws.security_group_rule.SecurityGroupRule(

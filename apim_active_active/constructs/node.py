@@ -57,6 +57,7 @@ class Node(Construct):
             user_data=props.user_data,
             user_data_replace_on_change=True,
             monitoring=settings.node.detailed_monitoring,
+            disable_api_termination=settings.node.termination_protection,
             ebs_optimized=True,
             metadata_options=aws.instance.InstanceMetadataOptions(
                 http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1

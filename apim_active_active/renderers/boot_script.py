@@ -145,6 +145,8 @@ Wants=network-online.target
 After=network-online.target remote-fs.target
 # Never run without the share: Carbon would undeploy the artifacts it no longer sees.
 RequiresMountsFor={share_dir(settings)}
+# Keep retrying (e.g. while an external Key Manager is down): never give up after a burst of failures.
+StartLimitIntervalSec=0
 
 [Service]
 Type=forking

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from cdktf import LocalBackend, TerraformOutput, TerraformStack
+from cdktf import LocalBackend, S3Backend, TerraformOutput, TerraformResource, TerraformStack
 from constructs import Construct
 
 from apim_active_active import aws
@@ -19,6 +19,7 @@ from apim_active_active.constructs.encryption import StackKey, StackKeyProps
 from apim_active_active.constructs.shared_fs import SharedFileSystem, SharedFileSystemProps
 from apim_active_active.constructs.database import Database, DatabaseProps
 from apim_active_active.constructs.generated_secrets import GeneratedSecrets, GeneratedSecretsProps
+from apim_active_active.constructs.destroy_guard import DestroyGuard, DestroyGuardProps
 from apim_active_active.constructs.load_balancer import LoadBalancer, LoadBalancerProps
 from apim_active_active.renderers.boot_script import Deployed, render_user_data
 from apim_active_active.settings import Settings
@@ -47,7 +48,7 @@ def secret_statements(database: Database, secrets: GeneratedSecrets, key: StackK
 class ActiveActiveStack(TerraformStack):
     def __init__(self, scope: Construct, environment: str, settings: Settings, *, state_dir: Path) -> None:
         super().__init__(scope, environment)
-        LocalBackend(self, path=str(state_dir / f"{environment}.tfstate"))
+        self._backend(settings, environment, state_dir)
         configure_provider(self, settings, environment)
         key = StackKey(self, "encryption", StackKeyProps(settings=settings))
         network = Network(self, "network", NetworkProps(settings=settings, kms_key_arn=key.key_arn))
@@ -109,6 +110,26 @@ class ActiveActiveStack(TerraformStack):
         for index, node in enumerate(nodes):
             balancer.attach(index, node.instance_id)
         self._outputs(network, peers, share, balancer, nodes)
+        resources = tuple(c for c in self.node.find_all() if isinstance(c, TerraformResource))
+        DestroyGuard(self, "destroy_guard",
+                     DestroyGuardProps(settings=settings, environment=environment, protected=resources))
+
+    def _backend(self, settings: Settings, environment: str, state_dir: Path) -> None:
+        """S3 with a DynamoDB lock for every environment that names `state`; else a local file."""
+        state = settings.state
+        if state is None:
+            LocalBackend(self, path=str(state_dir / f"{environment}.tfstate"))
+            return
+        emulator = {}
+        if settings.emulator:
+            url = settings.emulator.endpoint_url
+            emulator = dict(
+                endpoints={"s3": url, "dynamodb": url, "sts": url, "iam": url}, use_path_style=True,
+                access_key="test", secret_key="test",  # the emulator's fixed dummy credentials
+                skip_credentials_validation=True, skip_requesting_account_id=True, skip_metadata_api_check=True,
+            )
+        S3Backend(self, bucket=state.bucket, key=state.state_key(environment), region=state.region, encrypt=True,
+                  dynamodb_table=state.lock_table, **emulator)
 
     def _ami_id(self, settings: Settings) -> str:
         ami = settings.node.ami

@@ -5,7 +5,7 @@ import pytest
 
 from tests.synth.test_stack import ENVS, group_named, only, ref, resources
 
-LISTENERS = {443: 80, 8243: 8280, 8099: 9099}  # HTTPS listener: its plain-HTTP twin that redirects to it
+LISTENERS = {443: 80, 8243: None, 8099: None}  # HTTPS listener: the plain-HTTP port that redirects to it
 NODE_PORTS_FROM_LB = {9443, 8243, 8099, 9763}  # traffic, plus Carbon's HTTP port for /services/Version
 READINESS = "/api/am/gateway/v2/server-startup-healthcheck"
 
@@ -42,7 +42,7 @@ def test_one_application_load_balancer_across_both_zones(stacks, environments, e
 def test_https_listeners_with_a_tls12_policy_and_plain_http_redirected(stacks, environments, env):
     stack, settings = stacks[env], environments[env]
     listeners = {l["port"]: l for l in resources(stack, "aws_lb_listener").values()}
-    assert set(listeners) == set(LISTENERS) | set(LISTENERS.values())
+    assert set(listeners) == {443, 8243, 8099, 80}, "plain HTTP only on 80, for browsers"
     if settings.load_balancer.certificate_arn:
         certificate = settings.load_balancer.certificate_arn
     else:
@@ -54,6 +54,8 @@ def test_https_listeners_with_a_tls12_policy_and_plain_http_redirected(stacks, e
         assert https["protocol"] == "HTTPS" and https["certificate_arn"] == certificate
         assert https["ssl_policy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
         assert https["default_action"][0]["type"] == "forward"
+        if plain_port is None:
+            continue
         plain = listeners[plain_port]
         assert plain["protocol"] == "HTTP"
         assert plain["default_action"] == [
@@ -104,7 +106,7 @@ def test_clients_reach_the_load_balancer_only_and_it_reaches_the_node_ports_only
     clients = {str(c) for c in settings.load_balancer.client_cidrs}
     ingress = [r for r in lb_rules if r["type"] == "ingress"]
     assert {(r["from_port"], r["cidr_blocks"][0]) for r in ingress} == {
-        (port, cidr) for port in set(LISTENERS) | set(LISTENERS.values()) for cidr in clients
+        (port, cidr) for port in (80, 443, 8243, 8099) for cidr in clients
     }
     egress = [r for r in lb_rules if r["type"] == "egress"]
     assert {(r["from_port"], r["source_security_group_id"]) for r in egress} == {(p, nodes) for p in NODE_PORTS_FROM_LB}
@@ -148,3 +150,21 @@ def test_outputs_give_the_public_urls(stacks, environments, env):
     assert outputs["devportal_url"]["value"] == f"https://{name}/devportal"
     assert outputs["admin_url"]["value"] == f"https://{name}/admin"
     assert outputs["gateway_url"]["value"] == f"https://{name}:8243"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_console_and_admin_services_answer_403_except_to_admin_cidrs(stacks, environments, env):
+    stack, settings = stacks[env], environments[env]
+    management = next(key for key, l in resources(stack, "aws_lb_listener").items() if l["port"] == 443)
+    rules = sorted(resources(stack, "aws_lb_listener_rule").values(), key=lambda r: r["priority"])
+    assert all(r["listener_arn"] == f"${{aws_lb_listener.{management}.arn}}" for r in rules)
+    paths = {"path_pattern": {"values": ["/carbon", "/carbon/*", "/services/*"]}}
+    forbidden = rules[-1]
+    assert (forbidden["priority"], forbidden["condition"]) == (20, [paths])
+    assert forbidden["action"][0]["fixed_response"]["status_code"] == "403"
+    admins = [str(c) for c in settings.load_balancer.admin_cidrs]
+    if admins:
+        allowed = rules[0]
+        assert allowed["priority"] == 10 and allowed["action"][0]["type"] == "forward"
+        assert allowed["condition"] == [paths, {"source_ip": {"values": admins}}]
+    assert len(rules) == (2 if admins else 1)

@@ -56,8 +56,9 @@ def test_public_name_is_the_hostname_else_the_load_balancer(environments, env, n
         assert parsed["transport"] == {"https": {"properties": {"proxyPort": 443}}}, "TLS ends at the load balancer"
         gateway = parsed["apim"]["gateway"]["environment"][0]
         assert {key: gateway[key] for key in ("http_endpoint", "https_endpoint", "ws_endpoint", "wss_endpoint")} == {
-            "http_endpoint": f"http://{name}:8280", "https_endpoint": f"https://{name}:8243",
-            "ws_endpoint": f"ws://{name}:9099", "wss_endpoint": f"wss://{name}:8099",
+            # the gateway is reached over TLS only: its plain endpoints are the TLS ones
+            "http_endpoint": f"https://{name}:8243", "https_endpoint": f"https://{name}:8243",
+            "ws_endpoint": f"wss://{name}:8099", "wss_endpoint": f"wss://{name}:8099",
         }
         assert parsed["apim"]["devportal"] == {"url": f"https://{name}/devportal"}
 

@@ -128,8 +128,9 @@ def test_a_key_manager_whose_certificate_the_ca_did_not_sign_is_not_trusted(wait
     assert result.returncode != 0 and "did not answer" in result.stderr
 
 
-def test_api_m_is_not_started_while_the_key_manager_is_down(wait_case):
-    """The boot step's start: the wait comes first; systemctl (a recording stub here) is never reached."""
+def test_api_m_is_left_to_the_units_own_wait_while_the_key_manager_is_down(wait_case):
+    """The boot step's start: it waits first; when the Key Manager stays down it enables the unit and hands the
+    start to it without blocking (the unit's ExecStartPre waits again, Restart=on-failure retries)."""
     env_file = wait_case["tmp"] / "node.env"
     env_file.write_text(wait_case["env_text"].replace("KEY_MANAGER_WAIT_SECONDS=30", "KEY_MANAGER_WAIT_SECONDS=2"))
     stubs = wait_case["tmp"] / "bin"
@@ -145,11 +146,14 @@ def test_api_m_is_not_started_while_the_key_manager_is_down(wait_case):
         env={"PATH": f"{stubs}:/usr/bin:/bin", "NODE_ENV": str(env_file), "KEY_MANAGER_POLL_SECONDS": "1"},
     )
     down = run()
-    assert down.returncode != 0 and not calls.exists(), "API-M started before the Key Manager answered"
+    assert down.returncode == 0, down.stderr
+    assert "did not answer within 2s" in down.stderr and "starts once the key manager answers" in down.stderr
+    assert calls.read_text().splitlines() == ["daemon-reload", "enable wso2am.service", "start --no-block wso2am.service"]
+    calls.unlink()
     with key_manager(wait_case["port"], wait_case["cert"], wait_case["key"]):
         up = run()
     assert up.returncode == 0, up.stderr
-    assert calls.read_text().splitlines() == ["daemon-reload", "enable --now wso2am.service"]
+    assert calls.read_text().splitlines() == ["daemon-reload", "enable wso2am.service", "start wso2am.service"]
 
 
 def test_resident_key_manager_waits_for_nothing(environments, tmp_path):
@@ -168,3 +172,4 @@ def test_the_unit_waits_on_every_start_with_an_external_key_manager_only(environ
     assert "TimeoutStartSec=1500" in legacy, "the start timeout covers the wait"
     local = boot_script.render_systemd_unit(environments["local"])
     assert "ExecStartPre" not in local and "TimeoutStartSec=600" in local
+    assert "StartLimitIntervalSec=0" in legacy, "systemd keeps retrying while the Key Manager is down"

@@ -77,6 +77,8 @@ BAD_SETTINGS = [
     ("DNS zone without a hostname", "apim.hostname", _DELETE, ["load_balancer.route53_zone needs apim.hostname"]),
     ("external key manager without its address", "key_manager.type", "wso2-is", ["key_manager", "needs url and cidr"]),
     ("key manager over plain HTTP", "key_manager.url", "http://is.example.com", ["key_manager.url"]),
+    ("AWS environment without remote state", "emulator", _DELETE, ["state: an AWS environment", "bootstrap_state"]),
+    ("state key without .tfstate", "state", {"bucket": "b-state", "region": "us-east-1", "key": "x/y"}, ["state.key"]),
     ("resident key manager with a URL", "key_manager.url", "https://is.example.com", ["key_manager", "external key manager"]),
 ]
 

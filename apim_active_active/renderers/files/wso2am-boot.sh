@@ -313,9 +313,16 @@ wait_for_key_manager() {
 }
 
 start_service() {
-  wait_for_key_manager
   systemctl daemon-reload
-  systemctl enable --now "$SERVICE"
+  systemctl enable "$SERVICE"
+  # With an external Key Manager the unit itself waits for it on every start (ExecStartPre) and keeps
+  # retrying (Restart=on-failure): a Key Manager that comes up late still gets this node started.
+  if ! wait_for_key_manager; then
+    systemctl start --no-block "$SERVICE"
+    log "API-M starts once the key manager answers"
+    return 0
+  fi
+  systemctl start "$SERVICE"
 }
 
 boot() {

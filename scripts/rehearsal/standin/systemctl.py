@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """STAND-IN for systemctl on a rehearsal node: PID 1 here is not systemd, so this carries out the
 few verbs the boot step uses, reading the unit file the boot artifact installed:
-  daemon-reload | enable [--now] UNIT | start UNIT | stop UNIT | is-active UNIT
+  daemon-reload | enable [--now] UNIT | start [--no-block] UNIT | stop UNIT | is-active UNIT
 `start` honours User/Group, EnvironmentFile, ExecStart, PIDFile and RequiresMountsFor (refuses to
 start when a required path is not a mount point, as systemd's mount dependency would).
 """

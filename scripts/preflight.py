@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""Pre-flight: can this account take a deploy of the environment? Run before `cdktf deploy`.
+
+  scripts/preflight.py <environment> [--json]
+
+Checks credentials and account; the region and both zones; the instance type in both zones; the AMI
+(or its SSM parameter); what the settings name that must already exist (VPC, subnets and their CIDRs
+and zones, the database secret, the certificate, the hosted zone, the state bucket and lock table, the
+artifacts in S3). Prints a pass/fail table; exits 1 on any failure, 2 on bad settings.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
+
+from apim_active_active.settings import Settings  # noqa: E402
+from apim_active_active.traffic import CERTIFICATE_KEY_TYPES  # noqa: E402
+from scripts.ops import Aws, Result, load_environment, passed, report  # noqa: E402
+
+
+def _error(error: Exception) -> str:
+    if isinstance(error, ClientError):
+        return f"{error.response['Error'].get('Code')}: {error.response['Error'].get('Message')}"
+    return str(error)
+
+
+def credentials(aws: Aws) -> Result:
+    identity = aws.client("sts").get_caller_identity()
+    return passed("credentials and account", True, f"account {identity['Account']} as {identity['Arn']}")
+
+
+def region_and_zones(aws: Aws, settings: Settings) -> Result:
+    ec2 = aws.client("ec2")
+    ec2.describe_regions(RegionNames=[settings.region])
+    zones = ec2.describe_availability_zones(Filters=[{"Name": "zone-name", "Values": list(settings.availability_zones)}])
+    found = {z["ZoneName"]: z["State"] for z in zones["AvailabilityZones"]}
+    missing = [z for z in settings.availability_zones if found.get(z) != "available"]
+    return passed("region and both zones exist", not missing,
+                  f"{settings.region}: " + (f"missing or unavailable {missing}" if missing else ", ".join(found)))
+
+
+def instance_type(aws: Aws, settings: Settings) -> Result:
+    kind = settings.node.instance_type
+    offerings = aws.client("ec2").describe_instance_type_offerings(
+        LocationType="availability-zone",
+        Filters=[{"Name": "instance-type", "Values": [kind]},
+                 {"Name": "location", "Values": list(settings.availability_zones)}],
+    )["InstanceTypeOfferings"]
+    offered = {o["Location"] for o in offerings}
+    missing = [z for z in settings.availability_zones if z not in offered]
+    return passed(f"instance type {kind} offered in both zones", not missing,
+                  f"not offered in {', '.join(missing)}" if missing else "")
+
+
+def image(aws: Aws, settings: Settings) -> Result:
+    ami = settings.node.ami
+    image_id, source = ami.id, ami.id
+    if ami.ssm_parameter:
+        image_id = aws.client("ssm").get_parameter(Name=ami.ssm_parameter)["Parameter"]["Value"]
+        source = f"{ami.ssm_parameter} -> {image_id}"
+    images = aws.client("ec2").describe_images(Filters=[{"Name": "image-id", "Values": [image_id]}])["Images"]
+    ok = bool(images) and images[0].get("State", "available") == "available"
+    return passed("AMI resolves", ok, source if ok else f"{source}: no such image in {settings.region}")
+
+
+def existing_network(aws: Aws, settings: Settings) -> list[Result]:
+    net = settings.network
+    if net.vpc_id is None:
+        return []
+    ec2 = aws.client("ec2")
+    vpcs = ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [net.vpc_id]}])["Vpcs"]
+    results = [passed(f"VPC {net.vpc_id} exists", bool(vpcs))]
+    named = [(i, "subnet", s) for i, s in enumerate(net.subnet_ids)] + \
+            [(i, "public subnet", s) for i, s in enumerate(net.public_subnet_ids or ())]
+    found = {s["SubnetId"]: s for s in ec2.describe_subnets(
+        Filters=[{"Name": "subnet-id", "Values": [s for _, _, s in named]}])["Subnets"]}
+    for index, kind, subnet_id in named:
+        subnet = found.get(subnet_id)
+        zone = settings.availability_zones[index]
+        problems = []
+        if subnet is None:
+            problems.append("does not exist")
+        else:
+            if subnet["VpcId"] != net.vpc_id:
+                problems.append(f"in {subnet['VpcId']}")
+            if subnet["AvailabilityZone"] != zone:
+                problems.append(f"in zone {subnet['AvailabilityZone']}, not {zone}")
+            if kind == "subnet" and subnet["CidrBlock"] != str(net.subnet_cidrs[index]):
+                problems.append(f"CIDR {subnet['CidrBlock']}, settings say {net.subnet_cidrs[index]}")
+        results.append(passed(f"{kind} {subnet_id} matches the settings", not problems, "; ".join(problems)))
+    return results
+
+
+def database_secret(aws: Aws, settings: Settings) -> list[Result]:
+    existing = settings.database.existing
+    if existing is None:
+        return []
+    try:
+        aws.client("secretsmanager").describe_secret(SecretId=existing.secret_arn)
+        return [passed("database secret exists", True, existing.secret_arn)]
+    except ClientError as error:
+        return [passed("database secret exists", False, f"{existing.secret_arn}: {_error(error)}")]
+
+
+def certificate(aws: Aws, settings: Settings) -> Result:
+    lb = settings.load_balancer
+    acm = aws.client("acm")
+    if lb.certificate_arn:
+        try:
+            described = acm.describe_certificate(CertificateArn=lb.certificate_arn)["Certificate"]
+        except ClientError as error:
+            return passed("load balancer certificate is issued", False, f"{lb.certificate_arn}: {_error(error)}")
+        names = [described["DomainName"], *described.get("SubjectAlternativeNames", [])]
+        covers = settings.apim.hostname is None or any(_covers(n, settings.apim.hostname) for n in names)
+        ok = described["Status"] == "ISSUED" and covers
+        detail = f"{described['Status']}, for {', '.join(sorted(set(names)))}"
+        return passed("load balancer certificate is issued" + (" for apim.hostname" if settings.apim.hostname else ""),
+                      ok, detail)
+    pages = acm.get_paginator("list_certificates").paginate(
+        CertificateStatuses=["ISSUED"], Includes={"keyTypes": list(CERTIFICATE_KEY_TYPES)})
+    match = [c for page in pages for c in page["CertificateSummaryList"] if c["DomainName"] == lb.certificate_domain]
+    covers = settings.apim.hostname is None or _covers(lb.certificate_domain, settings.apim.hostname)
+    detail = match[0]["CertificateArn"] if match else "none"
+    if match and not covers:
+        detail += f"; {lb.certificate_domain} does not cover apim.hostname {settings.apim.hostname}"
+    return passed(f"an issued certificate for {lb.certificate_domain}", bool(match) and covers, detail)
+
+
+def _covers(name: str, host: str) -> bool:
+    if name.startswith("*."):
+        return host.split(".", 1)[-1] == name[2:]
+    return name == host
+
+
+def hosted_zone(aws: Aws, settings: Settings) -> list[Result]:
+    zone, private = settings.load_balancer.route53_zone, settings.load_balancer.scheme == "internal"
+    if zone is None:
+        return []
+    zones = aws.client("route53").list_hosted_zones_by_name(DNSName=zone)["HostedZones"]
+    found = [z for z in zones if z["Name"].rstrip(".") == zone and z["Config"]["PrivateZone"] == private]
+    return [passed(f"{'private' if private else 'public'} hosted zone {zone} exists", bool(found))]
+
+
+def state_backend(settings: Settings) -> list[Result]:
+    state = settings.state
+    if state is None:
+        return []
+    aws = Aws(settings, region=state.region)
+    results = []
+    try:
+        aws.client("s3").head_bucket(Bucket=state.bucket)
+        results.append(passed(f"state bucket {state.bucket}", True))
+    except ClientError as error:
+        results.append(passed(f"state bucket {state.bucket}", False, f"{_error(error)}: run scripts/bootstrap_state.py"))
+    try:
+        aws.client("dynamodb").describe_table(TableName=state.lock_table)
+        results.append(passed(f"state lock table {state.lock_table}", True))
+    except ClientError as error:
+        results.append(passed(f"state lock table {state.lock_table}", False, f"{_error(error)}: run scripts/bootstrap_state.py"))
+    return results
+
+
+def artifacts(aws: Aws, settings: Settings) -> list[Result]:
+    results = []
+    for name, url in (("product archive", settings.apim.archive_url), ("JDBC driver", settings.database.jdbc_driver_url)):
+        location = urlparse(url)
+        if location.scheme != "s3":
+            results.append(Result(f"{name} in S3", "skip", f"{url} is fetched over HTTPS by the nodes"))
+            continue
+        try:
+            aws.client("s3").head_object(Bucket=location.netloc, Key=location.path.lstrip("/"))
+            results.append(passed(f"{name} in S3", True, url))
+        except ClientError as error:
+            results.append(passed(f"{name} in S3", False, f"{url}: {_error(error)}"))
+    return results
+
+
+def run(settings: Settings) -> list[Result]:
+    aws = Aws(settings)
+    try:
+        results = [credentials(aws)]
+    except (BotoCoreError, ClientError) as error:
+        return [passed("credentials and account", False, _error(error))]
+    steps = {
+        "region and both zones exist": lambda: [region_and_zones(aws, settings)],
+        "instance type offered in both zones": lambda: [instance_type(aws, settings)],
+        "AMI resolves": lambda: [image(aws, settings)],
+        "existing network matches the settings": lambda: existing_network(aws, settings),
+        "database secret exists": lambda: database_secret(aws, settings),
+        "load balancer certificate is issued": lambda: [certificate(aws, settings)],
+        "hosted zone exists": lambda: hosted_zone(aws, settings),
+        "state bucket and lock table exist": lambda: state_backend(settings),
+        "artifacts in S3": lambda: artifacts(aws, settings),
+    }
+    for name, step in steps.items():
+        try:
+            results += step()
+        except (BotoCoreError, ClientError) as error:
+            results.append(passed(name, False, _error(error)))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("environment", help="name of environments/<name>.toml")
+    parser.add_argument("--json", action="store_true", help="JSON instead of a table")
+    args = parser.parse_args(argv)
+    settings = load_environment(args.environment)
+    return report(f"pre-flight of {args.environment} ({settings.region})", run(settings), args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

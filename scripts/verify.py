@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""Verify a deployment: run after `cdktf deploy <environment> --outputs-file <file>`.
+
+  scripts/verify.py <environment> --outputs <file> [--synth-dir cdktf.out] [--json]
+                    [--wait --timeout 900 --interval 15] [--skip-http] [--connect-to HOST:PORT:ADDRESS:PORT ...]
+
+Checks: both instances running with status checks ok; an available EFS mount target in each zone;
+every security group of the stack holds exactly the rules synthesized for it (none missing, none
+extra); both nodes healthy in every target group; the management and gateway endpoints answer under
+the public name (any HTTP answer below 500 from the dev portal and the gateway; skipped with --skip-http, or against the emulator unless --connect-to says where).
+Exits 1 on any failure; --wait retries until all pass or the timeout.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import socket
+import ssl
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
+
+from apim_active_active import names  # noqa: E402
+from apim_active_active.settings import Settings  # noqa: E402
+from scripts.ops import ROOT, Aws, Result, load_environment, passed, report  # noqa: E402
+
+Rule = tuple[str, str, str, int, int, str]  # group name, direction, protocol, from, to, peer (CIDR or group name)
+
+
+def instances(aws: Aws, outputs: dict) -> Result:
+    ids = outputs[names.OUTPUT_INSTANCE_IDS]
+    ec2 = aws.client("ec2")
+    statuses = ec2.describe_instance_status(InstanceIds=ids, IncludeAllInstances=True)["InstanceStatuses"]
+    seen = {s["InstanceId"]: (s["InstanceState"]["Name"], s.get("InstanceStatus", {}).get("Status"),
+                              s.get("SystemStatus", {}).get("Status")) for s in statuses}
+    bad = {i: seen.get(i, ("missing", None, None)) for i in ids if seen.get(i) != ("running", "ok", "ok")}
+    return passed("both instances running, status checks ok", not bad,
+                  "; ".join(f"{i}: state {s}, instance {a}, system {b}" for i, (s, a, b) in bad.items()))
+
+
+def mount_targets(aws: Aws, settings: Settings, outputs: dict) -> Result:
+    targets = aws.client("efs").describe_mount_targets(FileSystemId=outputs[names.OUTPUT_EFS_ID])["MountTargets"]
+    available = {t.get("AvailabilityZoneName") or t["SubnetId"] for t in targets if t["LifeCycleState"] == "available"}
+    if not all(t.get("AvailabilityZoneName") for t in targets):  # older APIs name only the subnet
+        subnets = aws.client("ec2").describe_subnets(SubnetIds=[t["SubnetId"] for t in targets])["Subnets"]
+        zone_of = {s["SubnetId"]: s["AvailabilityZone"] for s in subnets}
+        available = {zone_of.get(z, z) for z in available}
+    missing = [z for z in settings.availability_zones if z not in available]
+    return passed("EFS mount target available in both zones", not missing,
+                  f"none available in {', '.join(missing)}" if missing else ", ".join(sorted(available)))
+
+
+def intended_rules(stack: dict) -> tuple[set[str], set[Rule]]:
+    """The stack's security groups (by name) and the rules synthesized for them."""
+    groups = {key: group["name"] for key, group in stack["resource"].get("aws_security_group", {}).items()}
+    by_ref = {f"${{aws_security_group.{key}.id}}": name for key, name in groups.items()}
+    rules = set()
+    for rule in stack["resource"].get("aws_security_group_rule", {}).values():
+        peers = rule.get("cidr_blocks") or [by_ref[rule["source_security_group_id"]]]
+        for peer in peers:
+            rules.add((by_ref[rule["security_group_id"]], rule["type"], rule["protocol"], rule["from_port"],
+                       rule["to_port"], peer))
+    return set(groups.values()), rules
+
+
+def actual_rules(aws: Aws, vpc_id: str, group_names: set[str]) -> tuple[set[str], set[Rule]]:
+    groups = aws.client("ec2").describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["SecurityGroups"]
+    name_of = {g["GroupId"]: g["GroupName"] for g in groups}
+    rules = set()
+    for group in (g for g in groups if g["GroupName"] in group_names):
+        for direction, permissions in (("ingress", group["IpPermissions"]), ("egress", group["IpPermissionsEgress"])):
+            for permission in permissions:
+                protocol = permission["IpProtocol"]
+                ports = (permission.get("FromPort", -1), permission.get("ToPort", -1))
+                peers = [r["CidrIp"] for r in permission.get("IpRanges", [])] + \
+                        [r["CidrIpv6"] for r in permission.get("Ipv6Ranges", [])] + \
+                        [name_of.get(p["GroupId"], p["GroupId"]) for p in permission.get("UserIdGroupPairs", [])]
+                rules |= {(group["GroupName"], direction, protocol, *ports, peer) for peer in peers}
+    return {g["GroupName"] for g in groups}, rules
+
+
+def security_groups(aws: Aws, outputs: dict, stack: dict) -> Result:
+    names_, intended = intended_rules(stack)
+    present, actual = actual_rules(aws, outputs[names.OUTPUT_VPC_ID], names_)
+    missing_groups = sorted(names_ - present)
+    missing, extra = sorted(intended - actual), sorted(actual - intended)
+    describe = lambda rule: f"{rule[0]} {rule[1]} {rule[2]}/{rule[3]}-{rule[4]} {rule[5]}"  # noqa: E731
+    problems = [f"group missing: {g}" for g in missing_groups] + [f"missing: {describe(r)}" for r in missing] + \
+               [f"extra: {describe(r)}" for r in extra]
+    return passed("security-group rules exactly as synthesized", not problems,
+                  "; ".join(problems) or f"{len(intended)} rules in {len(names_)} groups")
+
+
+def target_health(aws: Aws, outputs: dict) -> Result:
+    elb, ids = aws.client("elbv2"), set(outputs[names.OUTPUT_INSTANCE_IDS])
+    problems = []
+    for route, arn in outputs[names.OUTPUT_TARGET_GROUPS].items():
+        health = elb.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+        states = {h["Target"]["Id"]: h["TargetHealth"]["State"] for h in health}
+        problems += [f"{route}: {i} {states.get(i, 'not registered')}" for i in sorted(ids) if states.get(i) != "healthy"]
+    return passed("both nodes healthy in every target group", not problems, "; ".join(problems))
+
+
+class _ConnectTo(urllib.request.HTTPSHandler):
+    """curl's --connect-to: HOST:PORT is reached at ADDRESS:PORT; TLS and HTTP still see HOST."""
+
+    def __init__(self, mapping: dict[tuple[str, int], tuple[str, int]], context: ssl.SSLContext) -> None:
+        super().__init__(context=context)
+        self.mapping = mapping
+
+    def https_open(self, request):
+        mapping = self.mapping
+
+        class Connection(http.client.HTTPSConnection):
+            def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+                super().__init__(*args, **kwargs)
+                self._create_connection = lambda address, *rest, **options: socket.create_connection(
+                    mapping.get(address, address), *rest, **options)
+
+        return self.do_open(Connection, request, context=self._context)
+
+
+def endpoints(outputs: dict, connect_to: dict, verify_tls: bool) -> list[Result]:
+    context = ssl.create_default_context()
+    if not verify_tls:
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    # With --connect-to the address is given: no proxy may stand in between.
+    no_proxy = [urllib.request.ProxyHandler({})] if connect_to else []
+    opener = urllib.request.build_opener(_ConnectTo(connect_to, context), *no_proxy)
+    results = []
+    for check, url, wanted in (
+        ("management answers through the load balancer", outputs["devportal_url"], "any"),
+        ("gateway answers through the load balancer", outputs["gateway_url"] + "/", "any"),
+    ):
+        try:
+            code = str(opener.open(url, timeout=10).status)
+        except urllib.error.HTTPError as error:
+            code = str(error.code)
+        except OSError as error:
+            results.append(passed(check, False, f"{url}: {error}"))
+            continue
+        ok = code == wanted or (wanted == "any" and code.isdigit() and int(code) < 500)
+        results.append(passed(check, ok, f"{url}: HTTP {code}"))
+    return results
+
+
+def parse_connect_to(values: list[str]) -> dict[tuple[str, int], tuple[str, int]]:
+    mapping = {}
+    for value in values:
+        host, port, address, target = value.rsplit(":", 3)
+        mapping[(host, int(port))] = (address, int(target))
+    return mapping
+
+
+def run(settings: Settings, outputs: dict, stack: dict, args: argparse.Namespace) -> list[Result]:
+    aws = Aws(settings)
+    results = []
+    for name, check in (
+        ("both instances running, status checks ok", lambda: instances(aws, outputs)),
+        ("EFS mount target available in both zones", lambda: mount_targets(aws, settings, outputs)),
+        ("security-group rules exactly as synthesized", lambda: security_groups(aws, outputs, stack)),
+        ("both nodes healthy in every target group", lambda: target_health(aws, outputs)),
+    ):
+        try:
+            results.append(check())
+        except (BotoCoreError, ClientError, KeyError) as error:
+            results.append(passed(name, False, f"{type(error).__name__}: {error}"))
+    connect_to = parse_connect_to(args.connect_to)
+    if args.skip_http:
+        results.append(Result("endpoints answer", "skip", "--skip-http"))
+    elif settings.emulator and not connect_to:
+        results.append(Result("endpoints answer", "skip", "the emulator serves no HTTPS; --connect-to says where to"))
+    else:
+        results += endpoints(outputs, connect_to, verify_tls=not settings.emulator)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("environment", help="name of environments/<name>.toml")
+    parser.add_argument("--outputs", type=Path, required=True, help="file written by cdktf deploy --outputs-file")
+    parser.add_argument("--synth-dir", type=Path, default=ROOT / "cdktf.out", help="cdktf's output folder")
+    parser.add_argument("--json", action="store_true", help="JSON instead of a table")
+    parser.add_argument("--wait", action="store_true", help="retry until every check passes or --timeout")
+    parser.add_argument("--timeout", type=int, default=900, help="seconds --wait may take (default 900)")
+    parser.add_argument("--interval", type=int, default=15, help="seconds between --wait rounds (default 15)")
+    parser.add_argument("--skip-http", action="store_true", help="do not call the endpoints (not reachable from here)")
+    parser.add_argument("--connect-to", action="append", default=[], metavar="HOST:PORT:ADDRESS:PORT",
+                        help="reach HOST:PORT at ADDRESS:PORT (as curl's --connect-to)")
+    args = parser.parse_args(argv)
+    settings = load_environment(args.environment)
+    outputs = json.loads(args.outputs.read_text())[args.environment]
+    stack = json.loads((args.synth_dir / "stacks" / args.environment / "cdk.tf.json").read_text())
+    deadline = time.monotonic() + args.timeout
+    while True:
+        results = run(settings, outputs, stack, args)
+        done = all(r.status != "fail" for r in results)
+        if done or not args.wait or time.monotonic() + args.interval > deadline:
+            break
+        time.sleep(args.interval)
+    return report(f"verify {args.environment} ({settings.region})", results, args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
