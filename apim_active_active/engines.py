@@ -28,6 +28,8 @@ ENGINES = {
                        "postgresql.sql", "postgresql15", ("postgresql",), "postgres16",
                        (("rds.force_ssl", "1"), ("log_statement", "ddl"), ("log_min_duration_statement", "2000"))),
 }
+# API-M's own database user (with RDS): TLS only, rights on the two databases, a password nothing rotates.
+APP_DB_USER = "wso2apim"
 # A table each schema script creates: present means the script already ran.
 SHARED_DB_MARKER_TABLE = "REG_RESOURCE"
 APIM_DB_MARKER_TABLE = "AM_API"

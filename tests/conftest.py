@@ -28,6 +28,7 @@ DEPLOYED = Deployed(
     keystore_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:apim-local/keystore-AbCdEf",
     # The public name when apim.hostname is unset; longer than a certificate's CN may be.
     lb_dns_name="internal-apim-local-alb-1234567890.us-east-1.elb.amazonaws.com",
+    db_app_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:apim-local/database-app-AbCdEf",
 )
 
 

@@ -1,9 +1,10 @@
-"""Generated secrets: the API-M admin password and the pair's keystore, in Secrets Manager.
+"""Generated secrets: the API-M admin password, the pair's keystore and (with RDS) the password of API-M's own
+database user, in Secrets Manager.
 
 Terraform creates the two secrets without a value, so no value is ever in its plan or state; the
 first node to take the lock on the share generates each value at boot and puts it there, and both
 nodes read them (the boot step). Encrypted with the stack's key.
-Exposes: admin_arn, keystore_arn.
+Exposes: admin_arn, keystore_arn, db_app_arn (None with an existing database).
 """
 from __future__ import annotations
 
@@ -38,3 +39,6 @@ class GeneratedSecrets(Construct):
 
         self.admin_arn = secret("apim-admin", "API-M admin user (JSON username, password)")
         self.keystore_arn = secret("keystore", "Keystore of the pair (JSON password, base64 JKS keystore)")
+        # RDS rotates its master password; API-M logs in as a user of its own whose password nothing rotates.
+        self.db_app_arn = None if settings.database.existing else secret(
+            "database-app", "API-M's own database user (JSON username, password)")

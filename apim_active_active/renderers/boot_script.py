@@ -13,7 +13,7 @@ from importlib.resources import files
 
 import yaml
 
-from apim_active_active.engines import APIM_DB_MARKER_TABLE, ENGINES, SHARED_DB_MARKER_TABLE
+from apim_active_active.engines import APIM_DB_MARKER_TABLE, APP_DB_USER, ENGINES, SHARED_DB_MARKER_TABLE
 from apim_active_active.renderers.deployment_toml import (
     KEYSTORE_ALIAS,
     KEYSTORE_FILE,
@@ -50,6 +50,7 @@ class Deployed:
     admin_secret_arn: str
     keystore_secret_arn: str
     lb_dns_name: str
+    db_app_secret_arn: str = ""  # API-M's own database user (RDS only; empty with an existing database)
 
 
 def boot_script_text() -> str:
@@ -114,6 +115,8 @@ def render_node_env(settings: Settings, deployed: Deployed) -> str:
         "SHARED_DB_MARKER": SHARED_DB_MARKER_TABLE,
         "APIM_DB_MARKER": APIM_DB_MARKER_TABLE,
         "DB_SECRET_ARN": deployed.db_secret_arn,
+        "DB_APP_SECRET_ARN": deployed.db_app_secret_arn,
+        "DB_APP_USER": APP_DB_USER,
         "ADMIN_SECRET_ARN": deployed.admin_secret_arn,
         "KEYSTORE_SECRET_ARN": deployed.keystore_secret_arn,
         "KEYSTORE_FILE": KEYSTORE_FILE,
@@ -180,7 +183,7 @@ _LiteralBlocks.add_representer(str, _represent_str)
 
 
 def _file(path: str, content: str, permissions: str, *, compress: bool = False) -> dict:
-    """A write_files entry. EC2 user data is at most 16 KB: the static boot step travels gzipped
+    """A write_files entry. EC2 user data is at most 16 KB: the static files (no Terraform reference) travel gzipped
     (cloud-init decodes it); mtime=0 keeps the synthesized output byte-identical between runs."""
     entry = {"path": path, "owner": "root:root", "permissions": permissions}
     if compress:
@@ -203,7 +206,7 @@ def render_user_data(settings: Settings, node_index: int, deployed: Deployed) ->
     write_files = [
         _file(NODE_ENV, render_node_env(settings, deployed), "0644"),
         _file(CONFIG_SOURCE, toml, "0644"),
-        _file(f"/etc/systemd/system/{SERVICE}", render_systemd_unit(settings), "0644"),
+        _file(f"/etc/systemd/system/{SERVICE}", render_systemd_unit(settings), "0644", compress=True),
         _file(BOOT_SCRIPT, boot_script_text(), "0755", compress=True),
     ]
     if settings.key_manager.ca_certificate:

@@ -30,17 +30,17 @@ from apim_active_active.traffic import public_urls
 PLACEHOLDERS = Deployed(
     efs_id="@@EFS_ID@@", db_host="@@DB_HOST@@", db_port=0, db_secret_arn="@@DB_SECRET_ARN@@",
     admin_secret_arn="@@ADMIN_SECRET_ARN@@", keystore_secret_arn="@@KEYSTORE_SECRET_ARN@@",
-    lb_dns_name="@@LB_DNS_NAME@@",
+    lb_dns_name="@@LB_DNS_NAME@@", db_app_secret_arn="@@DB_APP_SECRET_ARN@@",
 )
 
 
 def secret_statements(database: Database, secrets: GeneratedSecrets, key: StackKey) -> list[dict]:
-    """What the nodes may do with the secrets: read all three, write the two they generate."""
+    """What the nodes may do with the secrets: read them all, write the ones they generate."""
+    generated = [arn for arn in (secrets.admin_arn, secrets.keystore_arn, secrets.db_app_arn) if arn]
     return [
         {"Sid": "ReadSecrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
-         "Resource": [database.secret_arn, secrets.admin_arn, secrets.keystore_arn]},
-        {"Sid": "GenerateOnce", "Effect": "Allow", "Action": "secretsmanager:PutSecretValue",
-         "Resource": [secrets.admin_arn, secrets.keystore_arn]},
+         "Resource": [database.secret_arn, *generated]},
+        {"Sid": "GenerateOnce", "Effect": "Allow", "Action": "secretsmanager:PutSecretValue", "Resource": generated},
         {"Sid": "StackKey", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": key.key_arn},
     ]
 
@@ -87,6 +87,10 @@ class ActiveActiveStack(TerraformStack):
         if not settings.apim.hostname:
             deployed[PLACEHOLDERS.lb_dns_name] = balancer.dns_name
         placeholders = replace(PLACEHOLDERS, db_port=database.port)
+        if secrets.db_app_arn:
+            deployed[PLACEHOLDERS.db_app_secret_arn] = secrets.db_app_arn
+        else:
+            placeholders = replace(placeholders, db_app_secret_arn="")
         ami_id = self._ami_id(settings)
         nodes = [
             Node(

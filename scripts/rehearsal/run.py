@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from apim_active_active.engines import APIM_DB_MARKER_TABLE, ENGINES, SHARED_DB_MARKER_TABLE
+from apim_active_active.engines import APIM_DB_MARKER_TABLE, APP_DB_USER, ENGINES, SHARED_DB_MARKER_TABLE
 from apim_active_active.names import OUTPUT_EFS_DNS, OUTPUT_INSTANCE_IDS, OUTPUT_LB_DNS, OUTPUT_NODE_IPS, OUTPUT_TARGET_GROUPS
 from apim_active_active.renderers.boot_script import BOOT_SCRIPT, CONFIG_SOURCE, SECRETS_FILE, SERVICE, share_dir
 from apim_active_active.renderers.deployment_toml import render_deployment_toml
@@ -148,6 +148,7 @@ class Rehearsal:
         self.lab.open_network()
         self.efs_ns = self.lab.add_host("efs", sorted(set(targets)))
         self.db_host, master = self.database_instance()
+        self.master_user = master["username"]
         self.db_address = db_address
         self.database = MariaDbStandIn(self.lab, self.work, db_address)
         self.database.start(master["username"], master["password"], self.engine.apim_db)
@@ -269,9 +270,10 @@ class Rehearsal:
 
     def check_shared_state(self, texts: list[str]) -> None:
         joined = "".join(texts)
-        generated = joined.count("generated the API-M admin password"), joined.count("generated the keystore of the pair")
-        self.check("admin password and keystore generated once for the pair", "both", generated == (1, 1),
-                   f"admin {generated[0]}x, keystore {generated[1]}x")
+        generated = [joined.count(line) for line in ("generated the API-M admin password", "generated the keystore of the pair",
+                                                     "generated the password of API-M's own database user")]
+        self.check("admin password, keystore and API-M's database password generated once for the pair", "both",
+                   generated == [1, 1, 1], f"admin {generated[0]}x, keystore {generated[1]}x, database {generated[2]}x")
         markers = {self.engine.shared_db: SHARED_DB_MARKER_TABLE, self.engine.apim_db: APIM_DB_MARKER_TABLE}
         created = [joined.count(f"created the schema of {db} ") for db in markers]
         tables = {db: self.database.tables(db) for db in markers}
@@ -289,6 +291,11 @@ class Rehearsal:
             driver = node.path(f"{self.settings.apim.home}/repository/components/lib/"
                                f"{Path(urlparse(self.settings.database.jdbc_driver_url).path).name}")
             self.check("JDBC driver in repository/components/lib", number, driver.exists())
+            login = self.status(node).get("database_login", {})
+            tables = login.get("tables", {})
+            self.check("API-M logs in as its own database user (not the RDS master) over TLS and sees both schemas",
+                       number, login.get("user") == APP_DB_USER != self.master_user and len(tables) == 2
+                       and all(count.isdigit() and int(count) > 0 for count in tables.values()), json.dumps(login))
             status = self.status(node)
             self.check("API-M got its secrets from the environment, opened its keystore, reached the database", number,
                        all(status.get("secrets_in_environment", {}).values()) and status.get("keystore_opens") is True
@@ -302,8 +309,9 @@ class Rehearsal:
         secrets = client("secretsmanager", self.endpoint)
         admin = json.loads(secrets.get_secret_value(SecretId=f"{self.settings.name_prefix}/apim-admin")["SecretString"])
         keystore = json.loads(secrets.get_secret_value(SecretId=f"{self.settings.name_prefix}/keystore")["SecretString"])
-        return {"admin password": admin["password"], "database password": self.database_instance()[1]["password"],
-                "keystore password": keystore["password"]}
+        app = json.loads(secrets.get_secret_value(SecretId=f"{self.settings.name_prefix}/database-app")["SecretString"])
+        return {"admin password": admin["password"], "database master password": self.database_instance()[1]["password"],
+                "API-M database password": app["password"], "keystore password": keystore["password"]}
 
     def check_no_secret_anywhere(self) -> None:
         """Search everything a reviewer could read for the real secret values."""

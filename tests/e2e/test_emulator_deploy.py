@@ -109,7 +109,7 @@ def test_database_private_encrypted_and_generated_secrets_still_without_value(de
     assert instance["MasterUserSecret"]["SecretArn"]
     secrets = client("secretsmanager", emulator)
     names = {s["Name"] for s in secrets.list_secrets()["SecretList"]}
-    for name in ("apim-admin", "keystore"):
+    for name in ("apim-admin", "keystore", "database-app"):
         assert f"{settings.name_prefix}/{name}" in names
         with pytest.raises(secrets.exceptions.ResourceNotFoundException):
             secrets.get_secret_value(SecretId=f"{settings.name_prefix}/{name}")  # generated at first boot only

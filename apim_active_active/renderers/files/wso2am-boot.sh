@@ -15,7 +15,7 @@ NODE_ENV=${NODE_ENV:-/etc/wso2am/node.env}
 : "${DB_ENGINE:?}" "${DB_HOST:?}" "${DB_PORT:?}" "${APIM_DB:?}" "${SHARED_DB:?}" "${DB_SCRIPT:?}" "${DB_SECRET_ARN:?}"
 : "${ADMIN_SECRET_ARN:?}" "${KEYSTORE_SECRET_ARN:?}" "${KEYSTORE_FILE:?}" "${KEYSTORE_ALIAS:?}" "${TRUSTSTORE_FILE:?}"
 : "${CERT_NAME:?}" "${CERT_SAN:?}" "${SHARED_DB_MARKER:?}" "${APIM_DB_MARKER:?}" "${PUBLIC_NAME:?}"
-: "${KEY_MANAGER_URL?}" "${KEY_MANAGER_WAIT_SECONDS:?}" "${KEY_MANAGER_CA?}"
+: "${KEY_MANAGER_URL?}" "${KEY_MANAGER_WAIT_SECONDS:?}" "${KEY_MANAGER_CA?}" "${DB_APP_SECRET_ARN?}" "${DB_APP_USER:?}"
 KEY_MANAGER_POLL_SECONDS=${KEY_MANAGER_POLL_SECONDS:-5}
 RETRY_TRIES=${RETRY_TRIES:-10}
 RETRY_MAX_DELAY=${RETRY_MAX_DELAY:-60}
@@ -165,6 +165,13 @@ PY
   log "generated the keystore of the pair into Secrets Manager"
 }
 
+generate_db_app_secret() {
+  local dir=$1
+  printf '{"username": "%s", "password": "%s"}' "$DB_APP_USER" "$(openssl rand -hex 24)" >"$dir/db-app.json"
+  put_secret_file "$DB_APP_SECRET_ARN" "$dir/db-app.json"
+  log "generated the password of API-M's own database user into Secrets Manager"
+}
+
 ensure_generated_secrets() {
   # Generated once for the pair: whichever node takes the lock first creates them; the other reads them.
   local dir
@@ -173,15 +180,17 @@ ensure_generated_secrets() {
     flock --timeout 600 7
     secret_has_value "$ADMIN_SECRET_ARN" || generate_admin_secret "$dir"
     secret_has_value "$KEYSTORE_SECRET_ARN" || generate_keystore_secret "$dir"
+    [[ -z "$DB_APP_SECRET_ARN" ]] || secret_has_value "$DB_APP_SECRET_ARN" || generate_db_app_secret "$dir"
   ) 7>"$SHARE_DIR/.wso2am-secrets.lock"
   rm -rf "$dir"
 }
 
 write_secrets_env() {
-  # Root-only; systemd reads it before it drops to the API-M user.
+  # Root-only; systemd reads it before it drops to the API-M user. With RDS, API-M logs in as its own user
+  # (a password nothing rotates); the master user, whose password RDS rotates, is only used at boot.
   local admin database keystore admin_password db_username db_password keystore_password
   admin=$(retry "$RETRY_TRIES" 2 secret_string "$ADMIN_SECRET_ARN")
-  database=$(retry "$RETRY_TRIES" 2 secret_string "$DB_SECRET_ARN")
+  database=$(retry "$RETRY_TRIES" 2 secret_string "${DB_APP_SECRET_ARN:-$DB_SECRET_ARN}")
   keystore=$(retry "$RETRY_TRIES" 2 secret_string "$KEYSTORE_SECRET_ARN")
   # Separate assignments, so a malformed secret stops the boot instead of writing an empty value.
   admin_password=$(json_field password <<<"$admin")
@@ -224,16 +233,25 @@ install_keystores() {
   rm -rf "$dir"
 }
 
-# db_client DATABASE < SQL: the engine's client, as the database secret's user, over TLS.
+# The database's admin (the RDS master user, or the existing database's user), read when needed: RDS
+# rotates the master password, so it is never kept.
+load_db_admin() {
+  local secret
+  secret=$(retry "$RETRY_TRIES" 2 secret_string "$DB_SECRET_ARN")
+  DB_ADMIN_USER=$(json_field username <<<"$secret")
+  DB_ADMIN_PASSWORD=$(json_field password <<<"$secret")
+}
+
+# db_client DATABASE < SQL: the engine's client, as the database's admin, over TLS.
 db_client() {
   local database=$1
   case "$DB_ENGINE" in
     mysql)
-      MYSQL_PWD=$(secret_env APIM_DB_PASSWORD) mysql --host="$DB_HOST" --port="$DB_PORT" --ssl --batch \
-        --skip-column-names --user="$(secret_env APIM_DB_USERNAME)" ${database:+"--database=$database"} ;;
+      MYSQL_PWD=$DB_ADMIN_PASSWORD mysql --host="$DB_HOST" --port="$DB_PORT" --ssl --batch \
+        --skip-column-names --user="$DB_ADMIN_USER" ${database:+"--database=$database"} ;;
     postgres)
-      PGPASSWORD=$(secret_env APIM_DB_PASSWORD) PGSSLMODE=require psql --host="$DB_HOST" --port="$DB_PORT" \
-        --username="$(secret_env APIM_DB_USERNAME)" --dbname="${database:-postgres}" --tuples-only --no-align \
+      PGPASSWORD=$DB_ADMIN_PASSWORD PGSSLMODE=require psql --host="$DB_HOST" --port="$DB_PORT" \
+        --username="$DB_ADMIN_USER" --dbname="${database:-postgres}" --tuples-only --no-align \
         --quiet --set ON_ERROR_STOP=1 ;;
   esac
 }
@@ -250,8 +268,41 @@ table_count() {
   db_client "$1" <<<"SELECT COUNT(*) FROM information_schema.tables WHERE upper(table_name) = '$2';"
 }
 
+# API-M's own user: TLS only, all rights on the two databases and nothing else. Its password (hex) comes from
+# its secret and reaches the client on stdin only. Re-applied on every boot, so the user always matches it.
+ensure_app_user() {
+  [[ -n "$DB_APP_SECRET_ARN" ]] || return 0
+  local password
+  password=$(secret_env APIM_DB_PASSWORD)
+  if [[ "$DB_ENGINE" == mysql ]]; then
+    db_client "" <<SQL
+CREATE USER IF NOT EXISTS '$DB_APP_USER'@'%' IDENTIFIED BY '$password' REQUIRE SSL;
+ALTER USER '$DB_APP_USER'@'%' IDENTIFIED BY '$password' REQUIRE SSL;
+GRANT ALL PRIVILEGES ON \`$SHARED_DB\`.* TO '$DB_APP_USER'@'%';
+GRANT ALL PRIVILEGES ON \`$APIM_DB\`.* TO '$DB_APP_USER'@'%';
+SQL
+  else
+    db_client "" <<SQL
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$DB_APP_USER') THEN CREATE ROLE $DB_APP_USER LOGIN; END IF;
+END \$\$;
+ALTER ROLE $DB_APP_USER PASSWORD '$password';
+GRANT ALL PRIVILEGES ON DATABASE $SHARED_DB, $APIM_DB TO $DB_APP_USER;
+SQL
+    for database in "$SHARED_DB" "$APIM_DB"; do
+      db_client "$database" <<SQL
+GRANT ALL PRIVILEGES ON SCHEMA public TO $DB_APP_USER;
+GRANT ALL PRIVILEGES ON ALL TABLES IN SCHEMA public TO $DB_APP_USER;
+GRANT ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA public TO $DB_APP_USER;
+SQL
+    done
+  fi
+  log "API-M's own database user $DB_APP_USER holds the rights on $SHARED_DB and $APIM_DB"
+}
+
 ensure_schema() {
   # The product's scripts run once for the pair: under a lock on the share, and only into empty databases.
+  load_db_admin
   retry "$RETRY_TRIES" 2 db_client "" <<<"SELECT 1;" >/dev/null
   (
     flock --timeout 900 8
@@ -265,6 +316,7 @@ ensure_schema() {
         log "created the schema of $database from $script"
       fi
     done
+    ensure_app_user
   ) 8>"$SHARE_DIR/.wso2am-schema.lock"
 }
 

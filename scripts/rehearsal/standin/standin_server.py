@@ -138,6 +138,27 @@ def check_secrets_and_stores(config: dict) -> None:
         status["database_reached"] = "ok"
     except OSError as error:
         status["database_reached"] = f"failed: {error}"
+    status["database_login"] = database_login(config)
+
+
+def database_login(config: dict) -> dict:
+    """Log in as API-M would (the user and password from its environment, over TLS) and count the tables of
+    both databases: MySQL protocol only (the rehearsal's database)."""
+    counts = {}
+    for name in ("shared_db", "apim_db"):
+        url = urlparse(config["database"][name]["url"].removeprefix("jdbc:"))
+        if url.scheme != "mysql":
+            return {"skipped": url.scheme}
+        database = url.path.strip("/")
+        query = f"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{database}';"
+        result = subprocess.run(
+            ["mysql", f"--host={url.hostname}", f"--port={url.port}", "--ssl", "--batch", "--skip-column-names",
+             f"--user={os.environ.get('APIM_DB_USERNAME', '')}", f"--database={database}", f"--execute={query}"],
+            env={**os.environ, "MYSQL_PWD": os.environ.get("APIM_DB_PASSWORD", "")},
+            capture_output=True, text=True, timeout=30,
+        )
+        counts[database] = result.stdout.strip() if result.returncode == 0 else f"failed: {result.stderr.strip()}"
+    return {"user": os.environ.get("APIM_DB_USERNAME"), "tables": counts}
 
 
 def main() -> int:
