@@ -21,6 +21,8 @@ from collections.abc import Iterator
 
 import yaml
 
+from apim_active_active.terraform_text import GZIP_CALL, template_of_base64gzip
+
 PROTECTED_PORTS = (9443, 9611, 9711, 5672, 2049)
 ALL_PROTOCOLS = {"-1", "all"}
 TCP = {"tcp", "6"}
@@ -137,6 +139,8 @@ def user_data_secrets(stack: dict) -> list[str]:
             text = body.get(attribute)
             if not isinstance(text, str):
                 continue
+            if text.startswith(GZIP_CALL[0]):  # base64gzip("...") of the template: read the template
+                text = template_of_base64gzip(text)
             for number, key, value in secret_literals(text):
                 findings.append(
                     f"{kind}.{name}.{attribute} line {number}: {key!r} is given a literal value ({len(value)} characters);"

@@ -7,10 +7,42 @@ def escape_template(text: str) -> str:
 
 
 def embed(text: str, values: dict[str, str]) -> str:
-    """Escape `text`, then put Terraform references (tokens) in place of the given placeholders."""
+    """Escape `text`, then put Terraform references in place of the given placeholders."""
     escaped = escape_template(text)
     for placeholder, value in values.items():
         if placeholder not in escaped:
             raise ValueError(f"placeholder {placeholder!r} is not in the rendered text")
         escaped = escaped.replace(placeholder, value)
     return escaped
+
+
+_HCL_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+GZIP_CALL = ("${base64gzip(\"", "\")}")
+
+
+def hcl_quoted(template: str) -> str:
+    """The template as the content of an HCL quoted string (a function argument): `\\`, `"` and control
+    characters escaped; its `${...}` references and `$${` escapes stay as they are."""
+    return "".join(_HCL_ESCAPES.get(char, char) for char in template)
+
+
+def base64gzip_of(template: str) -> str:
+    """A Terraform expression that gzips and base64-encodes the template (its references resolved first)."""
+    return GZIP_CALL[0] + hcl_quoted(template) + GZIP_CALL[1]
+
+
+def template_of_base64gzip(expression: str) -> str:
+    """The template inside base64gzip_of()'s expression (for readers of the synthesized JSON)."""
+    start, end = GZIP_CALL
+    if not (expression.startswith(start) and expression.endswith(end)):
+        raise ValueError("not a base64gzip(...) expression")
+    quoted, text, index = expression[len(start):-len(end)], [], 0
+    unescape = {value[1]: key for key, value in _HCL_ESCAPES.items()}
+    while index < len(quoted):
+        if quoted[index] == "\\":
+            text.append(unescape[quoted[index + 1]])
+            index += 2
+        else:
+            text.append(quoted[index])
+            index += 1
+    return "".join(text)

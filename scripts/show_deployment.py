@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import gzip
 import json
 import os
 import sys
@@ -23,7 +24,8 @@ from apim_active_active.renderers.boot_script import CONFIG_SOURCE, file_content
 def user_data(ec2, instance_id: str) -> str:
     """A node's user data, as the emulator (or AWS) hands it to the instance."""
     attribute = ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
-    return base64.b64decode(attribute["UserData"]["Value"]).decode()
+    raw = base64.b64decode(attribute["UserData"]["Value"])
+    return (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode()  # cloud-init reads gzip itself
 
 
 def user_data_files(ec2, instance_id: str) -> dict[str, str]:

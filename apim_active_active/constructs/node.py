@@ -27,7 +27,7 @@ class NodeProps:
     security_group_id: str
     instance_profile_name: str
     kms_key_arn: str
-    user_data: str
+    user_data: str  # a Terraform expression giving the base64 of the gzipped cloud-config
     depends_on: tuple[ITerraformDependable, ...] = ()
 
 
@@ -54,7 +54,7 @@ class Node(Construct):
             private_ip=self.private_ip,
             vpc_security_group_ids=[props.security_group_id],
             iam_instance_profile=props.instance_profile_name,
-            user_data=props.user_data,
+            user_data_base64=props.user_data,
             user_data_replace_on_change=True,
             monitoring=settings.node.detailed_monitoring,
             disable_api_termination=settings.node.termination_protection,

@@ -33,6 +33,7 @@ SECRETS_FILE = f"{CONFIG_DIR}/secrets.env"
 KEY_MANAGER_CA = f"{CONFIG_DIR}/key-manager-ca.pem"
 BOOT_SCRIPT = "/usr/local/sbin/wso2am-boot"
 SERVICE = "wso2am.service"
+SHARE_WATCH = "wso2am-share-watch"  # .service (one check) and .timer (every 15 s)
 # amazon-efs-utils: TLS in transit (the file system policy denies anything else), IAM authorization
 # with the instance role; it applies AWS's recommended NFS options itself. _netdev waits for the network.
 EFS_MOUNT_OPTIONS = "_netdev,noresvport,tls,iam"
@@ -103,6 +104,7 @@ def render_node_env(settings: Settings, deployed: Deployed) -> str:
         "HEAP_PERCENT": str(settings.node.heap_percent),
         "RUNTIME_ENV": RUNTIME_ENV,
         "SERVICE": SERVICE,
+        "SHARE_WATCH_TIMER": f"{SHARE_WATCH}.timer",
         "AWS_REGION": settings.region,
         "SECRETS_FILE": SECRETS_FILE,
         "JDBC_DRIVER_URL": settings.database.jdbc_driver_url,
@@ -170,6 +172,30 @@ WantedBy=multi-user.target
 """
 
 
+def render_share_watch(settings: Settings) -> tuple[str, str]:
+    """(service, timer): every 15 s, stop API-M while its share is unreachable and start it again once it is back."""
+    service = f"""[Unit]
+Description=Stop WSO2 API-M while {share_dir(settings)} is unreachable
+
+[Service]
+Type=oneshot
+ExecStart={BOOT_SCRIPT} check-share
+TimeoutStartSec=60
+"""
+    timer = """[Unit]
+Description=Watch the share of WSO2 API-M
+
+[Timer]
+OnBootSec=60
+OnUnitActiveSec=15
+AccuracySec=1
+
+[Install]
+WantedBy=timers.target
+"""
+    return service, timer
+
+
 class _LiteralBlocks(yaml.SafeDumper):
     """Multi-line strings as `|` blocks, so the user data reads like the files it writes."""
 
@@ -183,8 +209,8 @@ _LiteralBlocks.add_representer(str, _represent_str)
 
 
 def _file(path: str, content: str, permissions: str, *, compress: bool = False) -> dict:
-    """A write_files entry. EC2 user data is at most 16 KB: the static files (no Terraform reference) travel gzipped
-    (cloud-init decodes it); mtime=0 keeps the synthesized output byte-identical between runs."""
+    """A write_files entry; `compress` carries it gz+b64 (cloud-init decodes it; mtime=0 keeps the output
+    byte-identical between runs). The stack gzips the whole user data instead (EC2 takes at most 16 KB)."""
     entry = {"path": path, "owner": "root:root", "permissions": permissions}
     if compress:
         return entry | {"encoding": "gz+b64", "content": base64.b64encode(gzip.compress(content.encode(), mtime=0)).decode()}
@@ -206,8 +232,10 @@ def render_user_data(settings: Settings, node_index: int, deployed: Deployed) ->
     write_files = [
         _file(NODE_ENV, render_node_env(settings, deployed), "0644"),
         _file(CONFIG_SOURCE, toml, "0644"),
-        _file(f"/etc/systemd/system/{SERVICE}", render_systemd_unit(settings), "0644", compress=True),
-        _file(BOOT_SCRIPT, boot_script_text(), "0755", compress=True),
+        _file(f"/etc/systemd/system/{SERVICE}", render_systemd_unit(settings), "0644"),
+        _file(BOOT_SCRIPT, boot_script_text(), "0755"),
+        *(_file(f"/etc/systemd/system/{SHARE_WATCH}.{kind}", text, "0644")
+          for kind, text in zip(("service", "timer"), render_share_watch(settings))),
     ]
     if settings.key_manager.ca_certificate:
         write_files.append(_file(KEY_MANAGER_CA, settings.key_manager.ca_certificate.strip() + "\n", "0644"))

@@ -5,7 +5,17 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from cdktf import LocalBackend, S3Backend, TerraformOutput, TerraformResource, TerraformStack
+from cdktf import (
+    DefaultTokenResolver,
+    LocalBackend,
+    S3Backend,
+    StringConcat,
+    TerraformOutput,
+    TerraformResource,
+    TerraformStack,
+    Token,
+    Tokenization,
+)
 from constructs import Construct
 
 from apim_active_active import aws
@@ -23,7 +33,7 @@ from apim_active_active.constructs.destroy_guard import DestroyGuard, DestroyGua
 from apim_active_active.constructs.load_balancer import LoadBalancer, LoadBalancerProps
 from apim_active_active.renderers.boot_script import Deployed, render_user_data
 from apim_active_active.settings import Settings
-from apim_active_active.terraform_text import embed
+from apim_active_active.terraform_text import base64gzip_of, embed
 from apim_active_active.traffic import public_urls
 
 # Rendered with placeholders, then swapped for Terraform references (the renderers stay cdktf-free).
@@ -91,6 +101,9 @@ class ActiveActiveStack(TerraformStack):
             deployed[PLACEHOLDERS.db_app_secret_arn] = secrets.db_app_arn
         else:
             placeholders = replace(placeholders, db_app_secret_arn="")
+        # Terraform references as plain text: the user data is one base64gzip("...") expression, and cdktf would
+        # render a token inside it without its ${}.
+        references = {placeholder: self._reference(token) for placeholder, token in deployed.items()}
         ami_id = self._ami_id(settings)
         nodes = [
             Node(
@@ -104,7 +117,8 @@ class ActiveActiveStack(TerraformStack):
                     security_group_id=peers.group_id,
                     instance_profile_name=identity.instance_profile_name,
                     kms_key_arn=key.key_arn,
-                    user_data=embed(render_user_data(settings, index, placeholders), deployed),
+                    # EC2 takes at most 16 KB of user data: Terraform gzips it, cloud-init unzips it.
+                    user_data=base64gzip_of(embed(render_user_data(settings, index, placeholders), references)),
                     # Booting needs the mount targets and may read the secrets at once.
                     depends_on=(*share.mount_targets, grant),
                 ),
@@ -134,6 +148,17 @@ class ActiveActiveStack(TerraformStack):
             )
         S3Backend(self, bucket=state.bucket, key=state.state_key(environment), region=state.region, encrypt=True,
                   dynamodb_table=state.lock_table, **emulator)
+
+    def _reference(self, token: str) -> str:
+        """A resource attribute's token as the Terraform reference text it stands for (`${aws_x.y.attr}`);
+        a plain value (an existing database's host) as it is."""
+        if not Token.is_unresolved(token):
+            return token
+        resolved = Tokenization.resolve(token, scope=self, preparing=False,
+                                        resolver=DefaultTokenResolver(StringConcat()))
+        if not (isinstance(resolved, str) and resolved.startswith("${") and resolved.endswith("}")):
+            raise ValueError(f"not a single Terraform reference: {resolved!r}")
+        return resolved
 
     def _ami_id(self, settings: Settings) -> str:
         ami = settings.node.ami

@@ -21,7 +21,14 @@ from urllib.parse import urlparse
 
 from apim_active_active.engines import APIM_DB_MARKER_TABLE, APP_DB_USER, ENGINES, SHARED_DB_MARKER_TABLE
 from apim_active_active.names import OUTPUT_EFS_DNS, OUTPUT_INSTANCE_IDS, OUTPUT_LB_DNS, OUTPUT_NODE_IPS, OUTPUT_TARGET_GROUPS
-from apim_active_active.renderers.boot_script import BOOT_SCRIPT, CONFIG_SOURCE, SECRETS_FILE, SERVICE, share_dir
+from apim_active_active.renderers.boot_script import (
+    BOOT_SCRIPT,
+    CONFIG_SOURCE,
+    SECRETS_FILE,
+    SERVICE,
+    SHARE_WATCH,
+    share_dir,
+)
 from apim_active_active.renderers.deployment_toml import render_deployment_toml
 from apim_active_active.settings import Settings, load_settings
 from apim_active_active.traffic import public_name
@@ -336,8 +343,9 @@ class Rehearsal:
         lines = set(text.splitlines())
         script = f"{self.settings.apim.home}/bin/{traits(self.settings.apim.version).start_script}"
         wanted = {f"ExecStart={script} start", f"User={self.settings.apim.os_user}", "Restart=on-failure"}
-        enabled = node.path(f"/etc/systemd/system/multi-user.target.wants/{SERVICE}").is_symlink()
-        self.check("systemd unit installed and enabled: start script, user, restart policy", number,
+        enabled = node.path(f"/etc/systemd/system/multi-user.target.wants/{SERVICE}").is_symlink() and \
+            node.path(f"/etc/systemd/system/timers.target.wants/{SHARE_WATCH}.timer").is_symlink()
+        self.check("systemd unit and share watch timer installed and enabled: start script, user, restart policy", number,
                    wanted <= lines and enabled, ", ".join(sorted(wanted - lines)) or "")
 
     def status(self, node: NodeHost) -> dict:
@@ -396,6 +404,26 @@ class Rehearsal:
         self.check("node 1 stopped: node 2 keeps answering on 9443", "2", answer == "200" and own != "200",
                    f"node 2: {answer}; node 1: {own}")
 
+    def share_lost_while_running(self) -> None:
+        """Node 2's share disappears under a running API-M; the share watch (run here as its timer would) acts."""
+        node, other, share = self.nodes[1], self.nodes[0], share_dir(self.settings)
+        node.run("umount", "-l", share)
+        watch = node.run(BOOT_SCRIPT, "check-share", env=self.boot_env())
+        answer = other.run("python3", "-c", PROBE, version_url(node.address)).stdout.strip()
+        stopped = node.run("systemctl", "is-active", SERVICE).returncode != 0
+        self.check("share lost while running: the share watch stops API-M before it can undeploy anything", "2",
+                   watch.returncode == 0 and stopped and answer != "200" and "unreachable" in watch.stderr,
+                   f"watch exit {watch.returncode}: {tail(watch.stderr, 1)}; 9443: {answer}")
+        mounted = node.run("mount", share)
+        watch = node.run(BOOT_SCRIPT, "check-share", env=self.boot_env())
+        deadline, answer = time.monotonic() + 30, ""
+        while time.monotonic() < deadline and answer != "200":
+            answer = other.run("python3", "-c", PROBE, version_url(node.address)).stdout.strip()
+            time.sleep(0 if answer == "200" else 1)
+        self.check("share back: the share watch starts API-M again", "2",
+                   mounted.returncode == 0 and watch.returncode == 0 and answer == "200",
+                   f"mount exit {mounted.returncode}; watch: {tail(watch.stderr, 1)}; 9443: {answer}")
+
     def broken_config_boot(self) -> None:
         """Boot a fresh node 1 whose user data carries a deployment.toml that does not parse."""
         old = self.nodes[0]
@@ -426,6 +454,7 @@ class Rehearsal:
             self.check_no_secret_anywhere()
             self.second_boot()
             self.stop_node_1()
+            self.share_lost_while_running()
             self.broken_config_boot()
         except Exception as error:  # noqa: BLE001 (report, then clean up)
             self.check("rehearsal ran to the end", "-", False, f"{type(error).__name__}: {error}")

@@ -37,7 +37,7 @@ def user_data(*lines: str) -> str:
 def test_synthesized_stack_has_no_violation(stacks, env):
     stack_ = stacks[env]
     instances = stack_["resource"]["aws_instance"]
-    assert len(instances) == 2 and all(i.get("user_data") for i in instances.values()), "nothing to check"
+    assert len(instances) == 2 and all(i.get("user_data_base64") for i in instances.values()), "nothing to check"
     assert any(r.get("type") == "ingress" for r in stack_["resource"]["aws_security_group_rule"].values())
     assert violations(stack_) == []
 
@@ -131,6 +131,15 @@ def test_a_literal_secret_in_user_data_is_flagged(line):
     found = violations(with_user_data(user_data("    [server]", line)))
     assert len(found) == 1 and found[0].startswith("aws_instance.node.user_data line 6:"), found
     assert "hunter2" not in found[0] and "abc" not in found[0], "the finding must not repeat the secret"
+
+
+def test_a_literal_secret_in_a_terraform_gzipped_template_is_flagged():
+    from apim_active_active.terraform_text import base64gzip_of
+
+    template = user_data('    password = "hunter2"', "    host = ${aws_db_instance.db.address}")
+    instance = {"node": {"ami": "ami-0", "instance_type": "m6i.xlarge", "user_data_base64": base64gzip_of(template)}}
+    found = violations(stack(aws_instance=instance))
+    assert len(found) == 1 and found[0].startswith("aws_instance.node.user_data_base64 line 5:"), found
 
 
 def test_a_literal_secret_in_a_launch_template_is_flagged():

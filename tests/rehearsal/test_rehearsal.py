@@ -22,8 +22,8 @@ EXPECTED = [
     ("share mounted at /opt/wso2/wso2am-4.3.0/repository/deployment/server", "2"),
     ("mount retried while the share was unreachable (5s), then succeeded", "1"),
     ("mount retried while the share was unreachable (5s), then succeeded", "2"),
-    ("systemd unit installed and enabled: start script, user, restart policy", "1"),
-    ("systemd unit installed and enabled: start script, user, restart policy", "2"),
+    ("systemd unit and share watch timer installed and enabled: start script, user, restart policy", "1"),
+    ("systemd unit and share watch timer installed and enabled: start script, user, restart policy", "2"),
     ("service started", "1"),
     ("service started", "2"),
     ("share seeded exactly once though both booted together", "both"),
@@ -54,6 +54,8 @@ EXPECTED = [
     ("second boot (as on reboot) duplicates nothing: fstab, user, unit, seeding, mount, service, secrets, schema, hosts",
      "2"),
     ("node 1 stopped: node 2 keeps answering on 9443", "2"),
+    ("share lost while running: the share watch stops API-M before it can undeploy anything", "2"),
+    ("share back: the share watch starts API-M again", "2"),
     ("broken deployment.toml: boot fails and says which file and line", "1"),
 ]
 

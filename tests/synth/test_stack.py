@@ -12,6 +12,7 @@ import yaml
 from apim_active_active import names
 from apim_active_active.engines import ENGINES
 from apim_active_active.renderers.boot_script import CONFIG_SOURCE, render_deployment_toml
+from apim_active_active.terraform_text import template_of_base64gzip
 from tests.conftest import ROOT, tool_env
 from tests.conftest import synthesize
 
@@ -112,7 +113,8 @@ def test_user_data_carries_the_rendered_config_and_the_efs_reference(stacks, env
     stack, settings = stacks[env], environments[env]
     fs_name, _ = only(stack, "aws_efs_file_system")
     for instance in resources(stack, "aws_instance").values():
-        user_data = instance["user_data"]
+        # Terraform gzips the cloud-config (base64gzip); read the template inside.
+        user_data = template_of_base64gzip(instance["user_data_base64"])
         # Terraform sees escaped literals; only what an apply knows is a live reference.
         references = set(re.findall(r"(?<!\$)\$\{([^}]*)\}", user_data))
         secrets = sorted(resources(stack, "aws_secretsmanager_secret"))

@@ -148,12 +148,14 @@ def test_api_m_is_left_to_the_units_own_wait_while_the_key_manager_is_down(wait_
     down = run()
     assert down.returncode == 0, down.stderr
     assert "did not answer within 2s" in down.stderr and "starts once the key manager answers" in down.stderr
-    assert calls.read_text().splitlines() == ["daemon-reload", "enable wso2am.service", "start --no-block wso2am.service"]
+    assert calls.read_text().splitlines() == ["daemon-reload", "enable --now wso2am-share-watch.timer", "enable wso2am.service",
+                                              "start --no-block wso2am.service"]
     calls.unlink()
     with key_manager(wait_case["port"], wait_case["cert"], wait_case["key"]):
         up = run()
     assert up.returncode == 0, up.stderr
-    assert calls.read_text().splitlines() == ["daemon-reload", "enable wso2am.service", "start wso2am.service"]
+    assert calls.read_text().splitlines() == ["daemon-reload", "enable --now wso2am-share-watch.timer", "enable wso2am.service",
+                                              "start wso2am.service"]
 
 
 def test_resident_key_manager_waits_for_nothing(environments, tmp_path):

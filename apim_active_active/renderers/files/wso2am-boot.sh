@@ -3,6 +3,8 @@
 # Safe to run again (reboot, re-run by hand): every step checks before it acts.
 #   wso2am-boot [boot]             the whole boot step
 #   wso2am-boot wait-key-manager   only wait for an external Key Manager (the unit's ExecStartPre)
+#   wso2am-boot check-share        stop API-M while its share is unreachable, start it again once it is back
+#                                  (the share watch timer, every 15 seconds)
 # Parameters come from the node's env file, written by cloud-init next to this script.
 set -euo pipefail
 
@@ -16,6 +18,8 @@ NODE_ENV=${NODE_ENV:-/etc/wso2am/node.env}
 : "${ADMIN_SECRET_ARN:?}" "${KEYSTORE_SECRET_ARN:?}" "${KEYSTORE_FILE:?}" "${KEYSTORE_ALIAS:?}" "${TRUSTSTORE_FILE:?}"
 : "${CERT_NAME:?}" "${CERT_SAN:?}" "${SHARED_DB_MARKER:?}" "${APIM_DB_MARKER:?}" "${PUBLIC_NAME:?}"
 : "${KEY_MANAGER_URL?}" "${KEY_MANAGER_WAIT_SECONDS:?}" "${KEY_MANAGER_CA?}" "${DB_APP_SECRET_ARN?}" "${DB_APP_USER:?}"
+: "${SHARE_WATCH_TIMER:?}"
+STOPPED_BY_WATCH=${STOPPED_BY_WATCH:-/run/wso2am/stopped-by-share-watch}
 KEY_MANAGER_POLL_SECONDS=${KEY_MANAGER_POLL_SECONDS:-5}
 RETRY_TRIES=${RETRY_TRIES:-10}
 RETRY_MAX_DELAY=${RETRY_MAX_DELAY:-60}
@@ -364,8 +368,33 @@ wait_for_key_manager() {
   log "the key manager $KEY_MANAGER_URL answers"
 }
 
+share_reachable() {
+  # A hung NFS server blocks stat forever: every look at the share is bounded.
+  timeout 10 mountpoint -q "$SHARE_DIR" && timeout 10 test -e "$SEED_MARKER"
+}
+
+check_share() {
+  # Carbon undeploys the artifacts it no longer sees: never let it run without its share.
+  if ! share_reachable; then
+    if systemctl is-active --quiet "$SERVICE"; then
+      mkdir -p "$(dirname "$STOPPED_BY_WATCH")"
+      date -u +%FT%TZ >"$STOPPED_BY_WATCH"
+      systemctl stop "$SERVICE"
+      log "the share $SHARE_DIR is unreachable: stopped API-M so that it cannot undeploy what it no longer sees"
+    fi
+    return 0
+  fi
+  # Only a stop made here is undone here: an operator's stop stays.
+  if [[ -e "$STOPPED_BY_WATCH" ]]; then
+    rm -f "$STOPPED_BY_WATCH"
+    systemctl start "$SERVICE"
+    log "the share $SHARE_DIR is back: started API-M again"
+  fi
+}
+
 start_service() {
   systemctl daemon-reload
+  systemctl enable --now "$SHARE_WATCH_TIMER"
   systemctl enable "$SERVICE"
   # With an external Key Manager the unit itself waits for it on every start (ExecStartPre) and keeps
   # retrying (Restart=on-failure): a Key Manager that comes up late still gets this node started.
@@ -399,5 +428,6 @@ boot() {
 case "${1:-boot}" in
   boot) boot ;;
   wait-key-manager) wait_for_key_manager ;;
-  *) log "usage: $0 [boot|wait-key-manager]"; exit 2 ;;
+  check-share) check_share ;;
+  *) log "usage: $0 [boot|wait-key-manager|check-share]"; exit 2 ;;
 esac
