@@ -20,15 +20,11 @@ _HCL_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 GZIP_CALL = ("${base64gzip(\"", "\")}")
 
 
-def hcl_quoted(template: str) -> str:
-    """The template as the content of an HCL quoted string (a function argument): `\\`, `"` and control
-    characters escaped; its `${...}` references and `$${` escapes stay as they are."""
-    return "".join(_HCL_ESCAPES.get(char, char) for char in template)
-
-
 def base64gzip_of(template: str) -> str:
-    """A Terraform expression that gzips and base64-encodes the template (its references resolved first)."""
-    return GZIP_CALL[0] + hcl_quoted(template) + GZIP_CALL[1]
+    """A Terraform expression that gzips and base64-encodes the template (its references resolved first):
+    the template becomes an HCL quoted string, `\\`, `"` and control characters escaped, its `${...}`
+    references and `$${` escapes kept as they are."""
+    return GZIP_CALL[0] + "".join(_HCL_ESCAPES.get(char, char) for char in template) + GZIP_CALL[1]
 
 
 def template_of_base64gzip(expression: str) -> str:

@@ -10,7 +10,6 @@ TLS-only bucket policy. The table: LockID hash key, on-demand, encrypted, point-
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -22,7 +21,7 @@ if __package__ in (None, ""):
 from botocore.exceptions import ClientError  # noqa: E402
 
 from apim_active_active.settings import StateSettings  # noqa: E402
-from scripts.ops import Aws, Result, load_environment, report  # noqa: E402
+from scripts.ops import Aws, Result, environment_parser, load_environment, report  # noqa: E402
 
 TABLE_WAIT = {"Delay": 2, "MaxAttempts": 60}  # bounded: two minutes
 PITR_ATTEMPTS = 24  # 5 s apart: two minutes
@@ -80,9 +79,7 @@ def ensure_lock_table(aws: Aws, state: StateSettings) -> list[Result]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("environment", help="name of environments/<name>.toml")
-    parser.add_argument("--json", action="store_true", help="JSON instead of a table")
+    parser = environment_parser(__doc__)
     args = parser.parse_args(argv)
     settings = load_environment(args.environment)
     if settings.state is None:

@@ -9,6 +9,7 @@ the stack, its state or a file), as a real one is imported into or issued by ACM
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import uuid
 from urllib.parse import urlparse
 
@@ -21,18 +22,22 @@ from apim_active_active.settings import Settings
 from scripts.local_stack import client
 
 
-def self_signed_certificate(domain: str) -> tuple[bytes, bytes]:
-    """(certificate PEM, private key PEM), RSA 2048 as ACM's default key type, valid 30 days."""
+def self_signed_certificate(domain: str, *, ip: str | None = None, ca: bool = False) -> tuple[bytes, bytes]:
+    """(certificate PEM, private key PEM), RSA 2048 as ACM's default key type, valid 30 days; for the domain,
+    or for an IP address (`ip`); `ca` makes it its own CA (a trust anchor for clients such as curl)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
     now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
+    alternative = x509.IPAddress(ipaddress.ip_address(ip)) if ip else x509.DNSName(domain)
+    builder = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
-        .sign(key, hashes.SHA256())
+        .add_extension(x509.SubjectAlternativeName([alternative]), critical=False)
     )
+    if ca:
+        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    certificate = builder.sign(key, hashes.SHA256())
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
                                 serialization.NoEncryption())
     return certificate.public_bytes(serialization.Encoding.PEM), key_pem

@@ -2,6 +2,7 @@
 boto3 clients for its account (or the emulator), and the pass/fail report they print."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -23,6 +24,14 @@ BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_ti
 
 def environments_dir() -> Path:
     return Path(os.environ.get("APIM_ENVIRONMENTS_DIR", ROOT / "environments"))
+
+
+def environment_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The scripts' common arguments: the environment's name and --json."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("environment", help="name of environments/<name>.toml")
+    parser.add_argument("--json", action="store_true", help="JSON instead of a table")
+    return parser
 
 
 def load_environment(name: str) -> Settings:

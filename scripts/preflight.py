@@ -10,7 +10,6 @@ artifacts in S3). Prints a pass/fail table; exits 1 on any failure, 2 on bad set
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
@@ -22,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 
 from apim_active_active.settings import Settings  # noqa: E402
 from apim_active_active.traffic import CERTIFICATE_KEY_TYPES  # noqa: E402
-from scripts.ops import Aws, Result, load_environment, passed, report  # noqa: E402
+from scripts.ops import Aws, Result, environment_parser, load_environment, passed, report  # noqa: E402
 
 
 def _error(error: Exception) -> str:
@@ -208,9 +207,7 @@ def run(settings: Settings) -> list[Result]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("environment", help="name of environments/<name>.toml")
-    parser.add_argument("--json", action="store_true", help="JSON instead of a table")
+    parser = environment_parser(__doc__)
     args = parser.parse_args(argv)
     settings = load_environment(args.environment)
     return report(f"pre-flight of {args.environment} ({settings.region})", run(settings), args.json)

@@ -18,7 +18,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from apim_active_active.names import OUTPUT_INSTANCE_IDS  # noqa: E402
-from apim_active_active.renderers.boot_script import CONFIG_SOURCE, file_content  # noqa: E402
+from apim_active_active.renderers.boot_script import CONFIG_SOURCE  # noqa: E402
 
 
 def user_data(ec2, instance_id: str) -> str:
@@ -31,7 +31,7 @@ def user_data(ec2, instance_id: str) -> str:
 def user_data_files(ec2, instance_id: str) -> dict[str, str]:
     """The files a node's cloud-config writes."""
     cloud_config = yaml.safe_load(user_data(ec2, instance_id))
-    return {entry["path"]: file_content(entry) for entry in cloud_config["write_files"]}
+    return {entry["path"]: entry["content"] for entry in cloud_config["write_files"]}
 
 
 def main() -> None:

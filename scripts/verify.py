@@ -30,7 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 
 from apim_active_active import names  # noqa: E402
 from apim_active_active.settings import Settings  # noqa: E402
-from scripts.ops import ROOT, Aws, Result, load_environment, passed, report  # noqa: E402
+from scripts.ops import ROOT, Aws, Result, environment_parser, load_environment, passed, report  # noqa: E402
 
 Rule = tuple[str, str, str, int, int, str]  # group name, direction, protocol, from, to, peer (CIDR or group name)
 
@@ -48,11 +48,7 @@ def instances(aws: Aws, outputs: dict) -> Result:
 
 def mount_targets(aws: Aws, settings: Settings, outputs: dict) -> Result:
     targets = aws.client("efs").describe_mount_targets(FileSystemId=outputs[names.OUTPUT_EFS_ID])["MountTargets"]
-    available = {t.get("AvailabilityZoneName") or t["SubnetId"] for t in targets if t["LifeCycleState"] == "available"}
-    if not all(t.get("AvailabilityZoneName") for t in targets):  # older APIs name only the subnet
-        subnets = aws.client("ec2").describe_subnets(SubnetIds=[t["SubnetId"] for t in targets])["Subnets"]
-        zone_of = {s["SubnetId"]: s["AvailabilityZone"] for s in subnets}
-        available = {zone_of.get(z, z) for z in available}
+    available = {t["AvailabilityZoneName"] for t in targets if t["LifeCycleState"] == "available"}
     missing = [z for z in settings.availability_zones if z not in available]
     return passed("EFS mount target available in both zones", not missing,
                   f"none available in {', '.join(missing)}" if missing else ", ".join(sorted(available)))
@@ -184,11 +180,9 @@ def run(settings: Settings, outputs: dict, stack: dict, args: argparse.Namespace
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("environment", help="name of environments/<name>.toml")
+    parser = environment_parser(__doc__)
     parser.add_argument("--outputs", type=Path, required=True, help="file written by cdktf deploy --outputs-file")
     parser.add_argument("--synth-dir", type=Path, default=ROOT / "cdktf.out", help="cdktf's output folder")
-    parser.add_argument("--json", action="store_true", help="JSON instead of a table")
     parser.add_argument("--wait", action="store_true", help="retry until every check passes or --timeout")
     parser.add_argument("--timeout", type=int, default=900, help="seconds --wait may take (default 900)")
     parser.add_argument("--interval", type=int, default=15, help="seconds between --wait rounds (default 15)")

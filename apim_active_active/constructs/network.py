@@ -13,7 +13,9 @@ Exposes: vpc_id, subnet_ids (zone order), public_subnet_ids (zone order; empty w
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from ipaddress import IPv4Network
 
 from constructs import Construct
 
@@ -55,26 +57,9 @@ class Network(Construct):
         )
         if net.flow_logs_retention_days:
             self._flow_logs(settings, vpc.id, props.kms_key_arn)
-        routes = aws.route_table.RouteTable(
-            self, "private_routes", vpc_id=vpc.id, tags={"Name": resource_name(settings, "private")}
-        )
         self.vpc_id = vpc.id
-        self.subnet_ids = []
-        for index, (zone, cidr) in enumerate(zip(settings.availability_zones, net.subnet_cidrs)):
-            subnet = aws.subnet.Subnet(
-                self,
-                f"subnet_{index + 1}",
-                vpc_id=vpc.id,
-                cidr_block=str(cidr),
-                availability_zone=zone,
-                map_public_ip_on_launch=False,
-                tags={"Name": resource_name(settings, f"private-{zone}")},
-            )
-            aws.route_table_association.RouteTableAssociation(
-                self, f"subnet_{index + 1}_routes", subnet_id=subnet.id, route_table_id=routes.id
-            )
-            self.subnet_ids.append(subnet.id)
-        self.subnet_ids = self._reserve_node_addresses(settings, self.subnet_ids)
+        routes, subnet_ids = self._subnets(settings, vpc.id, "private", "subnet", net.subnet_cidrs)
+        self.subnet_ids = self._reserve_node_addresses(settings, subnet_ids)
         self.public_subnet_ids = self._public_subnets(settings, vpc.id) if net.public_subnet_cidrs else []
         self._interface_endpoints(settings, vpc.id, str(net.vpc_cidr))
         aws.vpc_endpoint.VpcEndpoint(
@@ -91,29 +76,37 @@ class Network(Construct):
         gateway = aws.internet_gateway.InternetGateway(
             self, "internet_gateway", vpc_id=vpc_id, tags={"Name": resource_name(settings, "igw")}
         )
-        routes = aws.route_table.RouteTable(
-            self, "public_routes", vpc_id=vpc_id, tags={"Name": resource_name(settings, "public")}
-        )
+        # Only the load balancer lives here.
+        routes, subnet_ids = self._subnets(settings, vpc_id, "public", "public_subnet",
+                                           settings.network.public_subnet_cidrs)
         aws.route.Route(
             self, "public_default_route", route_table_id=routes.id, destination_cidr_block="0.0.0.0/0",
             gateway_id=gateway.id,
         )
+        return subnet_ids
+
+    def _subnets(self, settings: Settings, vpc_id: str, kind: str, id_prefix: str,
+                 cidrs: Sequence[IPv4Network]) -> tuple[aws.route_table.RouteTable, list[str]]:
+        """One subnet per zone (no public addresses on launch), sharing one route table."""
+        routes = aws.route_table.RouteTable(
+            self, f"{kind}_routes", vpc_id=vpc_id, tags={"Name": resource_name(settings, kind)}
+        )
         subnet_ids = []
-        for index, (zone, cidr) in enumerate(zip(settings.availability_zones, settings.network.public_subnet_cidrs)):
+        for index, (zone, cidr) in enumerate(zip(settings.availability_zones, cidrs)):
             subnet = aws.subnet.Subnet(
                 self,
-                f"public_subnet_{index + 1}",
+                f"{id_prefix}_{index + 1}",
                 vpc_id=vpc_id,
                 cidr_block=str(cidr),
                 availability_zone=zone,
-                map_public_ip_on_launch=False,  # only the load balancer lives here
-                tags={"Name": resource_name(settings, f"public-{zone}")},
+                map_public_ip_on_launch=False,
+                tags={"Name": resource_name(settings, f"{kind}-{zone}")},
             )
             aws.route_table_association.RouteTableAssociation(
-                self, f"public_subnet_{index + 1}_routes", subnet_id=subnet.id, route_table_id=routes.id
+                self, f"{id_prefix}_{index + 1}_routes", subnet_id=subnet.id, route_table_id=routes.id
             )
             subnet_ids.append(subnet.id)
-        return subnet_ids
+        return routes, subnet_ids
 
     def _reserve_node_addresses(self, settings: Settings, subnet_ids: list[str]) -> list[str]:
         reserved = []

@@ -5,8 +5,6 @@ The boot step (files/wso2am-boot.sh) is the same on every node; what differs per
 """
 from __future__ import annotations
 
-import base64
-import gzip
 import shlex
 from dataclasses import dataclass
 from importlib.resources import files
@@ -208,20 +206,9 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _LiteralBlocks.add_representer(str, _represent_str)
 
 
-def _file(path: str, content: str, permissions: str, *, compress: bool = False) -> dict:
-    """A write_files entry; `compress` carries it gz+b64 (cloud-init decodes it; mtime=0 keeps the output
-    byte-identical between runs). The stack gzips the whole user data instead (EC2 takes at most 16 KB)."""
-    entry = {"path": path, "owner": "root:root", "permissions": permissions}
-    if compress:
-        return entry | {"encoding": "gz+b64", "content": base64.b64encode(gzip.compress(content.encode(), mtime=0)).decode()}
-    return entry | {"content": content}
-
-
-def file_content(entry: dict) -> str:
-    """The text a write_files entry writes (for readers of user data: tests, the rehearsal, the demo)."""
-    if entry.get("encoding") == "gz+b64":
-        return gzip.decompress(base64.b64decode(entry["content"])).decode()
-    return entry["content"]
+def _file(path: str, content: str, permissions: str) -> dict:
+    """A write_files entry. (EC2 takes at most 16 KB of user data: the stack gzips the whole of it.)"""
+    return {"path": path, "owner": "root:root", "permissions": permissions, "content": content}
 
 
 def render_user_data(settings: Settings, node_index: int, deployed: Deployed) -> str:

@@ -5,7 +5,7 @@ import tomli_w
 
 from apim_active_active.engines import ENGINES, jdbc_url
 from apim_active_active.settings import Settings
-from apim_active_active.traffic import HTTPS_PORT, MANAGEMENT_PORT, gateway_endpoints, public_name, public_urls
+from apim_active_active.traffic import HTTPS_PORT, gateway_endpoints, public_name, public_urls
 from apim_active_active.versions import traits
 
 THROTTLE_BINARY_PORT = 9611

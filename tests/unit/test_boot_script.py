@@ -28,7 +28,7 @@ CLOUD_INIT = os.environ.get("CLOUD_INIT_PYTHONPATH", str(ROOT / ".tools/cloud-in
 
 def _files(user_data: str) -> dict[str, dict]:
     assert user_data.startswith("#cloud-config\n")
-    return {entry["path"]: entry | {"content": boot_script.file_content(entry)} for entry in yaml.safe_load(user_data)["write_files"]}
+    return {entry["path"]: entry for entry in yaml.safe_load(user_data)["write_files"]}
 
 
 def _schema(path) -> subprocess.CompletedProcess:

@@ -2,45 +2,29 @@
 step's own code against an HTTPS server on loopback, its certificate checked against the configured CA."""
 from __future__ import annotations
 
-import datetime
 import http.server
 import ssl
 import subprocess
 import threading
 import time
 from contextlib import contextmanager
-from ipaddress import IPv4Address
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from apim_active_active.renderers import boot_script
 from apim_active_active.settings import parse_settings
+from scripts.local_account import self_signed_certificate
 from tests.conftest import DEPLOYED, free_port, local_settings_dict
 
 LOOPBACK = "127.0.0.1"
 
 
 def _self_signed(tmp_path, name: str) -> tuple[str, str]:
-    """(certificate PEM path, key PEM path) for 127.0.0.1."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(IPv4Address(LOOPBACK))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    """(certificate PEM path, key PEM path) for 127.0.0.1, its own CA."""
+    certificate, key = self_signed_certificate(name, ip=LOOPBACK, ca=True)
     cert_path, key_path = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    cert_path.write_bytes(certificate)
+    key_path.write_bytes(key)
     return str(cert_path), str(key_path)
 
 
