@@ -60,7 +60,7 @@ $(TOOLS)/terraformrc:
 # Debian packages the validators and the rehearsal use (command:package); cloud-init's code is unpacked from
 # Debian's package (not installed: /etc stays clean). MariaDB's server must not start on this host (policy-rc.d).
 DEBIAN_TOOLS := shellcheck:shellcheck socat:socat unzip:unzip openssl:openssl keytool:openjdk-17-jre-headless \
-  mariadbd:mariadb-server mariadb:mariadb-client run-parts:debianutils
+  mariadbd:mariadb-server mariadb:mariadb-client run-parts:debianutils sshd:openssh-server rsync:rsync
 $(TOOLS)/.validators:
 	mkdir -p $(TOOLS)/debs
 	missing=""; for pair in $(DEBIAN_TOOLS); do command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; done; \

@@ -17,6 +17,11 @@ OUTPUT_EFS_SG = "efs_security_group_id"
 OUTPUT_VPC_ID = "vpc_id"
 
 
+def rsync_parameter(settings: Settings, what: str) -> str:
+    """SSM parameter through which the rsync peers hand over public keys (what: manager-key or worker-host-key)."""
+    return f"/{settings.name_prefix}/rsync/{what}"
+
+
 def resource_name(settings: Settings, suffix: str) -> str:
     return f"{settings.name_prefix}-{suffix}"
 

@@ -10,7 +10,7 @@ def protections_on(settings: Settings) -> list[str]:
     on = {
         "database.deletion_protection": settings.database.existing is None and settings.database.deletion_protection,
         "node.termination_protection": settings.node.termination_protection,
-        "shared_fs.retain_on_destroy": settings.shared_fs.retain_on_destroy,
+        "shared_fs.retain_on_destroy": settings.uses_efs and settings.shared_fs.retain_on_destroy,
         "load_balancer.deletion_protection": settings.load_balancer.deletion_protection,
     }
     return [name for name, value in on.items() if value]

@@ -148,6 +148,9 @@ class ApimSettings(_Strict):
     os_uid: int = Field(
         802, ge=500, le=60000, description="Fixed uid/gid of that user, the same on both nodes so files on the share match."
     )
+    tenants: bool = Field(
+        False, description="Tenants are used: `repository/tenants` is kept the same on both nodes too."
+    )
 
     @field_validator("archive_url")
     @classmethod
@@ -180,6 +183,17 @@ class SharedFsSettings(_Strict):
     )
     retain_on_destroy: bool = Field(
         True, description="Keep the shared artifacts: `cdktf destroy` refuses while this is on."
+    )
+
+
+class RsyncSettings(_Strict):
+    interval_seconds: int = Field(
+        60, ge=15, le=3600, description="How often node 1 (the manager) pushes its artifacts to node 2 (systemd timer)."
+    )
+    wait_seconds: int = Field(
+        900, ge=60, le=3600,
+        description="How long a booting node waits for its peer's SSH key in SSM (node 1 publishes its key once "
+        "the secrets and the schema exist).",
     )
 
 
@@ -398,7 +412,13 @@ class Settings(_Strict):
     database: DatabaseSettings
     load_balancer: LoadBalancerSettings
     key_manager: KeyManagerSettings = KeyManagerSettings()
+    content_sync: Literal["efs", "rsync"] = Field(
+        "efs",
+        description="How both nodes keep the same runtime artifacts: `efs`, a shared file system (WSO2's first "
+        "preference); `rsync`, node 1 pushes to node 2 over SSH (no EFS; node 1 is then the only publisher).",
+    )
     shared_fs: SharedFsSettings = SharedFsSettings()
+    rsync: RsyncSettings | None = Field(None, description="With content_sync = \"rsync\" only (defaults apply).")
     encryption: EncryptionSettings = EncryptionSettings()
     state: StateSettings | None = Field(
         None, description="Remote state (required outside the emulator). Unset with the emulator: a local state file."
@@ -426,6 +446,10 @@ class Settings(_Strict):
         if self.emulator is None and self.state is None:
             raise ValueError("state: an AWS environment keeps its Terraform state in S3 with a lock table: set "
                              "state.bucket and state.region (scripts/bootstrap_state.py creates them)")
+        if self.content_sync == "rsync" and "shared_fs" in self.model_fields_set:
+            raise ValueError('shared_fs: content_sync = "rsync" has no shared file system; remove [shared_fs]')
+        if self.content_sync == "efs" and self.rsync is not None:
+            raise ValueError('rsync: only with content_sync = "rsync"; remove [rsync] or set content_sync')
         zone = self.load_balancer.route53_zone
         if zone is not None:
             if self.apim.hostname is None:
@@ -437,6 +461,15 @@ class Settings(_Strict):
     @property
     def is_local(self) -> bool:
         return self.emulator is not None
+
+    @property
+    def uses_efs(self) -> bool:
+        return self.content_sync == "efs"
+
+    @property
+    def rsync_settings(self) -> RsyncSettings:
+        """The rsync settings in effect (defaults when [rsync] is not given)."""
+        return self.rsync or RsyncSettings()
 
 
 def _describe(error: ValidationError, source: str) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STACK = "local"
 REGION = "us-east-1"
 CDKTF_TIMEOUT = 600
+EMULATOR_DUPLICATE = "InvalidPermission.Duplicate"
 # The tool environment the Makefile exports (tests and the rehearsal may run without make).
 TOOL_ENV = {
     "TF_CLI_CONFIG_FILE": str(ROOT / ".tools" / "terraformrc"),
@@ -19,6 +21,17 @@ TOOL_ENV = {
     "CDKTF_DISABLE_PLUGIN_CACHE_ENV": "1",
     "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
 }
+
+
+def rsync_variant(text: str, prefix: str, interval_seconds: int | None = None) -> str:
+    """The `local` settings switched to content_sync = "rsync": no [shared_fs], its own name prefix, no alias
+    record (a deployment of `local` beside it has that name)."""
+    text = re.sub(r"\n\[shared_fs\]\n(?:[^\[\n].*\n|\n)*", "\n", text)
+    text = text.replace('name_prefix = "apim-local"', f'name_prefix = "{prefix}"\ncontent_sync = "rsync"')
+    text = re.sub(r"\nroute53_zone = .*\n", "\n", text)
+    if interval_seconds is not None:
+        text += f"\n[rsync]\ninterval_seconds = {interval_seconds}\n"
+    return text
 
 
 def tool_env(**extra: str) -> dict[str, str]:
@@ -48,6 +61,22 @@ def cdktf(args: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedPro
         timeout=CDKTF_TIMEOUT,
     )
     return result, time.monotonic() - started
+
+
+def deploy(stack: str, flags: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess, float]:
+    """`cdktf deploy`, retried once (after a destroy) when the emulator answered a rule twice.
+
+    Now and then the provider's HTTP client resends an AuthorizeSecurityGroup* call moto had already applied;
+    moto then answers InvalidPermission.Duplicate and the rule is orphaned outside the state, so a plain
+    second deploy would fail the same way. Anything else fails at once.
+    """
+    result, seconds = cdktf(["deploy", stack, *flags], env)
+    if result.returncode != 0 and EMULATOR_DUPLICATE in result.stdout + result.stderr:
+        print(f"[emulator] {EMULATOR_DUPLICATE} on a fresh rule: destroying and deploying {stack} once more")
+        cdktf(["destroy", stack, *flags], env)
+        result, more = cdktf(["deploy", stack, *flags], env)
+        seconds += more
+    return result, seconds
 
 
 def cdktf_flags(outdir: Path) -> list[str]:

@@ -4,7 +4,8 @@
   scripts/verify.py <environment> --outputs <file> [--synth-dir cdktf.out] [--json]
                     [--wait --timeout 900 --interval 15] [--skip-http] [--connect-to HOST:PORT:ADDRESS:PORT ...]
 
-Checks: both instances running with status checks ok; an available EFS mount target in each zone;
+Checks: both instances running with status checks ok; an available EFS mount target in each zone (with
+content_sync = "rsync": both nodes' public keys handed over through their SSM parameters);
 every security group of the stack holds exactly the rules synthesized for it (none missing, none
 extra); both nodes healthy in every target group; the management and gateway endpoints answer under
 the public name (any HTTP answer below 500 from the dev portal and the gateway; skipped with --skip-http, or against the emulator unless --connect-to says where).
@@ -29,9 +30,11 @@ if __package__ in (None, ""):
 from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 
 from apim_active_active import names  # noqa: E402
+from apim_active_active.renderers import rsync  # noqa: E402
 from apim_active_active.settings import Settings  # noqa: E402
 from scripts.ops import ROOT, Aws, Result, environment_parser, load_environment, passed, report  # noqa: E402
 
+KEYS_CHECK = "rsync keys handed over (both SSM parameters hold a public key)"
 Rule = tuple[str, str, str, int, int, str]  # group name, direction, protocol, from, to, peer (CIDR or group name)
 
 
@@ -52,6 +55,18 @@ def mount_targets(aws: Aws, settings: Settings, outputs: dict) -> Result:
     missing = [z for z in settings.availability_zones if z not in available]
     return passed("EFS mount target available in both zones", not missing,
                   f"none available in {', '.join(missing)}" if missing else ", ".join(sorted(available)))
+
+
+def key_parameters(aws: Aws, settings: Settings) -> Result:
+    """content_sync = "rsync": both nodes have published their public key (node 1 last, once its first boot is done)."""
+    ssm = aws.client("ssm")
+    waiting = []
+    for what in (rsync.MANAGER_KEY, rsync.WORKER_HOST_KEY):
+        name = names.rsync_parameter(settings, what)
+        value = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+        if not value.startswith("ssh-ed25519 "):
+            waiting.append(name)
+    return passed(KEYS_CHECK, not waiting, f"no public key yet in {', '.join(waiting)}" if waiting else "both")
 
 
 def intended_rules(stack: dict) -> tuple[set[str], set[Rule]]:
@@ -159,9 +174,11 @@ def parse_connect_to(values: list[str]) -> dict[tuple[str, int], tuple[str, int]
 def run(settings: Settings, outputs: dict, stack: dict, args: argparse.Namespace) -> list[Result]:
     aws = Aws(settings)
     results = []
+    content = (("EFS mount target available in both zones", lambda: mount_targets(aws, settings, outputs))
+               if settings.uses_efs else (KEYS_CHECK, lambda: key_parameters(aws, settings)))
     for name, check in (
         ("both instances running, status checks ok", lambda: instances(aws, outputs)),
-        ("EFS mount target available in both zones", lambda: mount_targets(aws, settings, outputs)),
+        content,
         ("security-group rules exactly as synthesized", lambda: security_groups(aws, outputs, stack)),
         ("both nodes healthy in every target group", lambda: target_health(aws, outputs)),
     ):

@@ -17,6 +17,7 @@ from scripts.local_stack import tool_env  # noqa: F401 (re-exported for tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ROOT / "environments"
+EXAMPLES = ROOT / "examples"
 
 # Stand-ins for what only an applied stack knows, for renderer tests.
 DEPLOYED = Deployed(
@@ -29,6 +30,7 @@ DEPLOYED = Deployed(
     # The public name when apim.hostname is unset; longer than a certificate's CN may be.
     lb_dns_name="internal-apim-local-alb-1234567890.us-east-1.elb.amazonaws.com",
     db_app_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:apim-local/database-app-AbCdEf",
+    stack_key_arn="arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9",
 )
 
 
@@ -52,6 +54,11 @@ def local_dict() -> dict:
 def environments() -> dict[str, Settings]:
     return load_environments(ENVIRONMENTS, environ={})
 
+
+@pytest.fixture(scope="session")
+def examples() -> dict[str, Settings]:
+    return load_environments(EXAMPLES, environ={})
+
 # Synthesized once per test session (real cdktf, real jsii); used by tests/synth and tests/policy.
 
 def synthesize(outdir: Path, **env: str) -> subprocess.CompletedProcess:
@@ -62,17 +69,33 @@ def synthesize(outdir: Path, **env: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.fixture(scope="session")
-def synth_dir(tmp_path_factory) -> Path:
-    outdir = tmp_path_factory.mktemp("synth")
-    result = synthesize(outdir)
+def _synthesized(tmp_path_factory, name: str, **env: str) -> Path:
+    outdir = tmp_path_factory.mktemp(name)
+    result = synthesize(outdir, **env)
     assert result.returncode == 0, result.stderr
     return outdir
 
 
+def _stacks(outdir: Path) -> dict[str, dict]:
+    return {path.parent.name: json.loads(path.read_text()) for path in sorted((outdir / "stacks").glob("*/cdk.tf.json"))}
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory) -> Path:
+    return _synthesized(tmp_path_factory, "synth")
+
+
 @pytest.fixture(scope="session")
 def stacks(synth_dir) -> dict[str, dict]:
-    return {
-        path.parent.name: json.loads(path.read_text())
-        for path in sorted((synth_dir / "stacks").glob("*/cdk.tf.json"))
-    }
+    return _stacks(synth_dir)
+
+
+@pytest.fixture(scope="session")
+def example_synth_dir(tmp_path_factory) -> Path:
+    """The examples (examples/*.toml), synthesized as environments of their own."""
+    return _synthesized(tmp_path_factory, "examples", APIM_ENVIRONMENTS_DIR=str(EXAMPLES))
+
+
+@pytest.fixture(scope="session")
+def example_stacks(example_synth_dir) -> dict[str, dict]:
+    return _stacks(example_synth_dir)

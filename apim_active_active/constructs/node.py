@@ -24,7 +24,7 @@ class NodeProps:
     index: int
     ami_id: str
     subnet_id: str
-    security_group_id: str
+    security_group_ids: tuple[str, ...]
     instance_profile_name: str
     kms_key_arn: str
     user_data: str  # a Terraform expression giving the base64 of the gzipped cloud-config
@@ -52,7 +52,7 @@ class Node(Construct):
             instance_type=settings.node.instance_type,
             subnet_id=props.subnet_id,
             private_ip=self.private_ip,
-            vpc_security_group_ids=[props.security_group_id],
+            vpc_security_group_ids=list(props.security_group_ids),
             iam_instance_profile=props.instance_profile_name,
             user_data_base64=props.user_data,
             user_data_replace_on_change=True,

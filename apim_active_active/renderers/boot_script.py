@@ -12,9 +12,12 @@ from importlib.resources import files
 import yaml
 
 from apim_active_active.engines import APIM_DB_MARKER_TABLE, APP_DB_USER, ENGINES, SHARED_DB_MARKER_TABLE
+from apim_active_active.names import rsync_parameter
+from apim_active_active.renderers import rsync
 from apim_active_active.renderers.deployment_toml import (
     KEYSTORE_ALIAS,
     KEYSTORE_FILE,
+    MANAGER_INDEX,
     TRUSTSTORE_FILE,
     node_ips,
     render_deployment_toml,
@@ -50,6 +53,7 @@ class Deployed:
     keystore_secret_arn: str
     lb_dns_name: str
     db_app_secret_arn: str = ""  # API-M's own database user (RDS only; empty with an existing database)
+    stack_key_arn: str = ""  # content_sync = "rsync": the key the nodes encrypt the key parameters with
 
 
 def boot_script_text() -> str:
@@ -80,7 +84,39 @@ def certificate_names(settings: Settings, public_name: str) -> tuple[str, str]:
     return name, ",".join([f"dns:{n}" for n in dns] + [f"ip:{ip}" for ip in node_ips(settings)])
 
 
-def render_node_env(settings: Settings, deployed: Deployed) -> str:
+def sync_role(settings: Settings, node_index: int) -> str:
+    """content_sync = "rsync": node 1 is the manager (pushes), node 2 the worker (receives); else none."""
+    if settings.uses_efs:
+        return ""
+    return "manager" if node_index == MANAGER_INDEX else "worker"
+
+
+def _content_sync_env(settings: Settings, node_index: int, deployed: Deployed) -> dict[str, str]:
+    if settings.uses_efs:
+        return {
+            "EFS_ID": deployed.efs_id,
+            "EFS_DNS": efs_dns_name(settings, deployed.efs_id),
+            "MOUNT_OPTIONS": EFS_MOUNT_OPTIONS,
+        }
+    return {
+        "SYNC_ROLE": sync_role(settings, node_index),
+        "PEER_IP": node_ips(settings)[1 - node_index],
+        "SYNC_USER": rsync.SYNC_USER,
+        "SYNC_HOME": rsync.SYNC_HOME,
+        "SYNC_STATE_DIR": rsync.SYNC_STATE_DIR,
+        "SYNC_MARKER": rsync.SYNC_MARKER,
+        "SYNC_KEY_DIR": rsync.SYNC_KEY_DIR,
+        "SYNC_FOLDERS": " ".join(f"{name}={path}" for name, path in rsync.synced_folders(settings).items()),
+        "SYNC_FORCED_COMMAND": rsync.forced_command(),
+        "SYNC_WAIT_SECONDS": str(settings.rsync_settings.wait_seconds),
+        "SYNC_KEY_ARN": deployed.stack_key_arn,
+        "MANAGER_KEY_PARAMETER": rsync_parameter(settings, rsync.MANAGER_KEY),
+        "WORKER_HOST_KEY_PARAMETER": rsync_parameter(settings, rsync.WORKER_HOST_KEY),
+        "PUSH_TIMER": f"{rsync.PUSH}.timer",
+    }
+
+
+def render_node_env(settings: Settings, deployed: Deployed, node_index: int = 0) -> str:
     apim = settings.apim
     engine = ENGINES[settings.database.engine]
     name = public_name(settings, deployed.lb_dns_name)
@@ -93,10 +129,9 @@ def render_node_env(settings: Settings, deployed: Deployed) -> str:
         "START_SCRIPT": traits(apim.version).start_script,
         "OS_USER": apim.os_user,
         "OS_UID": str(apim.os_uid),
-        "EFS_ID": deployed.efs_id,
-        "EFS_DNS": efs_dns_name(settings, deployed.efs_id),
+        "CONTENT_SYNC": settings.content_sync,
+        **_content_sync_env(settings, node_index, deployed),
         "SHARE_DIR": share_dir(settings),
-        "MOUNT_OPTIONS": EFS_MOUNT_OPTIONS,
         "CONFIG_SOURCE": CONFIG_SOURCE,
         "JAVA_HOME": java_package_and_home(apim.jdk)[1],
         "HEAP_PERCENT": str(settings.node.heap_percent),
@@ -133,7 +168,16 @@ def render_node_env(settings: Settings, deployed: Deployed) -> str:
     return "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items())
 
 
-def render_systemd_unit(settings: Settings) -> str:
+def _never_without_the_share(settings: Settings, node_index: int) -> str:
+    """Carbon undeploys the artifacts it no longer sees: API-M never starts without its share."""
+    if settings.uses_efs:
+        return f"RequiresMountsFor={share_dir(settings)}\n"
+    if sync_role(settings, node_index) == "worker":
+        return f"# node 2 with rsync: not before the first complete push from node 1.\nAssertPathExists={rsync.SYNC_MARKER}\n"
+    return ""
+
+
+def render_systemd_unit(settings: Settings, node_index: int = 0) -> str:
     home = settings.apim.home
     script = f"{home}/bin/{traits(settings.apim.version).start_script}"
     start_seconds = 600
@@ -146,9 +190,7 @@ def render_systemd_unit(settings: Settings) -> str:
 Description=WSO2 API Manager {settings.apim.version} (active-active node)
 Wants=network-online.target
 After=network-online.target remote-fs.target
-# Never run without the share: Carbon would undeploy the artifacts it no longer sees.
-RequiresMountsFor={share_dir(settings)}
-# Keep retrying (e.g. while an external Key Manager is down): never give up after a burst of failures.
+{_never_without_the_share(settings, node_index)}# Keep retrying (e.g. while an external Key Manager is down): never give up after a burst of failures.
 StartLimitIntervalSec=0
 
 [Service]
@@ -170,10 +212,16 @@ WantedBy=multi-user.target
 """
 
 
+def has_share_watch(settings: Settings, node_index: int) -> bool:
+    """Every node with a share: both with EFS, node 2 with rsync (node 1 is the source)."""
+    return settings.uses_efs or sync_role(settings, node_index) == "worker"
+
+
 def render_share_watch(settings: Settings) -> tuple[str, str]:
     """(service, timer): every 15 s, stop API-M while its share is unreachable and start it again once it is back."""
+    share = share_dir(settings) if settings.uses_efs else f"the first push from node 1 ({rsync.SYNC_MARKER})"
     service = f"""[Unit]
-Description=Stop WSO2 API-M while {share_dir(settings)} is unreachable
+Description=Stop WSO2 API-M while {share} is unreachable
 
 [Service]
 Type=oneshot
@@ -192,6 +240,38 @@ AccuracySec=1
 WantedBy=timers.target
 """
     return service, timer
+
+
+def render_push_units(settings: Settings) -> tuple[str, str]:
+    """(service, timer) on node 1 with rsync: push the artifacts to node 2 every rsync.interval_seconds."""
+    interval = settings.rsync_settings.interval_seconds
+    service = f"""[Unit]
+Description=Push WSO2 API-M artifacts to node 2 (rsync over SSH)
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=oneshot
+ExecStart={BOOT_SCRIPT} push
+TimeoutStartSec={max(300, 4 * interval)}
+Nice=10
+"""
+    timer = f"""[Unit]
+Description=Push WSO2 API-M artifacts to node 2 every {interval} s
+
+[Timer]
+OnBootSec={interval}
+OnUnitActiveSec={interval}
+AccuracySec=1
+
+[Install]
+WantedBy=timers.target
+"""
+    return service, timer
+
+
+def _units(name: str, texts: tuple[str, str]) -> list[dict]:
+    return [_file(f"/etc/systemd/system/{name}.{kind}", text, "0644") for kind, text in zip(("service", "timer"), texts)]
 
 
 class _LiteralBlocks(yaml.SafeDumper):
@@ -213,17 +293,22 @@ def _file(path: str, content: str, permissions: str) -> dict:
 
 def render_user_data(settings: Settings, node_index: int, deployed: Deployed) -> str:
     """cloud-config for node 0 or 1."""
-    packages = ["amazon-efs-utils", "unzip", "openssl", "python3", java_package_and_home(settings.apim.jdk)[0],
-                ENGINES[settings.database.engine].client_package]
+    packages = ["amazon-efs-utils" if settings.uses_efs else "rsync", "unzip", "openssl", "python3",
+                java_package_and_home(settings.apim.jdk)[0], ENGINES[settings.database.engine].client_package]
     toml = render_deployment_toml(settings, node_index, deployed.db_host, deployed.db_port, deployed.lb_dns_name)
     write_files = [
-        _file(NODE_ENV, render_node_env(settings, deployed), "0644"),
+        _file(NODE_ENV, render_node_env(settings, deployed, node_index), "0644"),
         _file(CONFIG_SOURCE, toml, "0644"),
-        _file(f"/etc/systemd/system/{SERVICE}", render_systemd_unit(settings), "0644"),
+        _file(f"/etc/systemd/system/{SERVICE}", render_systemd_unit(settings, node_index), "0644"),
         _file(BOOT_SCRIPT, boot_script_text(), "0755"),
-        *(_file(f"/etc/systemd/system/{SHARE_WATCH}.{kind}", text, "0644")
-          for kind, text in zip(("service", "timer"), render_share_watch(settings))),
     ]
+    if has_share_watch(settings, node_index):
+        write_files += _units(SHARE_WATCH, render_share_watch(settings))
+    role = sync_role(settings, node_index)
+    if role == "manager":
+        write_files += _units(rsync.PUSH, render_push_units(settings))
+    elif role == "worker":
+        write_files.append(_file(rsync.RSYNCD_CONF, rsync.render_rsyncd_conf(settings), "0644"))
     if settings.key_manager.ca_certificate:
         write_files.append(_file(KEY_MANAGER_CA, settings.key_manager.ca_certificate.strip() + "\n", "0644"))
     cloud_config = {"packages": packages, "write_files": write_files, "runcmd": [[BOOT_SCRIPT]]}

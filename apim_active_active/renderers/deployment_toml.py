@@ -5,7 +5,7 @@ import tomli_w
 
 from apim_active_active.engines import ENGINES, jdbc_url
 from apim_active_active.settings import Settings
-from apim_active_active.traffic import HTTPS_PORT, gateway_endpoints, public_name, public_urls
+from apim_active_active.traffic import HTTPS_PORT, MANAGEMENT_PORT, gateway_endpoints, public_name, public_urls
 from apim_active_active.versions import traits
 
 THROTTLE_BINARY_PORT = 9611
@@ -13,13 +13,22 @@ THROTTLE_AUTH_PORT = 9711
 BROKER_PORT = 5672
 # Shared file system: every node publishes to its own gateway (the seed's "localhost" service_url).
 LOCAL_SERVICE_URL = "https://localhost:${mgt.transport.https.port}/services/"
+MANAGER_INDEX = 0  # content_sync = "rsync": node 1 is the manager, the only node that publishes
 
 
 def node_ips(settings: Settings) -> tuple[str, str]:
     return str(settings.network.node_ip(0)), str(settings.network.node_ip(1))
 
 
-def _gateway_environment(settings: Settings, name: str) -> dict:
+def gateway_service_url(settings: Settings, node_index: int) -> str:
+    """Where a node's gateway environment publishes: its own management port, except node 2 with rsync,
+    which publishes through node 1, whose artifacts rsync brings to node 2 (the seed)."""
+    if settings.content_sync == "rsync" and node_index != MANAGER_INDEX:
+        return f"https://{node_ips(settings)[MANAGER_INDEX]}:{MANAGEMENT_PORT}/services/"
+    return LOCAL_SERVICE_URL
+
+
+def _gateway_environment(settings: Settings, node_index: int, name: str) -> dict:
     version = traits(settings.apim.version)
     environment = {
         "name": version.gateway_environment_name,
@@ -27,7 +36,7 @@ def _gateway_environment(settings: Settings, name: str) -> dict:
         "display_in_api_console": True,
         "description": "This is a hybrid gateway that handles both production and sandbox token traffic.",
         "show_as_token_endpoint_url": True,
-        "service_url": LOCAL_SERVICE_URL,
+        "service_url": gateway_service_url(settings, node_index),
         "username": "${admin.username}",
         "password": "${admin.password}",
         # Clients reach the gateway through the load balancer, under the public name.
@@ -140,7 +149,7 @@ def render_deployment_toml(settings: Settings, node_index: int, db_host: str, db
         "keystore": keystore,
         "truststore": truststore,
         "apim": {
-            "gateway": {"environment": [_gateway_environment(settings, name)]},
+            "gateway": {"environment": [_gateway_environment(settings, node_index, name)]},
             "throttling": _throttling(settings, node_index),
             "devportal": {"url": public_urls(name)["devportal_url"]},
         },

@@ -1,5 +1,5 @@
-"""The active-active stack: network, peer security, load balancer, shared file system, database, identity,
-secrets and two nodes."""
+"""The active-active stack: network, peer security, load balancer, shared file system (or, with
+content_sync = "rsync", the rsync channel), database, identity, secrets and two nodes."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -26,6 +26,7 @@ from apim_active_active.constructs.node_identity import NodeIdentity, NodeIdenti
 from apim_active_active.constructs.peer_security import PeerSecurity, PeerSecurityProps
 from apim_active_active.constructs.provider import configure_provider
 from apim_active_active.constructs.encryption import StackKey, StackKeyProps
+from apim_active_active.constructs.rsync_channel import RsyncChannel, RsyncChannelProps
 from apim_active_active.constructs.shared_fs import SharedFileSystem, SharedFileSystemProps
 from apim_active_active.constructs.database import Database, DatabaseProps
 from apim_active_active.constructs.generated_secrets import GeneratedSecrets, GeneratedSecretsProps
@@ -40,18 +41,22 @@ from apim_active_active.traffic import public_urls
 PLACEHOLDERS = Deployed(
     efs_id="@@EFS_ID@@", db_host="@@DB_HOST@@", db_port=0, db_secret_arn="@@DB_SECRET_ARN@@",
     admin_secret_arn="@@ADMIN_SECRET_ARN@@", keystore_secret_arn="@@KEYSTORE_SECRET_ARN@@",
-    lb_dns_name="@@LB_DNS_NAME@@", db_app_secret_arn="@@DB_APP_SECRET_ARN@@",
+    lb_dns_name="@@LB_DNS_NAME@@", db_app_secret_arn="@@DB_APP_SECRET_ARN@@", stack_key_arn="@@STACK_KEY_ARN@@",
 )
 
 
-def secret_statements(database: Database, secrets: GeneratedSecrets, key: StackKey) -> list[dict]:
-    """What the nodes may do with the secrets: read them all, write the ones they generate."""
+def secret_statements(database: Database, secrets: GeneratedSecrets, key: StackKey,
+                      channel: RsyncChannel | None) -> list[dict]:
+    """What the nodes may do with the secrets: read them all, write the ones they generate; with rsync, hand
+    over the public keys (SecureString parameters under the stack key)."""
     generated = [arn for arn in (secrets.admin_arn, secrets.keystore_arn, secrets.db_app_arn) if arn]
+    key_actions = ["kms:Decrypt", "kms:GenerateDataKey"] + (["kms:Encrypt"] if channel else [])
     return [
         {"Sid": "ReadSecrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
          "Resource": [database.secret_arn, *generated]},
         {"Sid": "GenerateOnce", "Effect": "Allow", "Action": "secretsmanager:PutSecretValue", "Resource": generated},
-        {"Sid": "StackKey", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": key.key_arn},
+        {"Sid": "StackKey", "Effect": "Allow", "Action": key_actions, "Resource": key.key_arn},
+        *(channel.statements if channel else []),
     ]
 
 
@@ -69,14 +74,20 @@ class ActiveActiveStack(TerraformStack):
             self, "load_balancer",
             LoadBalancerProps(settings=settings, vpc_id=network.vpc_id, subnet_ids=entry_subnets, peers=peers),
         )
-        share = SharedFileSystem(
-            self,
-            "shared_fs",
-            SharedFileSystemProps(
-                settings=settings, vpc_id=network.vpc_id, subnet_ids=network.subnet_ids, peers=peers,
-                kms_key_arn=key.key_arn, node_role_arn=identity.role_arn,
-            ),
-        )
+        share, channel = None, None
+        if settings.uses_efs:
+            share = SharedFileSystem(
+                self,
+                "shared_fs",
+                SharedFileSystemProps(
+                    settings=settings, vpc_id=network.vpc_id, subnet_ids=network.subnet_ids, peers=peers,
+                    kms_key_arn=key.key_arn, node_role_arn=identity.role_arn,
+                ),
+            )
+        else:
+            channel = RsyncChannel(
+                self, "rsync", RsyncChannelProps(settings=settings, vpc_id=network.vpc_id, kms_key_arn=key.key_arn)
+            )
         database = Database(
             self,
             "database",
@@ -86,9 +97,8 @@ class ActiveActiveStack(TerraformStack):
             ),
         )
         secrets = GeneratedSecrets(self, "secrets", GeneratedSecretsProps(settings=settings, kms_key_arn=key.key_arn))
-        grant = identity.grant("use_secrets", secret_statements(database, secrets, key))
+        grant = identity.grant("use_secrets", secret_statements(database, secrets, key, channel))
         deployed = {
-            PLACEHOLDERS.efs_id: share.file_system_id,
             PLACEHOLDERS.db_host: database.host,
             PLACEHOLDERS.db_secret_arn: database.secret_arn,
             PLACEHOLDERS.admin_secret_arn: secrets.admin_arn,
@@ -97,6 +107,12 @@ class ActiveActiveStack(TerraformStack):
         if not settings.apim.hostname:
             deployed[PLACEHOLDERS.lb_dns_name] = balancer.dns_name
         placeholders = replace(PLACEHOLDERS, db_port=database.port)
+        if share:
+            deployed[PLACEHOLDERS.efs_id] = share.file_system_id
+            placeholders = replace(placeholders, stack_key_arn="")
+        else:
+            deployed[PLACEHOLDERS.stack_key_arn] = key.key_arn
+            placeholders = replace(placeholders, efs_id="")
         if secrets.db_app_arn:
             deployed[PLACEHOLDERS.db_app_secret_arn] = secrets.db_app_arn
         else:
@@ -105,6 +121,7 @@ class ActiveActiveStack(TerraformStack):
         # render a token inside it without its ${}.
         references = {placeholder: self._reference(token) for placeholder, token in deployed.items()}
         ami_id = self._ami_id(settings)
+        own_groups = (channel.sender_group_id, channel.receiver_group_id) if channel else ()
         nodes = [
             Node(
                 self,
@@ -114,13 +131,13 @@ class ActiveActiveStack(TerraformStack):
                     index=index,
                     ami_id=ami_id,
                     subnet_id=network.subnet_ids[index],
-                    security_group_id=peers.group_id,
+                    security_group_ids=(peers.group_id, *own_groups[index:index + 1]),
                     instance_profile_name=identity.instance_profile_name,
                     kms_key_arn=key.key_arn,
                     # EC2 takes at most 16 KB of user data: Terraform gzips it, cloud-init unzips it.
                     user_data=base64gzip_of(embed(render_user_data(settings, index, placeholders), references)),
                     # Booting needs the mount targets and may read the secrets at once.
-                    depends_on=(*share.mount_targets, grant),
+                    depends_on=(*(share.mount_targets if share else ()), grant),
                 ),
             )
             for index in range(2)
@@ -166,21 +183,24 @@ class ActiveActiveStack(TerraformStack):
             return ami.id
         return aws.data_aws_ssm_parameter.DataAwsSsmParameter(self, "ami", name=ami.ssm_parameter).insecure_value
 
-    def _outputs(self, network: Network, peers: PeerSecurity, share: SharedFileSystem, balancer: LoadBalancer,
+    def _outputs(self, network: Network, peers: PeerSecurity, share: SharedFileSystem | None, balancer: LoadBalancer,
                  nodes: list[Node]) -> None:
         values = {
             names.OUTPUT_VPC_ID: (network.vpc_id, "VPC of the pair"),
             names.OUTPUT_NODE_IPS: ([n.private_ip for n in nodes], "Fixed private addresses, node 1 first"),
             names.OUTPUT_INSTANCE_IDS: ([n.instance_id for n in nodes], "EC2 instance ids, node 1 first"),
-            names.OUTPUT_EFS_ID: (share.file_system_id, "EFS file system shared at repository/deployment/server"),
-            names.OUTPUT_EFS_DNS: (share.dns_name, "EFS DNS name the nodes mount"),
             names.OUTPUT_NODE_SG: (peers.group_id, "Security group of both nodes"),
-            names.OUTPUT_EFS_SG: (share.security_group_id, "Security group of the EFS mount targets"),
             names.OUTPUT_LB_DNS: (balancer.dns_name, "DNS name of the load balancer"),
             names.OUTPUT_LB_SG: (balancer.security_group_id, "Security group of the load balancer"),
             names.OUTPUT_PUBLIC_NAME: (balancer.public_name, "The name clients use ([server] hostname)"),
             names.OUTPUT_TARGET_GROUPS: (balancer.target_group_arns, "Target groups by route"),
         }
+        if share:
+            values |= {
+                names.OUTPUT_EFS_ID: (share.file_system_id, "EFS file system shared at repository/deployment/server"),
+                names.OUTPUT_EFS_DNS: (share.dns_name, "EFS DNS name the nodes mount"),
+                names.OUTPUT_EFS_SG: (share.security_group_id, "Security group of the EFS mount targets"),
+            }
         for name, url in public_urls(balancer.public_name).items():
             values[name] = (url, f"{name.removesuffix('_url').capitalize()} URL, through the load balancer")
         for name, (value, description) in values.items():

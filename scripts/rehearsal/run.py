@@ -35,7 +35,7 @@ from apim_active_active.traffic import public_name
 from apim_active_active.versions import traits
 from scripts.emulator import free_loopback_url, start
 from scripts.local_account import prepare
-from scripts.local_stack import ROOT, STACK, aws_env, cdktf, cdktf_flags, client
+from scripts.local_stack import ROOT, STACK, aws_env, cdktf, cdktf_flags, client, deploy
 from scripts.rehearsal.database import MariaDbStandIn
 from scripts.rehearsal.lab import Lab, NodeHost
 from scripts.rehearsal.product import build_archive, build_jdbc_driver
@@ -79,14 +79,16 @@ class Check:
 
 
 class Rehearsal:
-    def __init__(self, share_delay: float = 5.0, environment: Path = ROOT / "environments" / "local.toml") -> None:
+    def __init__(self, share_delay: float = 5.0, environment: Path = ROOT / "environments" / "local.toml",
+                 tag: str = "rh") -> None:
+        self.environment = environment
         self.settings: Settings = load_settings(environment, environ={})
         self.engine = ENGINES[self.settings.database.engine]
         self.share_delay = share_delay
         self.work = Path(tempfile.mkdtemp(prefix="rehearsal-", dir="/var/tmp"))
         self.checks: list[Check] = []
         self.notes: list[str] = []
-        self.lab = Lab(f"rh{os.getpid() % 4096:x}", self.settings.network.vpc_cidr.prefixlen, self.work / "lab")
+        self.lab = Lab(f"{tag}{os.getpid() % 4096:x}", self.settings.network.vpc_cidr.prefixlen, self.work / "lab")
         self.export = self.work / "efs-export"
         self.export.mkdir()
         self.export.chmod(0o755)
@@ -99,9 +101,10 @@ class Rehearsal:
         self.endpoint = free_loopback_url()
         self.emulator = start(self.endpoint, self.work / "moto")
         self.notes += [f"the emulator holds the {line}" for line in prepare(self.endpoint, self.settings)]
-        self.env = aws_env(self.endpoint, APIM_STATE_DIR=str(self.work / "state"))
+        self.env = aws_env(self.endpoint, APIM_STATE_DIR=str(self.work / "state"),
+                           APIM_ENVIRONMENTS_DIR=str(self.environment.parent))
         self.flags = cdktf_flags(self.work / "cdktf.out")
-        result, seconds = cdktf(["deploy", STACK, *self.flags, "--outputs-file", str(self.work / "outputs.json")], self.env)
+        result, seconds = deploy(STACK, [*self.flags, "--outputs-file", str(self.work / "outputs.json")], self.env)
         if result.returncode != 0:
             raise RuntimeError(f"cdktf deploy failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
         self.notes.append(f"deployed stack {STACK} to the emulator in {seconds:.0f}s")
@@ -154,6 +157,13 @@ class Rehearsal:
         self.targets = targets
         self.lab.open_network()
         self.efs_ns = self.lab.add_host("efs", sorted(set(targets)))
+        self.start_database_and_relay(db_address)
+        self.nodes = [self.add_node(n, addresses[n], self.user_data[n], targets[n]) for n in (0, 1)]
+        self.notes.append("EFS stand-in: one shared folder bind-mounted into both nodes by a stand-in mount.efs "
+                          "(no NFS client in this kernel)")
+
+    def start_database_and_relay(self, db_address: str) -> None:
+        """The RDS stand-in in its own namespace, and the relay from each node's loopback to the emulator."""
         self.db_host, master = self.database_instance()
         self.master_user = master["username"]
         self.db_address = db_address
@@ -165,14 +175,14 @@ class Rehearsal:
         self.lab.processes.append(subprocess.Popen(
             ["socat", f"UNIX-LISTEN:{self.socket},fork,unlink-early", f"TCP:127.0.0.1:{port}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        self.nodes = [self.add_node(n, addresses[n], self.user_data[n], targets[n]) for n in (0, 1)]
-        self.notes.append("EFS stand-in: one shared folder bind-mounted into both nodes by a stand-in mount.efs "
-                          "(no NFS client in this kernel)")
 
-    def add_node(self, index: int, address: str, node_user_data: str, mount_target: str) -> NodeHost:
-        stage = fresh_stage(self.work / f"stage-{index + 1}-{time.monotonic_ns()}")
+    def node_hosts(self, mount_target: str | None) -> dict[str, str]:
         # Each zone resolves the EFS name to its own mount target, as Route 53 does for EFS.
-        stage_node(stage, node_user_data, {self.outputs[OUTPUT_EFS_DNS]: mount_target, self.db_host: self.db_address})
+        return {self.outputs[OUTPUT_EFS_DNS]: mount_target, self.db_host: self.db_address}
+
+    def add_node(self, index: int, address: str, node_user_data: str, mount_target: str | None) -> NodeHost:
+        stage = fresh_stage(self.work / f"stage-{index + 1}-{time.monotonic_ns()}")
+        stage_node(stage, node_user_data, self.node_hosts(mount_target))
         node = self.lab.add_node(index + 1, address, stage, self.export, ROOT)
         self.lab.in_namespace(node.name, "socat", f"TCP-LISTEN:{AWS_RELAY_PORT},bind=127.0.0.1,fork,reuseaddr",
                               f"UNIX-CONNECT:{self.socket}")
@@ -209,6 +219,10 @@ class Rehearsal:
                    not (self.export / ".wso2am-seeded").exists() and SEED_LINE not in "".join(l.read_text() for l in logs))
         fcntl.flock(lock_file, fcntl.LOCK_UN)
         lock_file.close()
+        return self.first_boots_done(boots, logs, deadline)
+
+    def first_boots_done(self, boots: list[subprocess.Popen], logs: list[Path], deadline: float) -> list[str]:
+        """Wait (until the deadline) for both first boots; check each completed; their logs."""
         codes = [b.wait(timeout=max(1, deadline - time.monotonic())) for b in boots]
         texts = [log.read_text() for log in logs]
         for number, (code, text) in enumerate(zip(codes, texts), start=1):
@@ -445,17 +459,21 @@ class Rehearsal:
             pass
 
     # all of it -------------------------------------------------------------------------------
+    def faults(self) -> None:
+        """What is checked after the first boot, in order."""
+        self.check_no_secret_anywhere()
+        self.second_boot()
+        self.stop_node_1()
+        self.share_lost_while_running()
+        self.broken_config_boot()
+
     def run(self) -> list[Check]:
         try:
             self.deploy()
             self.open_lab()
             texts = self.first_boot_of_both()
             self.check_first_boot(texts)
-            self.check_no_secret_anywhere()
-            self.second_boot()
-            self.stop_node_1()
-            self.share_lost_while_running()
-            self.broken_config_boot()
+            self.faults()
         except Exception as error:  # noqa: BLE001 (report, then clean up)
             self.check("rehearsal ran to the end", "-", False, f"{type(error).__name__}: {error}")
         finally:

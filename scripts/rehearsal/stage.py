@@ -20,11 +20,14 @@ NOT_REHEARSED = [
     "Debian; a stand-in mount.efs refuses a mount without `tls`, resolves the EFS name, needs the mount "
     "target's 2049 to answer, then bind-mounts one shared folder",
     "systemd as PID 1: a stand-in systemctl runs the installed unit's ExecStart as its User, honouring "
-    "EnvironmentFile, PIDFile and RequiresMountsFor",
+    "EnvironmentFile, PIDFile, RequiresMountsFor and AssertPathExists",
     "the instance role: the AWS CLI gets the emulator's dummy credentials; S3 and Secrets Manager are the emulator, "
     "reached through a relay on the node's own loopback",
     "RDS: MariaDB (MySQL protocol, TLS) in a namespace of its own, with the master user from the secret RDS manages",
     "WSO2 API-M itself: a stand-in product (listens on 9443/9611/9711/5672, connects to the peers it is given)",
+    "rsync mode: node 2's sshd is this machine's, run without PAM (a namespace has no login uid); the push timer "
+    "is a bounded loop running the push service's command every rsync.interval_seconds; no security groups "
+    "between the node hosts (the synth and e2e tests check port 22 is open from node 1's group to node 2's only)",
 ]
 
 

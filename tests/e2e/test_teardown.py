@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from apim_active_active import names
-from tests.e2e.conftest import STACK, cdktf, client, write_local_settings
+from tests.e2e.conftest import DEPLOY_SECONDS, RSYNC_PREFIX, STACK, cdktf, client, write_local_settings
 
 pytestmark = pytest.mark.e2e
 
@@ -24,6 +24,26 @@ def _refresh(deployment) -> None:
 def _state_resources(deployment) -> list[str]:
     state = json.loads((deployment["work"] / "state" / f"{STACK}.tfstate").read_text())
     return sorted(f"{r['type']}.{r['name']}" for r in state["resources"] if r["mode"] == "managed")
+
+
+def test_the_rsync_deployment_is_destroyed_completely(rsync_deployment, rsync_emulator):
+    """Started in the background by test_rsync_mode.py."""
+    if "destroyed" not in rsync_deployment:
+        rsync_deployment["deployed"].result(timeout=DEPLOY_SECONDS)
+        rsync_deployment["destroyed"] = rsync_deployment["background"].submit(
+            cdktf, ["destroy", STACK, *rsync_deployment["flags"]], rsync_deployment["env"])
+    result, seconds = rsync_deployment["destroyed"].result(timeout=DEPLOY_SECONDS)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    print(f"\n[timing] cdktf destroy {STACK} (rsync, beside other tests): {seconds:.1f}s")
+    parameters = client("ssm", rsync_emulator).describe_parameters(
+        ParameterFilters=[{"Key": "Name", "Option": "BeginsWith", "Values": [f"/{RSYNC_PREFIX}/"]}])["Parameters"]
+    assert parameters == []
+    ec2 = client("ec2", rsync_emulator)
+    assert [g["GroupName"] for g in ec2.describe_security_groups()["SecurityGroups"]] == ["default"]
+    instances = ec2.describe_instances()["Reservations"]
+    assert {i["State"]["Name"] for r in instances for i in r["Instances"]} == {"terminated"}
+    assert client("rds", rsync_emulator).describe_db_instances()["DBInstances"] == []
+    assert client("efs", rsync_emulator).describe_file_systems()["FileSystems"] == []
 
 
 def test_destroy_of_a_protected_environment_is_refused_and_deletes_nothing(deployment, emulator):

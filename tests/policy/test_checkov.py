@@ -81,6 +81,14 @@ def test_checkov_finds_nothing_that_is_not_skipped(synth_dir, environments, env)
         )
 
 
+def test_checkov_finds_nothing_in_the_rsync_example(example_synth_dir, examples):
+    report = checkov(example_synth_dir / "stacks" / "rsync", "--config-file", str(CONFIG), cwd=ROOT)
+    assert report["summary"]["passed"] > 0
+    allowed = opted_out(examples["rsync"])
+    failed = [check for check in report["results"]["failed_checks"] if check["check_id"] not in allowed]
+    assert not failed, f"checkov: failed checks in the rsync example:\n{describe(failed)}"
+
+
 def test_every_skip_still_fails_somewhere(synth_dir):
     """A skip nothing needs any more only hides regressions: delete it from .checkov.yaml once it is fixed."""
     skips = skipped_checks()

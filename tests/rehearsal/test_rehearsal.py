@@ -1,10 +1,13 @@
-"""The boot rehearsal, run once: each check and each fault is a test of its own."""
+"""The boot rehearsals, each run once (the EFS mode and the rsync mode at the same time, so that they share the
+emulators' waits): each check and each fault is a test of its own."""
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from scripts.rehearsal.rsync_mode import RsyncRehearsal
 from scripts.rehearsal.run import Rehearsal
 
 pytestmark = [
@@ -60,17 +63,42 @@ EXPECTED = [
 ]
 
 
+EXPECTED_RSYNC = [
+    ("first boot completed (cloud-init write_files, runcmd, then its script)", "1"),
+    ("first boot completed (cloud-init write_files, runcmd, then its script)", "2"),
+    ("node 2 holds API-M until node 1's first push has landed", "2"),
+    ("node 1 (the manager) started API-M", "1"),
+    ("node 1 published its key after its secrets and schema; node 2 authorized it, then booted", "both"),
+    ("node 2 authorizes one key, from node 1 only, for the rsync daemon only", "2"),
+    ("node 1's key runs nothing but rsync on node 2 (`ssh node2 id` gets no shell)", "1->2"),
+    ("the push service's command succeeds (as its timer runs it)", "1->2"),
+    ("first push landed: the share watch starts API-M on node 2, and it answers 9443", "2"),
+    ("a file written on node 1 reaches node 2 within the timer period (15s)", "1->2"),
+    ("a file written on node 2 does not travel back (and node 1's next push removes it there)", "2->1"),
+    ("what arrives on node 2 is the receiving user's, readable and writable by API-M's group", "2"),
+    ("node 1's private key stays on node 1 (0600); only its public key is in SSM", "1"),
+    ("second boot duplicates nothing: timers, keys, authorized_keys, users, hosts", "1"),
+    ("second boot duplicates nothing: timers, keys, authorized_keys, users, hosts", "2"),
+    ("node 1 stopped: node 2 keeps answering on 9443", "2"),
+]
+MODES = {"efs": EXPECTED, "rsync": EXPECTED_RSYNC}
+
+
 @pytest.fixture(scope="module")
 def checks():
-    return {(c.name, c.node): c for c in Rehearsal(share_delay=5.0).run()}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = {"efs": pool.submit(Rehearsal(share_delay=5.0).run), "rsync": pool.submit(RsyncRehearsal().run)}
+        return {mode: {(c.name, c.node): c for c in run.result()} for mode, run in runs.items()}
 
 
-def test_rehearsal_reports_exactly_the_expected_checks(checks):
-    assert sorted(checks) == sorted(EXPECTED), [c for c in checks.values() if not c.passed]
+@pytest.mark.parametrize("mode", MODES)
+def test_rehearsal_reports_exactly_the_expected_checks(checks, mode):
+    assert sorted(checks[mode]) == sorted(MODES[mode]), [c for c in checks[mode].values() if not c.passed]
 
 
-@pytest.mark.parametrize("name, node", EXPECTED, ids=[f"{n}[node {m}]" for n, m in EXPECTED])
-def test_check(checks, name, node):
-    check = checks.get((name, node))
+@pytest.mark.parametrize("mode, name, node", [(m, n, k) for m, expected in MODES.items() for n, k in expected],
+                         ids=[f"{m}: {n}[node {k}]" for m, expected in MODES.items() for n, k in expected])
+def test_check(checks, mode, name, node):
+    check = checks[mode].get((name, node))
     assert check is not None, f"check missing: {name} (node {node})"
     assert check.passed, check.detail

@@ -80,6 +80,10 @@ BAD_SETTINGS = [
     ("AWS environment without remote state", "emulator", _DELETE, ["state: an AWS environment", "bootstrap_state"]),
     ("state key without .tfstate", "state", {"bucket": "b-state", "region": "us-east-1", "key": "x/y"}, ["state.key"]),
     ("resident key manager with a URL", "key_manager.url", "https://is.example.com", ["key_manager", "external key manager"]),
+    ("unknown content sync", "content_sync", "nfs", ["content_sync", "'efs' or 'rsync'"]),
+    ("rsync with a shared file system section", "content_sync", "rsync", ["shared_fs", 'content_sync = "rsync" has no shared file system']),
+    ("rsync settings with efs", "rsync.interval_seconds", 60, ["rsync: only with content_sync"]),
+    ("rsync every second", "rsync", {"interval_seconds": 1}, ["rsync.interval_seconds", "greater than or equal to 15"]),
 ]
 
 

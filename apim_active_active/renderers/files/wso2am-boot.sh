@@ -5,24 +5,38 @@
 #   wso2am-boot wait-key-manager   only wait for an external Key Manager (the unit's ExecStartPre)
 #   wso2am-boot check-share        stop API-M while its share is unreachable, start it again once it is back
 #                                  (the share watch timer, every 15 seconds)
+#   wso2am-boot push               content_sync = rsync, node 1: one push of the artifacts to node 2 (its timer)
 # Parameters come from the node's env file, written by cloud-init next to this script.
 set -euo pipefail
 
 NODE_ENV=${NODE_ENV:-/etc/wso2am/node.env}
 # shellcheck source=/dev/null
 . "$NODE_ENV"
-: "${APIM_HOME:?}" "${ARCHIVE_URL:?}" "${INSTALL_DIR:?}" "${OS_USER:?}" "${OS_UID:?}" "${EFS_ID:?}" "${EFS_DNS:?}"
-: "${SHARE_DIR:?}" "${MOUNT_OPTIONS:?}" "${CONFIG_SOURCE:?}" "${JAVA_HOME:?}" "${HEAP_PERCENT:?}" "${SERVICE:?}"
+: "${APIM_HOME:?}" "${ARCHIVE_URL:?}" "${INSTALL_DIR:?}" "${OS_USER:?}" "${OS_UID:?}" "${CONTENT_SYNC:?}"
+: "${SHARE_DIR:?}" "${CONFIG_SOURCE:?}" "${JAVA_HOME:?}" "${HEAP_PERCENT:?}" "${SERVICE:?}"
 : "${RUNTIME_ENV:?}" "${AWS_REGION:?}" "${START_SCRIPT:?}" "${SECRETS_FILE:?}" "${JDBC_DRIVER_URL:?}"
 : "${DB_ENGINE:?}" "${DB_HOST:?}" "${DB_PORT:?}" "${APIM_DB:?}" "${SHARED_DB:?}" "${DB_SCRIPT:?}" "${DB_SECRET_ARN:?}"
 : "${ADMIN_SECRET_ARN:?}" "${KEYSTORE_SECRET_ARN:?}" "${KEYSTORE_FILE:?}" "${KEYSTORE_ALIAS:?}" "${TRUSTSTORE_FILE:?}"
 : "${CERT_NAME:?}" "${CERT_SAN:?}" "${SHARED_DB_MARKER:?}" "${APIM_DB_MARKER:?}" "${PUBLIC_NAME:?}"
 : "${KEY_MANAGER_URL?}" "${KEY_MANAGER_WAIT_SECONDS:?}" "${KEY_MANAGER_CA?}" "${DB_APP_SECRET_ARN?}" "${DB_APP_USER:?}"
 : "${SHARE_WATCH_TIMER:?}"
+SYNC_ROLE=${SYNC_ROLE:-}
+if [[ "$CONTENT_SYNC" == efs ]]; then
+  : "${EFS_ID:?}" "${EFS_DNS:?}" "${MOUNT_OPTIONS:?}"
+  LOCK_DIR=$SHARE_DIR  # both nodes see the locks
+else
+  : "${SYNC_ROLE:?}" "${PEER_IP:?}" "${SYNC_USER:?}" "${SYNC_HOME:?}" "${SYNC_STATE_DIR:?}" "${SYNC_MARKER:?}"
+  : "${SYNC_KEY_DIR:?}" "${SYNC_FOLDERS:?}" "${SYNC_FORCED_COMMAND:?}" "${SYNC_WAIT_SECONDS:?}" "${SYNC_KEY_ARN:?}"
+  : "${MANAGER_KEY_PARAMETER:?}" "${WORKER_HOST_KEY_PARAMETER:?}" "${PUSH_TIMER:?}"
+  LOCK_DIR=/run/lock/wso2am  # only node 1 does the one-time work; node 2 waits for node 1's key
+fi
 STOPPED_BY_WATCH=${STOPPED_BY_WATCH:-/run/wso2am/stopped-by-share-watch}
 KEY_MANAGER_POLL_SECONDS=${KEY_MANAGER_POLL_SECONDS:-5}
 RETRY_TRIES=${RETRY_TRIES:-10}
 RETRY_MAX_DELAY=${RETRY_MAX_DELAY:-60}
+SYNC_POLL_SECONDS=${SYNC_POLL_SECONDS:-5}
+SYNC_SSH_PORT=${SYNC_SSH_PORT:-22}
+SSH_HOST_KEY=${SSH_HOST_KEY:-/etc/ssh/ssh_host_ed25519_key.pub}
 SEED_MARKER="$SHARE_DIR/.wso2am-seeded"
 SEED_LOCK="$SHARE_DIR/.wso2am-seed.lock"
 DIST_DIR="$APIM_HOME/repository/deployment/server.dist"
@@ -185,7 +199,7 @@ ensure_generated_secrets() {
     secret_has_value "$ADMIN_SECRET_ARN" || generate_admin_secret "$dir"
     secret_has_value "$KEYSTORE_SECRET_ARN" || generate_keystore_secret "$dir"
     [[ -z "$DB_APP_SECRET_ARN" ]] || secret_has_value "$DB_APP_SECRET_ARN" || generate_db_app_secret "$dir"
-  ) 7>"$SHARE_DIR/.wso2am-secrets.lock"
+  ) 7>"$LOCK_DIR/.wso2am-secrets.lock"
   rm -rf "$dir"
 }
 
@@ -321,7 +335,7 @@ ensure_schema() {
       fi
     done
     ensure_app_user
-  ) 8>"$SHARE_DIR/.wso2am-schema.lock"
+  ) 8>"$LOCK_DIR/.wso2am-schema.lock"
 }
 
 install_config() {
@@ -369,18 +383,29 @@ wait_for_key_manager() {
 }
 
 share_reachable() {
+  if [[ "$CONTENT_SYNC" == rsync ]]; then
+    test -e "$SYNC_MARKER"  # node 2: the first complete push from node 1 has landed
+    return
+  fi
   # A hung NFS server blocks stat forever: every look at the share is bounded.
   timeout 10 mountpoint -q "$SHARE_DIR" && timeout 10 test -e "$SEED_MARKER"
 }
 
+# hold_for_share WHY: leave API-M stopped, for the watch to start once the share is there.
+hold_for_share() {
+  mkdir -p "$(dirname "$STOPPED_BY_WATCH")"
+  date -u +%FT%TZ >"$STOPPED_BY_WATCH"
+  log "$1"
+}
+
 check_share() {
+  # A replaced node 1 has a new key: node 2 follows the parameter (a failed look keeps the key it has).
+  [[ "$SYNC_ROLE" != worker ]] || refresh_manager_key || true
   # Carbon undeploys the artifacts it no longer sees: never let it run without its share.
   if ! share_reachable; then
     if systemctl is-active --quiet "$SERVICE"; then
-      mkdir -p "$(dirname "$STOPPED_BY_WATCH")"
-      date -u +%FT%TZ >"$STOPPED_BY_WATCH"
       systemctl stop "$SERVICE"
-      log "the share $SHARE_DIR is unreachable: stopped API-M so that it cannot undeploy what it no longer sees"
+      hold_for_share "the share $SHARE_DIR is unreachable: stopped API-M so that it cannot undeploy what it no longer sees"
     fi
     return 0
   fi
@@ -392,10 +417,141 @@ check_share() {
   fi
 }
 
+# --- content_sync = rsync: node 1 pushes to node 2 over SSH; only public keys travel, through SSM ----------
+ssm_get() {
+  timeout 30 aws ssm get-parameter --region "$AWS_REGION" --name "$1" --with-decryption \
+    --query Parameter.Value --output text
+}
+ssm_put_file() {
+  timeout 30 aws ssm put-parameter --region "$AWS_REGION" --name "$1" --type SecureString \
+    --key-id "$SYNC_KEY_ARN" --overwrite --value "file://$2" >/dev/null
+}
+
+# peer_key PARAMETER: the ed25519 public key in it; fails while it still holds Terraform's placeholder.
+peer_key() {
+  local value
+  value=$(ssm_get "$1" 2>/dev/null) || return 1
+  [[ "$value" =~ ^ssh-ed25519\ [A-Za-z0-9+/]+=*(\ .*)?$ ]] || return 1
+  printf '%s\n' "$value"
+}
+
+# wait_for_peer_key PARAMETER: bounded by SYNC_WAIT_SECONDS.
+wait_for_peer_key() {
+  local deadline=$((SECONDS + SYNC_WAIT_SECONDS))
+  until peer_key "$1"; do
+    if ((SECONDS >= deadline)); then
+      log "no key in $1 after ${SYNC_WAIT_SECONDS}s: is the peer node up?"
+      return 1
+    fi
+    sleep "$SYNC_POLL_SECONDS"
+  done
+}
+
+# Node 2: a dedicated user that owns the synced folders (API-M's group may read and write them).
+prepare_receiver() {
+  local folder path
+  getent passwd "$SYNC_USER" >/dev/null ||
+    useradd --system --gid "$OS_USER" --home-dir "$SYNC_HOME" --no-create-home --shell /bin/sh \
+      --password '*' "$SYNC_USER"
+  install -d -m 0755 -o root -g root "$SYNC_HOME" "$SYNC_HOME/.ssh"
+  install -d -m 2770 -o "$SYNC_USER" -g "$OS_USER" "$SYNC_STATE_DIR"
+  for folder in $SYNC_FOLDERS; do
+    path=${folder#*=}
+    mkdir -p "$path"
+    chown -R "$SYNC_USER:$OS_USER" "$path"
+    chmod -R ug+rwX,o-w "$path"
+    find "$path" -type d -exec chmod g+s {} +
+  done
+  retry "$RETRY_TRIES" 2 test -s "$SSH_HOST_KEY"
+  retry "$RETRY_TRIES" 2 ssm_put_file "$WORKER_HOST_KEY_PARAMETER" "$SSH_HOST_KEY"
+  log "published this node's SSH host key to $WORKER_HOST_KEY_PARAMETER"
+}
+
+# write_manager_key KEY: the one authorized key, allowed only the rsync daemon, only from node 1.
+write_manager_key() {
+  local file="$SYNC_HOME/.ssh/authorized_keys"
+  printf 'command="%s",restrict,from="%s" %s\n' "$SYNC_FORCED_COMMAND" "$PEER_IP" "$1" >"$file.part"
+  chmod 0644 "$file.part"
+  mv "$file.part" "$file"
+}
+
+authorize_manager() {
+  local key
+  key=$(wait_for_peer_key "$MANAGER_KEY_PARAMETER")
+  write_manager_key "$key"
+  log "authorized node 1's key for pushes into $SYNC_FOLDERS"
+}
+
+refresh_manager_key() {
+  local key file="$SYNC_HOME/.ssh/authorized_keys"
+  key=$(peer_key "$MANAGER_KEY_PARAMETER") || return 1
+  if ! grep -qF " $key" "$file" 2>/dev/null; then
+    write_manager_key "$key"
+    log "node 1's key changed in $MANAGER_KEY_PARAMETER: authorized the new one"
+  fi
+}
+
+# Node 1: pins node 2's host key as published (never trust on first use, never skip the check).
+pin_worker_host_key() {
+  local key type blob host=$PEER_IP
+  key=$1
+  read -r type blob _ <<<"$key"
+  [[ "$SYNC_SSH_PORT" == 22 ]] || host="[$PEER_IP]:$SYNC_SSH_PORT"
+  printf '%s %s %s\n' "$host" "$type" "$blob" >"$SYNC_KEY_DIR/known_hosts.part"
+  mv "$SYNC_KEY_DIR/known_hosts.part" "$SYNC_KEY_DIR/known_hosts"
+}
+
+prepare_sender() {
+  local key
+  install -d -m 0700 -o root -g root "$SYNC_KEY_DIR"
+  if [[ ! -s "$SYNC_KEY_DIR/id_ed25519" ]]; then
+    ssh-keygen -q -t ed25519 -N "" -C "wso2am-rsync-push" -f "$SYNC_KEY_DIR/id_ed25519"
+    log "created this node's push key (it never leaves $SYNC_KEY_DIR)"
+  fi
+  key=$(wait_for_peer_key "$WORKER_HOST_KEY_PARAMETER")
+  pin_worker_host_key "$key"
+  retry "$RETRY_TRIES" 2 ssm_put_file "$MANAGER_KEY_PARAMETER" "$SYNC_KEY_DIR/id_ed25519.pub"
+  log "published this node's public push key to $MANAGER_KEY_PARAMETER"
+  systemctl enable --now "$PUSH_TIMER"
+}
+
+push() {
+  local ssh folder name key code started=$SECONDS
+  exec 6>"${PUSH_LOCK:-/run/lock/wso2am-rsync-push.lock}"
+  if ! flock --nonblock 6; then
+    log "the previous push is still running: skipped"
+    return 0
+  fi
+  # A replaced node 2 has a new host key: follow the parameter (a failed look keeps the pinned key).
+  if key=$(peer_key "$WORKER_HOST_KEY_PARAMETER"); then
+    pin_worker_host_key "$key"
+  fi
+  ssh="ssh -i $SYNC_KEY_DIR/id_ed25519 -p $SYNC_SSH_PORT -o BatchMode=yes -o IdentitiesOnly=yes"
+  ssh+=" -o StrictHostKeyChecking=yes -o UserKnownHostsFile=$SYNC_KEY_DIR/known_hosts"
+  ssh+=" -o GlobalKnownHostsFile=/dev/null -o ConnectTimeout=10"
+  for folder in $SYNC_FOLDERS; do
+    name=${folder%%=*}
+    code=0
+    rsync -a --delete --timeout=120 --itemize-changes -e "$ssh" "${folder#*=}/" "$SYNC_USER@$PEER_IP::$name/" || code=$?
+    # 24: files vanished while being sent (Carbon at work); the next push takes them.
+    if ((code != 0 && code != 24)); then
+      log "push of $name to $PEER_IP failed (rsync exit $code)"
+      return 1
+    fi
+  done
+  date -u +%FT%TZ >"$SYNC_KEY_DIR/synced"
+  rsync --timeout=60 -e "$ssh" "$SYNC_KEY_DIR/synced" "$SYNC_USER@$PEER_IP::state/$(basename "$SYNC_MARKER")"
+  log "pushed $SYNC_FOLDERS to $PEER_IP in $((SECONDS - started))s"
+}
+
 start_service() {
   systemctl daemon-reload
-  systemctl enable --now "$SHARE_WATCH_TIMER"
+  [[ "$SYNC_ROLE" == manager ]] || systemctl enable --now "$SHARE_WATCH_TIMER"
   systemctl enable "$SERVICE"
+  if [[ "$SYNC_ROLE" == worker ]] && ! share_reachable; then
+    hold_for_share "API-M starts once the first push from node 1 has landed ($SYNC_MARKER)"
+    return 0
+  fi
   # With an external Key Manager the unit itself waits for it on every start (ExecStartPre) and keeps
   # retrying (Restart=on-failure): a Key Manager that comes up late still gets this node started.
   if ! wait_for_key_manager; then
@@ -409,18 +565,27 @@ start_service() {
 boot() {
   ensure_user
   install_product
-  keep_distribution_copy
-  ensure_fstab
-  mount_share
-  seed_share_once
+  if [[ "$CONTENT_SYNC" == efs ]]; then
+    keep_distribution_copy
+    ensure_fstab
+    mount_share
+    seed_share_once
+  fi
   install_jdbc_driver
-  ensure_generated_secrets
+  if [[ "$SYNC_ROLE" == worker ]]; then
+    prepare_receiver
+    authorize_manager  # node 1 publishes its key once the secrets and the schema exist
+  else
+    mkdir -p "$LOCK_DIR"
+    ensure_generated_secrets
+  fi
   write_secrets_env
   install_keystores
-  ensure_schema
+  [[ "$SYNC_ROLE" == worker ]] || ensure_schema
   install_config
   write_runtime_env
   map_public_name
+  [[ "$SYNC_ROLE" != manager ]] || prepare_sender
   start_service
   log "done"
 }
@@ -429,5 +594,6 @@ case "${1:-boot}" in
   boot) boot ;;
   wait-key-manager) wait_for_key_manager ;;
   check-share) check_share ;;
-  *) log "usage: $0 [boot|wait-key-manager|check-share]"; exit 2 ;;
+  push) push ;;
+  *) log "usage: $0 [boot|wait-key-manager|check-share|push]"; exit 2 ;;
 esac

@@ -2,8 +2,8 @@
 """STAND-IN for systemctl on a rehearsal node: PID 1 here is not systemd, so this carries out the
 few verbs the boot step uses, reading the unit file the boot artifact installed:
   daemon-reload | enable [--now] UNIT | start [--no-block] UNIT | stop UNIT | is-active UNIT
-`start` honours User/Group, EnvironmentFile, ExecStart, PIDFile and RequiresMountsFor (refuses to
-start when a required path is not a mount point, as systemd's mount dependency would).
+`start` honours User/Group, EnvironmentFile, ExecStart, PIDFile, RequiresMountsFor (refuses to
+start when a required path is not a mount point, as systemd's mount dependency would) and AssertPathExists.
 """
 import configparser
 import os
@@ -69,6 +69,11 @@ def start(name: str) -> int:
         if subprocess.run(["mountpoint", "-q", path]).returncode != 0:
             log(f"start {name}: dependency failed: {path} is not mounted")
             print(f"A dependency job for {name} failed: {path} is not mounted.", file=sys.stderr)
+            return 1
+    for path in parser["Unit"].get("AssertPathExists", "").split():
+        if not Path(path).exists():
+            log(f"start {name}: assertion failed: {path} does not exist")
+            print(f"Assertion failed on job for {name}: {path} does not exist.", file=sys.stderr)
             return 1
     code = run_as_user(name, service, service["ExecStart"])
     log(f"start {name}: ExecStart={service['ExecStart']} User={service.get('User')} rc={code}")
