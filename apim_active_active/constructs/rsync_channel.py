@@ -5,7 +5,7 @@ does not open it); two SecureString parameters encrypted with the stack's key, c
 and then written by the nodes only: node 2's SSH host key (which node 1 pins) and node 1's public push key
 (which node 2 authorizes for rsync alone). No private key is ever in Terraform: node 1 creates its own at
 first boot. The nodes may read and overwrite exactly these two parameters.
-Exposes: sender_group_id (node 1), receiver_group_id (node 2), statements (for the node role).
+Exposes: sender_group_id (node 1), receiver_group_id (node 2), statements(key_arn) (for the node role).
 """
 from __future__ import annotations
 
@@ -50,12 +50,18 @@ class RsyncChannel(Construct):
                 (WORKER_HOST_KEY, "SSH host key of node 2 (node 1 pins it)"),
             )
         ]
-        arns = [parameter.arn for parameter in parameters]
+        self._arns = [parameter.arn for parameter in parameters]
+        self._region = settings.region
         self.sender_group_id: str = sender.id
         self.receiver_group_id: str = receiver.id
-        self.statements: list[dict] = [
+
+    def statements(self, key_arn: str) -> list[dict]:
+        """For the node role: read and write the two parameters, and encrypt with the stack key only through SSM."""
+        return [
             {"Sid": "HandOverPublicKeys", "Effect": "Allow", "Action": ["ssm:GetParameter", "ssm:PutParameter"],
-             "Resource": arns},
+             "Resource": self._arns},
+            {"Sid": "EncryptKeyParameters", "Effect": "Allow", "Action": "kms:Encrypt", "Resource": key_arn,
+             "Condition": {"StringEquals": {"kms:ViaService": f"ssm.{self._region}.amazonaws.com"}}},
         ]
 
     def _group(self, id_: str, description: str, vpc_id: str) -> aws.security_group.SecurityGroup:

@@ -108,6 +108,7 @@ def _content_sync_env(settings: Settings, node_index: int, deployed: Deployed) -
         "SYNC_KEY_DIR": rsync.SYNC_KEY_DIR,
         "SYNC_FOLDERS": " ".join(f"{name}={path}" for name, path in rsync.synced_folders(settings).items()),
         "SYNC_FORCED_COMMAND": rsync.forced_command(),
+        "SYNC_EXCLUDES": " ".join(rsync.NODE_LOCAL),
         "SYNC_WAIT_SECONDS": str(settings.rsync_settings.wait_seconds),
         "SYNC_KEY_ARN": deployed.stack_key_arn,
         "MANAGER_KEY_PARAMETER": rsync_parameter(settings, rsync.MANAGER_KEY),
@@ -177,6 +178,12 @@ def _never_without_the_share(settings: Settings, node_index: int) -> str:
     return ""
 
 
+def _umask(settings: Settings, node_index: int) -> str:
+    """Node 2 with rsync: what API-M creates in the synced folders stays writable for the receiving user
+    (same group), or node 1's next push could neither replace nor delete it."""
+    return "UMask=0002\n" if sync_role(settings, node_index) == "worker" else ""
+
+
 def render_systemd_unit(settings: Settings, node_index: int = 0) -> str:
     home = settings.apim.home
     script = f"{home}/bin/{traits(settings.apim.version).start_script}"
@@ -199,7 +206,7 @@ User={settings.apim.os_user}
 Group={settings.apim.os_user}
 EnvironmentFile={RUNTIME_ENV}
 EnvironmentFile={SECRETS_FILE}
-{wait}ExecStart={script} start
+{_umask(settings, node_index)}{wait}ExecStart={script} start
 ExecStop={script} stop
 PIDFile={home}/wso2carbon.pid
 Restart=on-failure

@@ -50,13 +50,12 @@ def secret_statements(database: Database, secrets: GeneratedSecrets, key: StackK
     """What the nodes may do with the secrets: read them all, write the ones they generate; with rsync, hand
     over the public keys (SecureString parameters under the stack key)."""
     generated = [arn for arn in (secrets.admin_arn, secrets.keystore_arn, secrets.db_app_arn) if arn]
-    key_actions = ["kms:Decrypt", "kms:GenerateDataKey"] + (["kms:Encrypt"] if channel else [])
     return [
         {"Sid": "ReadSecrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
          "Resource": [database.secret_arn, *generated]},
         {"Sid": "GenerateOnce", "Effect": "Allow", "Action": "secretsmanager:PutSecretValue", "Resource": generated},
-        {"Sid": "StackKey", "Effect": "Allow", "Action": key_actions, "Resource": key.key_arn},
-        *(channel.statements if channel else []),
+        {"Sid": "StackKey", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": key.key_arn},
+        *(channel.statements(key.key_arn) if channel else []),
     ]
 
 

@@ -24,7 +24,7 @@ PREFIX = "apim-rsync"
 INTERVAL_SECONDS = 15  # the smallest rsync.interval_seconds: the rehearsal waits for a period or two
 TIMER_SECONDS = 600  # the timer loop never outlives this
 PUSH_SECONDS = 10  # what one push of the rehearsal's small tree may take, on a busy machine
-STOPPED_BY_WATCH = "/run/wso2am/stopped-by-share-watch"
+STOPPED_BY_WATCH = "/var/lib/wso2am/stopped-by-share-watch"
 
 
 def rsync_environment() -> Path:

@@ -49,7 +49,9 @@ def test_key_parameters_hold_no_key_and_only_the_nodes_write_them(example_stacks
     assert statements["HandOverPublicKeys"]["Action"] == ["ssm:GetParameter", "ssm:PutParameter"]
     assert sorted(statements["HandOverPublicKeys"]["Resource"]) == sorted(
         ref("aws_ssm_parameter", name, "arn") for name in parameters)
-    assert "kms:Encrypt" in statements["StackKey"]["Action"]
+    assert "kms:Encrypt" not in statements["StackKey"]["Action"]
+    assert statements["EncryptKeyParameters"]["Action"] == "kms:Encrypt"
+    assert statements["EncryptKeyParameters"]["Condition"] == {"StringEquals": {"kms:ViaService": "ssm.eu-west-1.amazonaws.com"}}
 
 
 def test_user_data_passes_the_stack_key_and_the_roles(example_stacks):

@@ -112,12 +112,18 @@ def test_node_1s_artifacts_reach_node_2_and_nothing_else_changes_there(pair):
     (manager["server"] / "synapse-configs" / "PizzaAPI.xml").write_text("<api name='Pizza'/>")
     (worker["server"] / "stale.xml").write_text("deleted on node 1 long ago")
     (worker["server"] / ".wso2am-node-local").write_text("node 2's own")
+    # Tomcat unpacks each .war on each node: node 2's daemon refuses these, so node 1 must not send its own.
+    (manager["server"] / "webapps" / "publisher").mkdir(parents=True)
+    (manager["server"] / "webapps" / "publisher.war").write_text("war")
+    (worker["server"] / "webapps" / "devportal").mkdir(parents=True)
     pushed = manager["run"]("push")
     assert pushed.returncode == 0, pushed.stderr
     assert "pushed server=" in pushed.stderr and "synapse-configs/PizzaAPI.xml" in pushed.stdout
     assert (worker["server"] / "synapse-configs" / "PizzaAPI.xml").read_text() == "<api name='Pizza'/>"
     assert not (worker["server"] / "stale.xml").exists(), "--delete"
     assert (worker["server"] / ".wso2am-node-local").read_text() == "node 2's own", "excluded by node 2's daemon"
+    assert (worker["server"] / "webapps" / "publisher.war").exists() and (worker["server"] / "webapps" / "devportal").is_dir()
+    assert not (worker["server"] / "webapps" / "publisher").exists(), "node 1's unpacked web application stays on node 1"
     assert (worker["state"] / "synced").exists(), "the first complete push is recorded on node 2"
     # One direction only: what node 2 writes stays there.
     (worker["server"] / "written-on-node-2.xml").write_text("x")
@@ -154,3 +160,19 @@ def test_runs_never_overlap(pair):
         skipped = pair["manager"]["run"]("push")
     assert skipped.returncode == 0 and "still running: skipped" in skipped.stderr
     assert not (pair["worker"]["server"] / "api.xml").exists()
+
+
+def test_a_parameter_value_that_is_not_one_plain_key_is_never_authorized(pair):
+    """The value ends up in authorized_keys: a second line would be a key without the forced command."""
+    good = (pair["answers"] / rsync.MANAGER_KEY).read_text().split()
+    crafted = f"{good[0]} {good[1]} x\n{good[0]} {good[1]}"
+    (pair["answers"] / rsync.MANAGER_KEY).write_text(crafted)
+    assert pair["worker"]["run"]("check-share").returncode == 0
+    assert not (pair["worker"]["root"] / "sync" / ".ssh" / "authorized_keys").exists()
+    (pair["answers"] / rsync.MANAGER_KEY).write_text(f'{good[0]} {good[1]} "comment",command="sh"\n')
+    assert pair["worker"]["run"]("check-share").returncode == 0
+    assert not (pair["worker"]["root"] / "sync" / ".ssh" / "authorized_keys").exists()
+    (pair["answers"] / rsync.MANAGER_KEY).write_text(" ".join(good) + "\n")
+    assert pair["worker"]["run"]("check-share").returncode == 0
+    line = (pair["worker"]["root"] / "sync" / ".ssh" / "authorized_keys").read_text()
+    assert line.count("\n") == 1 and line.endswith(f" {good[0]} {good[1]}\n"), "the key alone, not its comment"

@@ -87,6 +87,7 @@ def test_only_the_worker_waits_for_the_first_push_and_only_efs_needs_the_mount(e
     assert f"AssertPathExists={rsync.SYNC_MARKER}\n" in worker
     assert "AssertPathExists" not in manager
     assert "RequiresMountsFor" not in manager + worker
+    assert "UMask=0002\n" in worker and "UMask" not in manager, "what API-M creates on node 2 stays the pushes' to replace"
     assert "RequiresMountsFor=/opt/wso2/wso2am-4.3.0/repository/deployment/server\n" in boot_script.render_systemd_unit(
         environments["local"], 1)
 

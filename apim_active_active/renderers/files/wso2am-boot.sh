@@ -27,10 +27,11 @@ if [[ "$CONTENT_SYNC" == efs ]]; then
 else
   : "${SYNC_ROLE:?}" "${PEER_IP:?}" "${SYNC_USER:?}" "${SYNC_HOME:?}" "${SYNC_STATE_DIR:?}" "${SYNC_MARKER:?}"
   : "${SYNC_KEY_DIR:?}" "${SYNC_FOLDERS:?}" "${SYNC_FORCED_COMMAND:?}" "${SYNC_WAIT_SECONDS:?}" "${SYNC_KEY_ARN:?}"
-  : "${MANAGER_KEY_PARAMETER:?}" "${WORKER_HOST_KEY_PARAMETER:?}" "${PUSH_TIMER:?}"
+  : "${MANAGER_KEY_PARAMETER:?}" "${WORKER_HOST_KEY_PARAMETER:?}" "${PUSH_TIMER:?}" "${SYNC_EXCLUDES:?}"
   LOCK_DIR=/run/lock/wso2am  # only node 1 does the one-time work; node 2 waits for node 1's key
 fi
-STOPPED_BY_WATCH=${STOPPED_BY_WATCH:-/run/wso2am/stopped-by-share-watch}
+# Under /var/lib: a hold made before a reboot (e.g. node 2 waiting for its first push) must survive it.
+STOPPED_BY_WATCH=${STOPPED_BY_WATCH:-/var/lib/wso2am/stopped-by-share-watch}
 KEY_MANAGER_POLL_SECONDS=${KEY_MANAGER_POLL_SECONDS:-5}
 RETRY_TRIES=${RETRY_TRIES:-10}
 RETRY_MAX_DELAY=${RETRY_MAX_DELAY:-60}
@@ -427,12 +428,13 @@ ssm_put_file() {
     --key-id "$SYNC_KEY_ARN" --overwrite --value "file://$2" >/dev/null
 }
 
-# peer_key PARAMETER: the ed25519 public key in it; fails while it still holds Terraform's placeholder.
+# peer_key PARAMETER: "ssh-ed25519 <blob>" from the key in it, nothing else (no comment, no second line: the
+# value ends up in authorized_keys); fails while it holds Terraform's placeholder or anything else.
 peer_key() {
   local value
   value=$(ssm_get "$1" 2>/dev/null) || return 1
-  [[ "$value" =~ ^ssh-ed25519\ [A-Za-z0-9+/]+=*(\ .*)?$ ]] || return 1
-  printf '%s\n' "$value"
+  [[ "$value" != *$'\n'* && "$value" =~ ^ssh-ed25519\ ([A-Za-z0-9+/]+={0,2})(\ [A-Za-z0-9@._-]+)?$ ]] || return 1
+  printf 'ssh-ed25519 %s\n' "${BASH_REMATCH[1]}"
 }
 
 # wait_for_peer_key PARAMETER: bounded by SYNC_WAIT_SECONDS.
@@ -470,9 +472,9 @@ prepare_receiver() {
 # write_manager_key KEY: the one authorized key, allowed only the rsync daemon, only from node 1.
 write_manager_key() {
   local file="$SYNC_HOME/.ssh/authorized_keys"
-  printf 'command="%s",restrict,from="%s" %s\n' "$SYNC_FORCED_COMMAND" "$PEER_IP" "$1" >"$file.part"
-  chmod 0644 "$file.part"
-  mv "$file.part" "$file"
+  # && chains: called where set -e does not hold (check-share's `|| true`).
+  printf 'command="%s",restrict,from="%s" %s\n' "$SYNC_FORCED_COMMAND" "$PEER_IP" "$1" >"$file.part" &&
+    chmod 0644 "$file.part" && mv "$file.part" "$file"
 }
 
 authorize_manager() {
@@ -486,7 +488,7 @@ refresh_manager_key() {
   local key file="$SYNC_HOME/.ssh/authorized_keys"
   key=$(peer_key "$MANAGER_KEY_PARAMETER") || return 1
   if ! grep -qF " $key" "$file" 2>/dev/null; then
-    write_manager_key "$key"
+    write_manager_key "$key" || return 1
     log "node 1's key changed in $MANAGER_KEY_PARAMETER: authorized the new one"
   fi
 }
@@ -508,15 +510,19 @@ prepare_sender() {
     ssh-keygen -q -t ed25519 -N "" -C "wso2am-rsync-push" -f "$SYNC_KEY_DIR/id_ed25519"
     log "created this node's push key (it never leaves $SYNC_KEY_DIR)"
   fi
-  key=$(wait_for_peer_key "$WORKER_HOST_KEY_PARAMETER")
-  pin_worker_host_key "$key"
+  # Node 1 publishes and serves whatever node 2 does: without node 2's host key yet, each push looks again.
+  if key=$(wait_for_peer_key "$WORKER_HOST_KEY_PARAMETER"); then
+    pin_worker_host_key "$key"
+  else
+    log "no host key from node 2 yet: the pushes start once it publishes one"
+  fi
   retry "$RETRY_TRIES" 2 ssm_put_file "$MANAGER_KEY_PARAMETER" "$SYNC_KEY_DIR/id_ed25519.pub"
   log "published this node's public push key to $MANAGER_KEY_PARAMETER"
   systemctl enable --now "$PUSH_TIMER"
 }
 
 push() {
-  local ssh folder name key code started=$SECONDS
+  local ssh folder name key code excludes started=$SECONDS
   exec 6>"${PUSH_LOCK:-/run/lock/wso2am-rsync-push.lock}"
   if ! flock --nonblock 6; then
     log "the previous push is still running: skipped"
@@ -529,10 +535,13 @@ push() {
   ssh="ssh -i $SYNC_KEY_DIR/id_ed25519 -p $SYNC_SSH_PORT -o BatchMode=yes -o IdentitiesOnly=yes"
   ssh+=" -o StrictHostKeyChecking=yes -o UserKnownHostsFile=$SYNC_KEY_DIR/known_hosts"
   ssh+=" -o GlobalKnownHostsFile=/dev/null -o ConnectTimeout=10"
+  # Node 2's daemon refuses these (exit 23): never send them. (read -a: no glob expansion of the patterns)
+  read -r -a excludes <<<"$SYNC_EXCLUDES"
   for folder in $SYNC_FOLDERS; do
     name=${folder%%=*}
     code=0
-    rsync -a --delete --timeout=120 --itemize-changes -e "$ssh" "${folder#*=}/" "$SYNC_USER@$PEER_IP::$name/" || code=$?
+    rsync -a --delete --timeout=120 --itemize-changes "${excludes[@]/#/--exclude=}" -e "$ssh" \
+      "${folder#*=}/" "$SYNC_USER@$PEER_IP::$name/" || code=$?
     # 24: files vanished while being sent (Carbon at work); the next push takes them.
     if ((code != 0 && code != 24)); then
       log "push of $name to $PEER_IP failed (rsync exit $code)"
