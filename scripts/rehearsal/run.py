@@ -46,6 +46,7 @@ CLOUD_INIT_PATH = f"{ROOT}/.tools/cloud-init/usr/lib/python3/dist-packages"
 BOOT_SECONDS = 300
 PEER_SECONDS = 120
 SEED_LINE = "seeded the share"
+MOUNT_RETRY = re.compile(r"attempt \d+ failed, retrying in \d+s: mount")
 # cloud-init's order on a real first boot: write_files (init stage), runcmd (config stage, writes the
 # script), scripts_user (final stage, run-parts of that folder). The last is done with run-parts
 # itself: `cloud-init single --name scripts_user` finds no instance folder without a datasource.
@@ -188,6 +189,16 @@ class Rehearsal:
                               f"UNIX-CONNECT:{self.socket}")
         return node
 
+    def start_share_once_refused(self, logs: list[Path], boots: list[subprocess.Popen], deadline: float) -> None:
+        """The share answers after share_delay, and not before each node has seen a mount fail (on a busy machine
+        a boot may take longer than share_delay to reach its mount)."""
+        earliest = time.monotonic() + self.share_delay
+        while time.monotonic() < deadline and any(b.poll() is None for b in boots):
+            if time.monotonic() >= earliest and all(MOUNT_RETRY.search(log.read_text()) for log in logs):
+                break
+            time.sleep(0.5)
+        self.start_share()
+
     def start_share(self) -> None:
         for address in sorted(set(self.targets)):
             self.lab.in_namespace(self.efs_ns, "socat", f"TCP-LISTEN:2049,bind={address},fork,reuseaddr", "SYSTEM:true")
@@ -207,9 +218,9 @@ class Rehearsal:
         logs = [self.work / f"boot-{n + 1}.log" for n in (0, 1)]
         lock_file = (self.export / ".wso2am-seed.lock").open("w")
         fcntl.flock(lock_file, fcntl.LOCK_EX)
-        threading.Timer(self.share_delay, self.start_share).start()
         boots = [self.boot(node, FIRST_BOOT, log) for node, log in zip(self.nodes, logs)]
         deadline = time.monotonic() + BOOT_SECONDS
+        threading.Thread(target=self.start_share_once_refused, args=(logs, boots, deadline), daemon=True).start()
         while time.monotonic() < deadline and not all("mounted " in log.read_text() for log in logs):
             if any(b.poll() is not None for b in boots):
                 break
@@ -242,7 +253,7 @@ class Rehearsal:
             self.check("deployment.toml where API-M reads it equals the renderer's", number,
                        written.exists() and written.read_text() == expected, str(written).split("merged")[-1])
             self.check(f"share mounted at {share}", number, node.run("mountpoint", "-q", share).returncode == 0)
-            retried = re.search(r"attempt \d+ failed, retrying in \d+s: mount", text) is not None
+            retried = MOUNT_RETRY.search(text) is not None
             self.check(f"mount retried while the share was unreachable ({self.share_delay:.0f}s), then succeeded",
                        number, retried and "mounted " in text)
             self.check_unit(node, number)
