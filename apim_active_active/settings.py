@@ -171,6 +171,11 @@ class ApimSettings(_Strict):
     def home(self) -> str:
         return f"{self.install_dir}/wso2am-{self.version}"
 
+    @property
+    def server_dir(self) -> str:
+        """<API-M_HOME>/repository/deployment/server: what the nodes keep the same (EFS or rsync)."""
+        return f"{self.home}/repository/deployment/server"
+
 
 class SharedFsSettings(_Strict):
     throughput_mode: Literal["elastic", "bursting"] = Field(

@@ -61,7 +61,7 @@ def boot_script_text() -> str:
 
 
 def share_dir(settings: Settings) -> str:
-    return f"{settings.apim.home}/repository/deployment/server"
+    return settings.apim.server_dir
 
 
 def java_package_and_home(jdk: int) -> tuple[str, str]:
@@ -103,7 +103,6 @@ def _content_sync_env(settings: Settings, node_index: int, deployed: Deployed) -
         "PEER_IP": node_ips(settings)[1 - node_index],
         "SYNC_USER": rsync.SYNC_USER,
         "SYNC_HOME": rsync.SYNC_HOME,
-        "SYNC_STATE_DIR": rsync.SYNC_STATE_DIR,
         "SYNC_MARKER": rsync.SYNC_MARKER,
         "SYNC_KEY_DIR": rsync.SYNC_KEY_DIR,
         "SYNC_FOLDERS": " ".join(f"{name}={path}" for name, path in rsync.synced_folders(settings).items()),
@@ -219,6 +218,21 @@ WantedBy=multi-user.target
 """
 
 
+def _timer(description: str, *, on_boot: int, every: int) -> str:
+    """A timer unit: first run on_boot seconds after boot, then every seconds from one start to the next."""
+    return f"""[Unit]
+Description={description}
+
+[Timer]
+OnBootSec={on_boot}
+OnUnitActiveSec={every}
+AccuracySec=1
+
+[Install]
+WantedBy=timers.target
+"""
+
+
 def has_share_watch(settings: Settings, node_index: int) -> bool:
     """Every node with a share: both with EFS, node 2 with rsync (node 1 is the source)."""
     return settings.uses_efs or sync_role(settings, node_index) == "worker"
@@ -235,18 +249,7 @@ Type=oneshot
 ExecStart={BOOT_SCRIPT} check-share
 TimeoutStartSec=60
 """
-    timer = """[Unit]
-Description=Watch the share of WSO2 API-M
-
-[Timer]
-OnBootSec=60
-OnUnitActiveSec=15
-AccuracySec=1
-
-[Install]
-WantedBy=timers.target
-"""
-    return service, timer
+    return service, _timer("Watch the share of WSO2 API-M", on_boot=60, every=15)
 
 
 def render_push_units(settings: Settings) -> tuple[str, str]:
@@ -263,18 +266,7 @@ ExecStart={BOOT_SCRIPT} push
 TimeoutStartSec={max(300, 4 * interval)}
 Nice=10
 """
-    timer = f"""[Unit]
-Description=Push WSO2 API-M artifacts to node 2 every {interval} s
-
-[Timer]
-OnBootSec={interval}
-OnUnitActiveSec={interval}
-AccuracySec=1
-
-[Install]
-WantedBy=timers.target
-"""
-    return service, timer
+    return service, _timer(f"Push WSO2 API-M artifacts to node 2 every {interval} s", on_boot=interval, every=interval)
 
 
 def _units(name: str, texts: tuple[str, str]) -> list[dict]:

@@ -26,10 +26,9 @@ NODE_LOCAL = ("/.wso2am-*", "*.tmp", "*.swp", "/webapps/*/")
 
 def synced_folders(settings: Settings) -> dict[str, str]:
     """rsync module name -> the folder node 1 pushes and node 2 receives (the seed's list)."""
-    repository = f"{settings.apim.home}/repository"
-    folders = {"server": f"{repository}/deployment/server"}
+    folders = {"server": settings.apim.server_dir}
     if settings.apim.tenants:
-        folders["tenants"] = f"{repository}/tenants"
+        folders["tenants"] = f"{settings.apim.home}/repository/tenants"
     return folders
 
 

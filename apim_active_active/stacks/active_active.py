@@ -97,28 +97,23 @@ class ActiveActiveStack(TerraformStack):
         )
         secrets = GeneratedSecrets(self, "secrets", GeneratedSecretsProps(settings=settings, kms_key_arn=key.key_arn))
         grant = identity.grant("use_secrets", secret_statements(database, secrets, key, channel))
-        deployed = {
-            PLACEHOLDERS.db_host: database.host,
-            PLACEHOLDERS.db_secret_arn: database.secret_arn,
-            PLACEHOLDERS.admin_secret_arn: secrets.admin_arn,
-            PLACEHOLDERS.keystore_secret_arn: secrets.keystore_arn,
+        # What only an apply knows, by Deployed field; None where this stack has no such thing (rendered empty).
+        known = {
+            "db_host": database.host,
+            "db_secret_arn": database.secret_arn,
+            "admin_secret_arn": secrets.admin_arn,
+            "keystore_secret_arn": secrets.keystore_arn,
+            "lb_dns_name": None if settings.apim.hostname else balancer.dns_name,
+            "efs_id": share.file_system_id if share else None,
+            "stack_key_arn": key.key_arn if channel else None,
+            "db_app_secret_arn": secrets.db_app_arn or None,
         }
-        if not settings.apim.hostname:
-            deployed[PLACEHOLDERS.lb_dns_name] = balancer.dns_name
-        placeholders = replace(PLACEHOLDERS, db_port=database.port)
-        if share:
-            deployed[PLACEHOLDERS.efs_id] = share.file_system_id
-            placeholders = replace(placeholders, stack_key_arn="")
-        else:
-            deployed[PLACEHOLDERS.stack_key_arn] = key.key_arn
-            placeholders = replace(placeholders, efs_id="")
-        if secrets.db_app_arn:
-            deployed[PLACEHOLDERS.db_app_secret_arn] = secrets.db_app_arn
-        else:
-            placeholders = replace(placeholders, db_app_secret_arn="")
+        placeholders = replace(PLACEHOLDERS, db_port=database.port,
+                               **{field: "" for field, token in known.items() if token is None})
         # Terraform references as plain text: the user data is one base64gzip("...") expression, and cdktf would
         # render a token inside it without its ${}.
-        references = {placeholder: self._reference(token) for placeholder, token in deployed.items()}
+        references = {getattr(PLACEHOLDERS, field): self._reference(token)
+                      for field, token in known.items() if token is not None}
         ami_id = self._ami_id(settings)
         own_groups = (channel.sender_group_id, channel.receiver_group_id) if channel else ()
         nodes = [

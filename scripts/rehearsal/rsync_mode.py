@@ -14,10 +14,10 @@ from pathlib import Path
 
 from apim_active_active.names import OUTPUT_INSTANCE_IDS, OUTPUT_NODE_IPS, rsync_parameter
 from apim_active_active.renderers import rsync
-from apim_active_active.renderers.boot_script import BOOT_SCRIPT, SERVICE, share_dir
+from apim_active_active.renderers.boot_script import BOOT_SCRIPT, share_dir
 from scripts.local_stack import ROOT, client, rsync_variant
 from scripts.rehearsal.lab import NodeHost
-from scripts.rehearsal.run import BOOT_SECONDS, FIRST_BOOT, PROBE, Rehearsal, tail, version_url
+from scripts.rehearsal.run import BOOT_SECONDS, FIRST_BOOT, Rehearsal, tail
 from scripts.show_deployment import user_data
 
 PREFIX = "apim-rsync"
@@ -96,12 +96,6 @@ class RsyncRehearsal(Rehearsal):
         logs = [self.work / f"boot-{n + 1}.log" for n in (0, 1)]
         boots = [self.boot(node, FIRST_BOOT, log) for node, log in zip(self.nodes, logs)]
         return self.first_boots_done(boots, logs, time.monotonic() + BOOT_SECONDS)
-
-    def active(self, node: NodeHost) -> bool:
-        return node.run("systemctl", "is-active", SERVICE).returncode == 0
-
-    def answers(self, node: NodeHost) -> str:
-        return self.nodes[1 - self.nodes.index(node)].run("python3", "-c", PROBE, version_url(node.address)).stdout.strip()
 
     def check_first_boot(self, texts: list[str]) -> None:
         manager, worker = self.nodes
@@ -207,12 +201,6 @@ class RsyncRehearsal(Rehearsal):
             self.check("second boot duplicates nothing: timers, keys, authorized_keys, users, hosts", str(index + 1),
                        code == 0 and not changed and len(after["authorized_keys"].splitlines()) == (index == 1),
                        f"exit {code}" + (f", changed: {changed}" if changed else ""))
-
-    def stop_node_1(self) -> None:
-        manager, worker = self.nodes
-        manager.run("systemctl", "stop", SERVICE)
-        self.check("node 1 stopped: node 2 keeps answering on 9443", "2",
-                   self.answers(worker) == "200" and self.answers(manager) != "200")
 
     def faults(self) -> None:
         self.check_pushes()

@@ -257,7 +257,7 @@ class Rehearsal:
             self.check(f"mount retried while the share was unreachable ({self.share_delay:.0f}s), then succeeded",
                        number, retried and "mounted " in text)
             self.check_unit(node, number)
-            self.check("service started", number, node.run("systemctl", "is-active", SERVICE).returncode == 0)
+            self.check("service started", number, self.active(node))
         seeds = sum(text.count(SEED_LINE) for text in texts)
         seeded_file = self.export / "synapse-configs/default/api/_TokenAPI_.xml"
         self.check("share seeded exactly once though both booted together", "both",
@@ -269,8 +269,7 @@ class Rehearsal:
         self.check_peers()
         self.check_shared_state(texts)
         for index, node in enumerate(self.nodes):
-            other = self.nodes[1 - index]
-            answer = other.run("python3", "-c", PROBE, version_url(node.address)).stdout.strip()
+            answer = self.answers(node)
             self.check("9443 answers (probed from the peer)", str(index + 1), answer == "200", answer)
         self.check_traffic_entry()
         route = self.nodes[0].run("ip", "route", "get", "192.0.2.1")
@@ -373,6 +372,14 @@ class Rehearsal:
         self.check("systemd unit and share watch timer installed and enabled: start script, user, restart policy", number,
                    wanted <= lines and enabled, ", ".join(sorted(wanted - lines)) or "")
 
+    def active(self, node: NodeHost) -> bool:
+        return node.run("systemctl", "is-active", SERVICE).returncode == 0
+
+    def answers(self, node: NodeHost) -> str:
+        """What a node's 9443 answers, probed from its peer."""
+        peer = self.nodes[1 - self.nodes.index(node)]
+        return peer.run("python3", "-c", PROBE, version_url(node.address)).stdout.strip()
+
     def status(self, node: NodeHost) -> dict:
         path = node.path(f"{self.settings.apim.home}/repository/logs/standin-status.json")
         return json.loads(path.read_text()) if path.exists() else {}
@@ -424,18 +431,17 @@ class Rehearsal:
     def stop_node_1(self) -> None:
         node_1, node_2 = self.nodes
         node_1.run("systemctl", "stop", SERVICE)
-        own = node_2.run("python3", "-c", PROBE, version_url(node_1.address)).stdout.strip()
-        answer = node_1.run("python3", "-c", PROBE, version_url(node_2.address)).stdout.strip()
+        own, answer = self.answers(node_1), self.answers(node_2)
         self.check("node 1 stopped: node 2 keeps answering on 9443", "2", answer == "200" and own != "200",
                    f"node 2: {answer}; node 1: {own}")
 
     def share_lost_while_running(self) -> None:
         """Node 2's share disappears under a running API-M; the share watch (run here as its timer would) acts."""
-        node, other, share = self.nodes[1], self.nodes[0], share_dir(self.settings)
+        node, share = self.nodes[1], share_dir(self.settings)
         node.run("umount", "-l", share)
         watch = node.run(BOOT_SCRIPT, "check-share", env=self.boot_env())
-        answer = other.run("python3", "-c", PROBE, version_url(node.address)).stdout.strip()
-        stopped = node.run("systemctl", "is-active", SERVICE).returncode != 0
+        answer = self.answers(node)
+        stopped = not self.active(node)
         self.check("share lost while running: the share watch stops API-M before it can undeploy anything", "2",
                    watch.returncode == 0 and stopped and answer != "200" and "unreachable" in watch.stderr,
                    f"watch exit {watch.returncode}: {tail(watch.stderr, 1)}; 9443: {answer}")
@@ -443,7 +449,7 @@ class Rehearsal:
         watch = node.run(BOOT_SCRIPT, "check-share", env=self.boot_env())
         deadline, answer = time.monotonic() + 30, ""
         while time.monotonic() < deadline and answer != "200":
-            answer = other.run("python3", "-c", PROBE, version_url(node.address)).stdout.strip()
+            answer = self.answers(node)
             time.sleep(0 if answer == "200" else 1)
         self.check("share back: the share watch starts API-M again", "2",
                    mounted.returncode == 0 and watch.returncode == 0 and answer == "200",

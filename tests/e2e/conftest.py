@@ -75,9 +75,15 @@ def rsync_deployment(rsync_emulator, tmp_path_factory):
              "outputs_file": work / "outputs.json", "background": background}
     state["deployed"] = background.submit(deploy, STACK, [*flags, "--outputs-file", str(state["outputs_file"])], env)
     yield state
-    if "destroyed" not in state:
-        background.submit(cdktf, ["destroy", STACK, *flags], env)
+    destroy_rsync_deployment(state)
     background.shutdown(wait=True)
+
+
+def destroy_rsync_deployment(state: dict):
+    """The rsync deployment's destroy, started once in the background (after its deploy: one worker)."""
+    if "destroyed" not in state:
+        state["destroyed"] = state["background"].submit(cdktf, ["destroy", STACK, *state["flags"]], state["env"])
+    return state["destroyed"]
 
 
 @pytest.fixture(scope="session")

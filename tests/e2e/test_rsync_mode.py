@@ -11,17 +11,15 @@ import pytest
 
 from apim_active_active.renderers import rsync
 from scripts.show_deployment import user_data_files
-from tests.e2e.conftest import DEPLOY_SECONDS, RSYNC_PREFIX, STACK, cdktf, client
-from tests.e2e.test_operations import results_of, run_script
+from scripts.verify import KEYS_CHECK
+from tests.e2e.conftest import DEPLOY_SECONDS, RSYNC_PREFIX, STACK, client, destroy_rsync_deployment
+from tests.e2e.test_operations import results_of, verify
 
 pytestmark = pytest.mark.e2e
-KEYS_CHECK = "rsync keys handed over (both SSM parameters hold a public key)"
 
 
 def _verify(rsync_deployment) -> dict:
-    run, _ = run_script("verify.py", STACK, "--outputs", str(rsync_deployment["outputs_file"]), "--synth-dir",
-                        str(rsync_deployment["outdir"]), "--json", "--skip-http", env=rsync_deployment["env"])
-    return results_of(run)
+    return results_of(verify(rsync_deployment, "--skip-http")[0])
 
 
 def test_rsync_mode_deploys_without_a_share_with_ssh_from_node_1_to_node_2_only(rsync_deployment, rsync_emulator, tmp_path):
@@ -79,5 +77,4 @@ def test_rsync_mode_deploys_without_a_share_with_ssh_from_node_1_to_node_2_only(
                               capture_output=True, text=True, timeout=600)
         assert plan.returncode == 0, plan.stdout[-3000:] + plan.stderr[-2000:]
     finally:
-        rsync_deployment["destroyed"] = rsync_deployment["background"].submit(
-            cdktf, ["destroy", STACK, *rsync_deployment["flags"]], rsync_deployment["env"])
+        destroy_rsync_deployment(rsync_deployment)

@@ -8,7 +8,15 @@ import subprocess
 import pytest
 
 from apim_active_active import names
-from tests.e2e.conftest import DEPLOY_SECONDS, RSYNC_PREFIX, STACK, cdktf, client, write_local_settings
+from tests.e2e.conftest import (
+    DEPLOY_SECONDS,
+    RSYNC_PREFIX,
+    STACK,
+    cdktf,
+    client,
+    destroy_rsync_deployment,
+    write_local_settings,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -28,11 +36,7 @@ def _state_resources(deployment) -> list[str]:
 
 def test_the_rsync_deployment_is_destroyed_completely(rsync_deployment, rsync_emulator):
     """Started in the background by test_rsync_mode.py."""
-    if "destroyed" not in rsync_deployment:
-        rsync_deployment["deployed"].result(timeout=DEPLOY_SECONDS)
-        rsync_deployment["destroyed"] = rsync_deployment["background"].submit(
-            cdktf, ["destroy", STACK, *rsync_deployment["flags"]], rsync_deployment["env"])
-    result, seconds = rsync_deployment["destroyed"].result(timeout=DEPLOY_SECONDS)
+    result, seconds = destroy_rsync_deployment(rsync_deployment).result(timeout=2 * DEPLOY_SECONDS)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     print(f"\n[timing] cdktf destroy {STACK} (rsync, beside other tests): {seconds:.1f}s")
     parameters = client("ssm", rsync_emulator).describe_parameters(

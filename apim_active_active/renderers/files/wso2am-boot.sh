@@ -25,10 +25,11 @@ if [[ "$CONTENT_SYNC" == efs ]]; then
   : "${EFS_ID:?}" "${EFS_DNS:?}" "${MOUNT_OPTIONS:?}"
   LOCK_DIR=$SHARE_DIR  # both nodes see the locks
 else
-  : "${SYNC_ROLE:?}" "${PEER_IP:?}" "${SYNC_USER:?}" "${SYNC_HOME:?}" "${SYNC_STATE_DIR:?}" "${SYNC_MARKER:?}"
+  : "${SYNC_ROLE:?}" "${PEER_IP:?}" "${SYNC_USER:?}" "${SYNC_HOME:?}" "${SYNC_MARKER:?}"
   : "${SYNC_KEY_DIR:?}" "${SYNC_FOLDERS:?}" "${SYNC_FORCED_COMMAND:?}" "${SYNC_WAIT_SECONDS:?}" "${SYNC_KEY_ARN:?}"
   : "${MANAGER_KEY_PARAMETER:?}" "${WORKER_HOST_KEY_PARAMETER:?}" "${PUSH_TIMER:?}" "${SYNC_EXCLUDES:?}"
   LOCK_DIR=/run/lock/wso2am  # only node 1 does the one-time work; node 2 waits for node 1's key
+  SYNC_STATE_DIR=${SYNC_MARKER%/*}  # node 2's `state` module
 fi
 # Under /var/lib: a hold made before a reboot (e.g. node 2 waiting for its first push) must survive it.
 STOPPED_BY_WATCH=${STOPPED_BY_WATCH:-/var/lib/wso2am/stopped-by-share-watch}
@@ -495,9 +496,8 @@ refresh_manager_key() {
 
 # Node 1: pins node 2's host key as published (never trust on first use, never skip the check).
 pin_worker_host_key() {
-  local key type blob host=$PEER_IP
-  key=$1
-  read -r type blob _ <<<"$key"
+  local type blob host=$PEER_IP
+  read -r type blob _ <<<"$1"
   [[ "$SYNC_SSH_PORT" == 22 ]] || host="[$PEER_IP]:$SYNC_SSH_PORT"
   printf '%s %s %s\n' "$host" "$type" "$blob" >"$SYNC_KEY_DIR/known_hosts.part"
   mv "$SYNC_KEY_DIR/known_hosts.part" "$SYNC_KEY_DIR/known_hosts"
@@ -549,7 +549,7 @@ push() {
     fi
   done
   date -u +%FT%TZ >"$SYNC_KEY_DIR/synced"
-  rsync --timeout=60 -e "$ssh" "$SYNC_KEY_DIR/synced" "$SYNC_USER@$PEER_IP::state/$(basename "$SYNC_MARKER")"
+  rsync --timeout=60 -e "$ssh" "$SYNC_KEY_DIR/synced" "$SYNC_USER@$PEER_IP::state/${SYNC_MARKER##*/}"
   log "pushed $SYNC_FOLDERS to $PEER_IP in $((SECONDS - started))s"
 }
 
