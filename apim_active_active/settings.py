@@ -176,8 +176,22 @@ class ApimSettings(_Strict):
         """<API-M_HOME>/repository/deployment/server: what the nodes keep the same (EFS or rsync)."""
         return f"{self.home}/repository/deployment/server"
 
+    @property
+    def tenants_dir(self) -> str:
+        return f"{self.home}/repository/tenants"
+
 
 class SharedFsSettings(_Strict):
+    scope: Literal["server", "artifacts"] | None = Field(
+        None,
+        description="What is on the file system. `server`: the whole `repository/deployment/server` (the seed), so "
+        "everything dropped there is shared, but the product's own files there (web applications, default "
+        "configurations) are shared too and an in-place product update on one node changes them under the other. "
+        "`artifacts`: only the subfolders WSO2's own tools share (3.2: `synapse-configs`, `executionplans`, "
+        "`userstores`; 4.x: `userstores`), the rest stays per node and in-place updates work; anything dropped "
+        "elsewhere in the folder is not shared. Unset: `server` for 3.2, `artifacts` for 4.x. "
+        "`repository/tenants` is shared too with `apim.tenants`.",
+    )
     throughput_mode: Literal["elastic", "bursting"] = Field(
         "elastic", description="EFS throughput mode; elastic avoids burst-credit exhaustion."
     )
@@ -470,6 +484,13 @@ class Settings(_Strict):
     @property
     def uses_efs(self) -> bool:
         return self.content_sync == "efs"
+
+    @property
+    def share_scope(self) -> str:
+        """What the nodes keep the same: rsync pushes the whole folder; EFS shares the scope set or the version's."""
+        if not self.uses_efs:
+            return "server"
+        return self.shared_fs.scope or traits(self.apim.version).default_share_scope
 
     @property
     def rsync_settings(self) -> RsyncSettings:

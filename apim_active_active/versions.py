@@ -12,16 +12,23 @@ class VersionTraits:
     has_event_hub: bool
     # 4.x: answers 200 on 9443 once the gateway has deployed its APIs; 3.2 has no such endpoint.
     gateway_readiness_path: str | None
+    # shared_fs.scope = "artifacts": the deployment/server subfolders WSO2's own tools share for the version.
+    shared_artifacts: tuple[str, ...]
+    # The seed (3.2) shares the whole folder; since 4.0 APIs live in the database and sharing the whole
+    # folder only breaks in-place product updates.
+    default_share_scope: str
 
 
 def traits(version: str) -> VersionTraits:
     """Traits for an API-M version string like "4.3.0"; raises ValueError if unsupported."""
     major, minor = (int(p) for p in version.split(".")[:2])
     if (major, minor) == (3, 2):
-        return VersionTraits("wso2server.sh", (8, 11), "Production and Sandbox", False, False, False, None)
+        return VersionTraits("wso2server.sh", (8, 11), "Production and Sandbox", False, False, False, None,
+                             ("synapse-configs", "executionplans", "userstores"), "server")
     if major != 4 or minor > 7:
         raise ValueError(f"API-M {version} is not supported (3.2.x and 4.0-4.7 are)")
     jdk = {0: (8, 11), 1: (8, 11), 2: (11, 17), 7: (21, 25)}.get(minor, (11, 21))
     return VersionTraits(
-        "api-manager.sh", jdk, "Default", True, minor >= 2, True, "/api/am/gateway/v2/server-startup-healthcheck"
+        "api-manager.sh", jdk, "Default", True, minor >= 2, True, "/api/am/gateway/v2/server-startup-healthcheck",
+        ("userstores",), "artifacts",
     )

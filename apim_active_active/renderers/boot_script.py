@@ -13,7 +13,7 @@ import yaml
 
 from apim_active_active.engines import APIM_DB_MARKER_TABLE, APP_DB_USER, ENGINES, SHARED_DB_MARKER_TABLE
 from apim_active_active.names import rsync_parameter
-from apim_active_active.renderers import rsync
+from apim_active_active.renderers import rsync, shared_folders
 from apim_active_active.renderers.deployment_toml import (
     KEYSTORE_ALIAS,
     KEYSTORE_FILE,
@@ -35,9 +35,7 @@ KEY_MANAGER_CA = f"{CONFIG_DIR}/key-manager-ca.pem"
 BOOT_SCRIPT = "/usr/local/sbin/wso2am-boot"
 SERVICE = "wso2am.service"
 SHARE_WATCH = "wso2am-share-watch"  # .service (one check) and .timer (every 15 s)
-# amazon-efs-utils: TLS in transit (the file system policy denies anything else), IAM authorization
-# with the instance role; it applies AWS's recommended NFS options itself. _netdev waits for the network.
-EFS_MOUNT_OPTIONS = "_netdev,noresvport,tls,iam"
+FSTAB_ENTRIES = f"{CONFIG_DIR}/fstab"  # content_sync = "efs": what the boot step adds to /etc/fstab
 
 
 @dataclass(frozen=True)
@@ -58,10 +56,6 @@ class Deployed:
 
 def boot_script_text() -> str:
     return files("apim_active_active.renderers").joinpath("files/wso2am-boot.sh").read_text()
-
-
-def share_dir(settings: Settings) -> str:
-    return settings.apim.server_dir
 
 
 def java_package_and_home(jdk: int) -> tuple[str, str]:
@@ -94,9 +88,10 @@ def sync_role(settings: Settings, node_index: int) -> str:
 def _content_sync_env(settings: Settings, node_index: int, deployed: Deployed) -> dict[str, str]:
     if settings.uses_efs:
         return {
+            "SHARE_ROOT": shared_folders.SHARE_ROOT,
             "EFS_ID": deployed.efs_id,
             "EFS_DNS": efs_dns_name(settings, deployed.efs_id),
-            "MOUNT_OPTIONS": EFS_MOUNT_OPTIONS,
+            "FSTAB_ENTRIES": FSTAB_ENTRIES,
         }
     return {
         "SYNC_ROLE": sync_role(settings, node_index),
@@ -105,7 +100,6 @@ def _content_sync_env(settings: Settings, node_index: int, deployed: Deployed) -
         "SYNC_HOME": rsync.SYNC_HOME,
         "SYNC_MARKER": rsync.SYNC_MARKER,
         "SYNC_KEY_DIR": rsync.SYNC_KEY_DIR,
-        "SYNC_FOLDERS": " ".join(f"{name}={path}" for name, path in rsync.synced_folders(settings).items()),
         "SYNC_FORCED_COMMAND": rsync.forced_command(),
         "SYNC_EXCLUDES": " ".join(rsync.NODE_LOCAL),
         "SYNC_WAIT_SECONDS": str(settings.rsync_settings.wait_seconds),
@@ -131,7 +125,7 @@ def render_node_env(settings: Settings, deployed: Deployed, node_index: int = 0)
         "OS_UID": str(apim.os_uid),
         "CONTENT_SYNC": settings.content_sync,
         **_content_sync_env(settings, node_index, deployed),
-        "SHARE_DIR": share_dir(settings),
+        "SHARED_FOLDERS": shared_folders.env_value(settings),
         "CONFIG_SOURCE": CONFIG_SOURCE,
         "JAVA_HOME": java_package_and_home(apim.jdk)[1],
         "HEAP_PERCENT": str(settings.node.heap_percent),
@@ -171,7 +165,7 @@ def render_node_env(settings: Settings, deployed: Deployed, node_index: int = 0)
 def _never_without_the_share(settings: Settings, node_index: int) -> str:
     """Carbon undeploys the artifacts it no longer sees: API-M never starts without its share."""
     if settings.uses_efs:
-        return f"RequiresMountsFor={share_dir(settings)}\n"
+        return f"RequiresMountsFor={' '.join(shared_folders.mount_points(settings))}\n"
     if sync_role(settings, node_index) == "worker":
         return f"# node 2 with rsync: not before the first complete push from node 1.\nAssertPathExists={rsync.SYNC_MARKER}\n"
     return ""
@@ -240,7 +234,7 @@ def has_share_watch(settings: Settings, node_index: int) -> bool:
 
 def render_share_watch(settings: Settings) -> tuple[str, str]:
     """(service, timer): every 15 s, stop API-M while its share is unreachable and start it again once it is back."""
-    share = share_dir(settings) if settings.uses_efs else f"the first push from node 1 ({rsync.SYNC_MARKER})"
+    share = f"its share ({shared_folders.SHARE_ROOT})" if settings.uses_efs else f"the first push from node 1 ({rsync.SYNC_MARKER})"
     service = f"""[Unit]
 Description=Stop WSO2 API-M while {share} is unreachable
 
@@ -301,6 +295,8 @@ def render_user_data(settings: Settings, node_index: int, deployed: Deployed) ->
         _file(f"/etc/systemd/system/{SERVICE}", render_systemd_unit(settings, node_index), "0644"),
         _file(BOOT_SCRIPT, boot_script_text(), "0755"),
     ]
+    if settings.uses_efs:
+        write_files.append(_file(FSTAB_ENTRIES, shared_folders.render_fstab(settings, deployed.efs_id), "0644"))
     if has_share_watch(settings, node_index):
         write_files += _units(SHARE_WATCH, render_share_watch(settings))
     role = sync_role(settings, node_index)

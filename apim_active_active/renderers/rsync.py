@@ -7,6 +7,7 @@ node 2 keeps for itself are excluded by the daemon, so `--delete` never touches 
 """
 from __future__ import annotations
 
+from apim_active_active.renderers.shared_folders import shared_folders
 from apim_active_active.settings import Settings
 
 SYNC_USER = "wso2sync"
@@ -24,14 +25,6 @@ WORKER_HOST_KEY = "worker-host-key"
 NODE_LOCAL = ("/.wso2am-*", "*.tmp", "*.swp", "/webapps/*/")
 
 
-def synced_folders(settings: Settings) -> dict[str, str]:
-    """rsync module name -> the folder node 1 pushes and node 2 receives (the seed's list)."""
-    folders = {"server": settings.apim.server_dir}
-    if settings.apim.tenants:
-        folders["tenants"] = f"{settings.apim.home}/repository/tenants"
-    return folders
-
-
 def forced_command() -> str:
     """The only command node 1's key may run on node 2."""
     return f"rsync --server --daemon --config={RSYNCD_CONF} ."
@@ -40,7 +33,7 @@ def forced_command() -> str:
 def render_rsyncd_conf(settings: Settings) -> str:
     modules = "".join(
         f"\n[{name}]\n    path = {path}\n    exclude = {' '.join(NODE_LOCAL)}\n"
-        for name, path in synced_folders(settings).items()
+        for name, path in shared_folders(settings).items()
     )
     return f"""# Node 2's side of the pushes from node 1: started per connection by the forced command of node 1's
 # key ({forced_command()}); no rsync daemon listens.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from apim_active_active.names import OUTPUT_INSTANCE_IDS, OUTPUT_NODE_IPS, rsync_parameter
 from apim_active_active.renderers import rsync
-from apim_active_active.renderers.boot_script import BOOT_SCRIPT, share_dir
+from apim_active_active.renderers.boot_script import BOOT_SCRIPT
 from scripts.local_stack import ROOT, client, rsync_variant
 from scripts.rehearsal.lab import NodeHost
 from scripts.rehearsal.run import BOOT_SECONDS, FIRST_BOOT, Rehearsal, tail
@@ -65,7 +65,7 @@ class RsyncRehearsal(Rehearsal):
         super().__init__(environment=environment, tag="rs")
         self.settings_folder = environment.parent
         self.interval = self.settings.rsync_settings.interval_seconds
-        self.server = share_dir(self.settings)
+        self.server = self.settings.apim.server_dir
 
     # hosts -----------------------------------------------------------------------------------
     def node_hosts(self, mount_target: str | None) -> dict[str, str]:

@@ -21,15 +21,9 @@ from urllib.parse import urlparse
 
 from apim_active_active.engines import APIM_DB_MARKER_TABLE, APP_DB_USER, ENGINES, SHARED_DB_MARKER_TABLE
 from apim_active_active.names import OUTPUT_EFS_DNS, OUTPUT_INSTANCE_IDS, OUTPUT_LB_DNS, OUTPUT_NODE_IPS, OUTPUT_TARGET_GROUPS
-from apim_active_active.renderers.boot_script import (
-    BOOT_SCRIPT,
-    CONFIG_SOURCE,
-    SECRETS_FILE,
-    SERVICE,
-    SHARE_WATCH,
-    share_dir,
-)
+from apim_active_active.renderers.boot_script import BOOT_SCRIPT, CONFIG_SOURCE, SECRETS_FILE, SERVICE, SHARE_WATCH
 from apim_active_active.renderers.deployment_toml import render_deployment_toml
+from apim_active_active.renderers.shared_folders import SHARE_ROOT, mount_points, shared_folders
 from apim_active_active.settings import Settings, load_settings
 from apim_active_active.traffic import public_name
 from apim_active_active.versions import traits
@@ -38,7 +32,7 @@ from scripts.local_account import prepare
 from scripts.local_stack import ROOT, STACK, aws_env, cdktf, cdktf_flags, client, deploy
 from scripts.rehearsal.database import MariaDbStandIn
 from scripts.rehearsal.lab import Lab, NodeHost
-from scripts.rehearsal.product import build_archive, build_jdbc_driver
+from scripts.rehearsal.product import SERVER_FILES, build_archive, build_jdbc_driver
 from scripts.rehearsal.stage import AWS_RELAY_PORT, USER_DATA, fresh_stage, stage_node
 from scripts.show_deployment import user_data
 
@@ -93,6 +87,7 @@ class Rehearsal:
         self.export = self.work / "efs-export"
         self.export.mkdir()
         self.export.chmod(0o755)
+        self.folders = shared_folders(self.settings)
 
     def check(self, name: str, node: str, passed: bool, detail: str = "") -> None:
         self.checks.append(Check(name, node, bool(passed), detail))
@@ -227,7 +222,7 @@ class Rehearsal:
             time.sleep(0.5)
         time.sleep(2)  # both nodes now wait at the lock, or (without it) would already be seeding
         self.check("no node seeded while another held the seed lock", "both",
-                   not (self.export / ".wso2am-seeded").exists() and SEED_LINE not in "".join(l.read_text() for l in logs))
+                   not self.seed_markers() and SEED_LINE not in "".join(l.read_text() for l in logs))
         fcntl.flock(lock_file, fcntl.LOCK_UN)
         lock_file.close()
         return self.first_boots_done(boots, logs, deadline)
@@ -242,9 +237,23 @@ class Rehearsal:
         return texts
 
     # checks ----------------------------------------------------------------------------------
+    def seed_markers(self) -> dict[str, str]:
+        return {marker.name: marker.read_text() for marker in sorted(self.export.glob(".wso2am-seeded-*"))}
+
+    def distribution_files(self) -> list[Path]:
+        """Where the stand-in distribution's files under each shared folder belong on the share."""
+        server = Path(self.settings.apim.server_dir)
+        expected = []
+        for name, folder in self.folders.items():
+            for file in SERVER_FILES:
+                inside = server / file
+                if inside.is_relative_to(folder):
+                    expected.append(self.export / name / inside.relative_to(folder))
+        return expected
+
     def check_first_boot(self, texts: list[str]) -> None:
-        share = share_dir(self.settings)
         home = self.settings.apim.home
+        names = ", ".join(self.folders)
         for index, (node, text) in enumerate(zip(self.nodes, texts)):
             number = str(index + 1)
             written = node.path(f"{home}/repository/conf/deployment.toml")
@@ -252,20 +261,33 @@ class Rehearsal:
                                               self.outputs[OUTPUT_LB_DNS])
             self.check("deployment.toml where API-M reads it equals the renderer's", number,
                        written.exists() and written.read_text() == expected, str(written).split("merged")[-1])
-            self.check(f"share mounted at {share}", number, node.run("mountpoint", "-q", share).returncode == 0)
+            unmounted = [p for p in mount_points(self.settings) if node.run("mountpoint", "-q", p).returncode != 0]
+            self.check(f"share mounted at {SHARE_ROOT}, and {names} bound from it", number, not unmounted,
+                       f"not mounted: {unmounted}" if unmounted else "")
             retried = MOUNT_RETRY.search(text) is not None
             self.check(f"mount retried while the share was unreachable ({self.share_delay:.0f}s), then succeeded",
                        number, retried and "mounted " in text)
             self.check_unit(node, number)
             self.check("service started", number, self.active(node))
         seeds = sum(text.count(SEED_LINE) for text in texts)
-        seeded_file = self.export / "synapse-configs/default/api/_TokenAPI_.xml"
-        self.check("share seeded exactly once though both booted together", "both",
-                   seeds == 1 and seeded_file.exists(), f"{seeds} seeding(s)")
-        marker = f"{share}/rehearsal-from-node-1.txt"
-        self.nodes[0].run("sh", "-c", f"echo written-on-node-1 > {marker}")
-        seen = self.nodes[1].run("cat", marker).stdout.strip()
-        self.check("a file written under the share on node 1 is seen on node 2", "1->2", seen == "written-on-node-1")
+        expected = self.distribution_files()
+        missing = [str(f.relative_to(self.export)) for f in expected if not f.exists()]
+        folders = [name for name in self.folders if not (self.export / name).is_dir()]
+        self.check(f"share seeded exactly once though both booted together: {names}, with the distribution's files",
+                   "both", seeds == 1 and expected and not missing and not folders,
+                   f"{seeds} seeding(s), {len(expected)} files" + (f", missing: {missing + folders}" if missing + folders else ""))
+        seen = {}
+        for folder in self.folders.values():
+            self.nodes[0].run("sh", "-c", f"echo written-on-node-1 > {folder}/rehearsal-from-node-1.txt")
+            seen[folder] = self.nodes[1].run("cat", f"{folder}/rehearsal-from-node-1.txt").stdout.strip()
+        self.check(f"a file written on node 1 in each shared folder ({names}) is seen on node 2", "1->2",
+                   set(seen.values()) == {"written-on-node-1"}, json.dumps(seen))
+        if self.settings.share_scope == "artifacts":
+            own = f"{self.settings.apim.server_dir}/webapps/rehearsal-node-1-only.txt"
+            self.nodes[0].run("sh", "-c", f"echo node-1 > {own}")
+            on_2 = self.nodes[1].path(own).exists()
+            self.check("outside the shared folders, deployment/server stays each node's own (webapps)", "1->2",
+                       self.nodes[0].path(own).exists() and not on_2, "seen on node 2" if on_2 else "")
         self.check_peers()
         self.check_shared_state(texts)
         for index, node in enumerate(self.nodes):
@@ -401,16 +423,16 @@ class Rehearsal:
 
     # faults ----------------------------------------------------------------------------------
     def snapshot(self, node: NodeHost) -> dict:
-        share = share_dir(self.settings)
+        points = mount_points(self.settings)
         read = lambda inside: node.path(inside).read_text() if node.path(inside).exists() else ""  # noqa: E731
         return {
-            "fstab": [l for l in read("/etc/fstab").splitlines() if f" {share} " in l],
+            "fstab": [l for l in read("/etc/fstab").splitlines() if l.split()[1:2] and l.split()[1] in points],
             "unit": hashlib.sha256(read(f"/etc/systemd/system/{SERVICE}").encode()).hexdigest(),
             "user": [l for l in read("/etc/passwd").splitlines() if l.startswith(f"{self.settings.apim.os_user}:")],
-            "seeded": (self.export / ".wso2am-seeded").read_text() if (self.export / ".wso2am-seeded").exists() else "",
+            "seeded": self.seed_markers(),
             "wants": sorted(os.listdir(node.path("/etc/systemd/system/multi-user.target.wants"))),
             "pid": read(f"{self.settings.apim.home}/wso2carbon.pid"),
-            "mounts": node.run("findmnt", "-rn", "-o", "TARGET", share).stdout,
+            "mounts": [node.run("findmnt", "-rn", "-o", "TARGET", point).stdout for point in points],
             "secrets": hashlib.sha256(read(SECRETS_FILE).encode()).hexdigest(),
             "schema": str(self.database.tables(self.engine.apim_db)),
             "hosts": [l for l in read("/etc/hosts").splitlines() if l.startswith("127.0.0.1 ")],
@@ -425,7 +447,7 @@ class Rehearsal:
             changed = [key for key in before if before[key] != after[key]]
             self.check("second boot (as on reboot) duplicates nothing: fstab, user, unit, seeding, mount, service, secrets, "
                        "schema, hosts",
-                       str(index + 1), code == 0 and not changed and len(after["fstab"]) == 1,
+                       str(index + 1), code == 0 and not changed and len(after["fstab"]) == len(mount_points(self.settings)),
                        f"exit {code}" + (f", changed: {changed}" if changed else ""))
 
     def stop_node_1(self) -> None:
@@ -437,23 +459,24 @@ class Rehearsal:
 
     def share_lost_while_running(self) -> None:
         """Node 2's share disappears under a running API-M; the share watch (run here as its timer would) acts."""
-        node, share = self.nodes[1], share_dir(self.settings)
-        node.run("umount", "-l", share)
+        node, points = self.nodes[1], mount_points(self.settings)
+        for point in reversed(points):  # the binds, then the file system
+            node.run("umount", "-l", point)
         watch = node.run(BOOT_SCRIPT, "check-share", env=self.boot_env())
         answer = self.answers(node)
         stopped = not self.active(node)
         self.check("share lost while running: the share watch stops API-M before it can undeploy anything", "2",
                    watch.returncode == 0 and stopped and answer != "200" and "unreachable" in watch.stderr,
                    f"watch exit {watch.returncode}: {tail(watch.stderr, 1)}; 9443: {answer}")
-        mounted = node.run("mount", share)
+        mounted = max(node.run("mount", point).returncode for point in points)
         watch = node.run(BOOT_SCRIPT, "check-share", env=self.boot_env())
         deadline, answer = time.monotonic() + 30, ""
         while time.monotonic() < deadline and answer != "200":
             answer = self.answers(node)
             time.sleep(0 if answer == "200" else 1)
         self.check("share back: the share watch starts API-M again", "2",
-                   mounted.returncode == 0 and watch.returncode == 0 and answer == "200",
-                   f"mount exit {mounted.returncode}; watch: {tail(watch.stderr, 1)}; 9443: {answer}")
+                   mounted == 0 and watch.returncode == 0 and answer == "200",
+                   f"mount exit {mounted}; watch: {tail(watch.stderr, 1)}; 9443: {answer}")
 
     def broken_config_boot(self) -> None:
         """Boot a fresh node 1 whose user data carries a deployment.toml that does not parse."""

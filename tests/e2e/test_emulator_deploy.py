@@ -7,7 +7,8 @@ import time
 import pytest
 
 from apim_active_active import names
-from apim_active_active.renderers.boot_script import CONFIG_SOURCE, render_deployment_toml, share_dir
+from apim_active_active.renderers import shared_folders
+from apim_active_active.renderers.boot_script import CONFIG_SOURCE, FSTAB_ENTRIES, render_deployment_toml
 from scripts.show_deployment import user_data_files
 from tests.conftest import ENVIRONMENTS
 from tests.e2e.conftest import STACK, aws_env, cdktf, client
@@ -127,7 +128,8 @@ def test_user_data_read_back_from_the_emulator_is_the_rendered_node_config(deplo
         assert "PUBLIC_NAME=apim.local.test\n" in files["/etc/wso2am/node.env"]
         assert f"EFS_DNS={outputs[names.OUTPUT_EFS_DNS]}\n" in files["/etc/wso2am/node.env"]
         assert f"EFS_ID={outputs[names.OUTPUT_EFS_ID]}\n" in files["/etc/wso2am/node.env"]
-        assert f"SHARE_DIR={share_dir(settings)}\n" in files["/etc/wso2am/node.env"]
+        assert f"SHARED_FOLDERS='{shared_folders.env_value(settings)}'\n" in files["/etc/wso2am/node.env"]
+        assert files[FSTAB_ENTRIES] == shared_folders.render_fstab(settings, outputs[names.OUTPUT_EFS_ID])
 
 
 def test_second_plan_shows_no_changes(deployment):

@@ -73,12 +73,13 @@ def test_node_env_is_shell_sourceable(environments, tmp_path):
     env_file = tmp_path / "node.env"
     env_file.write_text(_files(render_user_data(settings, 0, DEPLOYED))[NODE_ENV]["content"])
     shown = subprocess.run(
-        ["bash", "-c", f'. "{env_file}"; echo "$SHARE_DIR|$EFS_ID|$EFS_DNS|$MOUNT_OPTIONS|$START_SCRIPT"'],
+        ["bash", "-c", f'. "{env_file}"; echo "$SHARE_ROOT|$SHARED_FOLDERS|$EFS_ID|$EFS_DNS|$FSTAB_ENTRIES|$START_SCRIPT"'],
         capture_output=True, text=True, check=True,
     ).stdout.strip()
     assert shown == (
-        "/opt/wso2/wso2am-4.3.0/repository/deployment/server|" + EFS + "|" + EFS + ".efs.us-east-1.amazonaws.com|"
-        "_netdev,noresvport,tls,iam|api-manager.sh"
+        "/mnt/wso2am-share|userstores=/opt/wso2/wso2am-4.3.0/repository/deployment/server/userstores "
+        "tenants=/opt/wso2/wso2am-4.3.0/repository/tenants|" + EFS + "|"
+        + EFS + ".efs.us-east-1.amazonaws.com|/etc/wso2am/fstab|api-manager.sh"
     )
 
 
@@ -90,8 +91,11 @@ def test_boot_script_is_shellcheck_clean(tmp_path):
     assert result.returncode == 0, result.stdout
 
 
-@pytest.mark.parametrize("env, script", [("local", "api-manager.sh"), ("legacy32", "wso2server.sh")])
-def test_systemd_unit(environments, env, script, tmp_path):
+@pytest.mark.parametrize("env, script, shared", [
+    ("local", "api-manager.sh", "/userstores /opt/wso2/wso2am-4.3.0/repository/tenants"),  # tenants on
+    ("legacy32", "wso2server.sh", ""),
+])
+def test_systemd_unit(environments, env, script, shared, tmp_path):
     settings = environments[env]
     unit = boot_script.render_systemd_unit(settings)
     home = settings.apim.home
@@ -102,7 +106,8 @@ def test_systemd_unit(environments, env, script, tmp_path):
         "Type=forking",
         "Restart=on-failure",
         f"PIDFile={home}/wso2carbon.pid",  # where Carbon's start script writes it
-        f"RequiresMountsFor={home}/repository/deployment/server",
+        # 4.3: artifacts by default (userstores), 3.2: the whole folder (the seed); each bound from the share.
+        f"RequiresMountsFor=/mnt/wso2am-share {home}/repository/deployment/server{shared}",
         "EnvironmentFile=/etc/wso2am/secrets.env",
     ]:
         assert line in unit.splitlines()

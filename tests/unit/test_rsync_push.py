@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from apim_active_active.renderers import boot_script, rsync
+from apim_active_active.renderers.shared_folders import shared_folders
 from tests.conftest import DEPLOYED, free_port
 from tests.unit.test_rsync_rendering import rsync_local
 
@@ -37,7 +38,7 @@ def _node(tmp: Path, node: int, port: int, answers: Path) -> dict:
     (root / "sync" / "state").mkdir()
     (root / "keys").mkdir(mode=0o700)
     (root / "node.env").write_text(env)
-    server = Path(rsync.synced_folders(settings)["server"])
+    server = Path(shared_folders(settings)["server"])
     server.mkdir(parents=True)
     conf = rsync.render_rsyncd_conf(settings).replace(rsync.SYNC_STATE_DIR, str(root / "sync" / "state"))
     # The receiving user is root here: without these a daemon started as root drops to nobody.

@@ -10,6 +10,7 @@ import yaml
 
 from apim_active_active.renderers import boot_script, rsync
 from apim_active_active.renderers.deployment_toml import LOCAL_SERVICE_URL, render_deployment_toml
+from apim_active_active.renderers.shared_folders import shared_folders
 from apim_active_active.settings import parse_settings
 from tests.conftest import DEPLOYED, local_settings_dict
 from tests.unit.test_boot_script import _schema
@@ -19,7 +20,7 @@ def rsync_local(**apim):
     data = copy.deepcopy(local_settings_dict())
     del data["shared_fs"]
     data["content_sync"] = "rsync"
-    data["apim"] |= apim
+    data["apim"] |= {"tenants": False, **apim}
     return parse_settings(data, environ={})
 
 
@@ -55,14 +56,14 @@ def test_node_1_is_the_manager_node_2_the_worker_each_naming_the_other():
     assert (worker["SYNC_ROLE"], worker["PEER_IP"]) == ("worker", "10.0.1.10")
     for env in (manager, worker):
         assert env["CONTENT_SYNC"] == "rsync"
-        assert not {"EFS_ID", "EFS_DNS", "MOUNT_OPTIONS"} & set(env)
+        assert not {"EFS_ID", "EFS_DNS", "SHARE_ROOT", "FSTAB_ENTRIES"} & set(env)
         assert env["MANAGER_KEY_PARAMETER"] == "/apim-local/rsync/manager-key"
         assert env["WORKER_HOST_KEY_PARAMETER"] == "/apim-local/rsync/worker-host-key"
-        assert env["SYNC_FOLDERS"] == "server=/opt/wso2/wso2am-4.3.0/repository/deployment/server"
+        assert env["SHARED_FOLDERS"] == "server=/opt/wso2/wso2am-4.3.0/repository/deployment/server"
 
 
 def test_tenants_are_pushed_when_they_are_used():
-    folders = rsync.synced_folders(rsync_local(tenants=True))
+    folders = shared_folders(rsync_local(tenants=True))
     assert folders == {
         "server": "/opt/wso2/wso2am-4.3.0/repository/deployment/server",
         "tenants": "/opt/wso2/wso2am-4.3.0/repository/tenants",
@@ -88,8 +89,7 @@ def test_only_the_worker_waits_for_the_first_push_and_only_efs_needs_the_mount(e
     assert "AssertPathExists" not in manager
     assert "RequiresMountsFor" not in manager + worker
     assert "UMask=0002\n" in worker and "UMask" not in manager, "what API-M creates on node 2 stays the pushes' to replace"
-    assert "RequiresMountsFor=/opt/wso2/wso2am-4.3.0/repository/deployment/server\n" in boot_script.render_systemd_unit(
-        environments["local"], 1)
+    assert "\nRequiresMountsFor=/mnt/wso2am-share /opt/" in boot_script.render_systemd_unit(environments["local"], 1)
 
 
 def test_the_manager_gets_the_push_timer_the_worker_the_daemon_configuration_and_the_watch():

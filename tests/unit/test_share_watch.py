@@ -1,35 +1,50 @@
 """The share watch, run for real (the boot step's own check-share) with stand-ins for mountpoint and systemctl:
-API-M is stopped while its share is unreachable and started again when it is back, but an operator's stop stays."""
+API-M is stopped while its share, or any folder bound from it, is unreachable and started again when all of it
+is back, but an operator's stop stays."""
 from __future__ import annotations
 
+import copy
 import subprocess
 
 import pytest
 
 from apim_active_active.renderers import boot_script
-from tests.conftest import DEPLOYED
+from apim_active_active.renderers.shared_folders import SHARE_ROOT, shared_folders
+from apim_active_active.settings import parse_settings
+from tests.conftest import DEPLOYED, local_settings_dict
 
 
 @pytest.fixture()
-def watch(environments, tmp_path):
+def watch(tmp_path):
+    data = copy.deepcopy(local_settings_dict())
+    data["apim"]["tenants"] = True  # two folders bound from the share: userstores and tenants
+    settings = parse_settings(data, environ={})
     share = tmp_path / "share"
     share.mkdir()
-    env_text = boot_script.render_node_env(environments["local"], DEPLOYED)
-    env_text = env_text.replace(boot_script.share_dir(environments["local"]), str(share))
-    (tmp_path / "node.env").write_text(env_text)
+    (tmp_path / "node.env").write_text(boot_script.render_node_env(settings, DEPLOYED).replace(SHARE_ROOT, str(share)))
     script = tmp_path / "wso2am-boot"
     script.write_text(boot_script.boot_script_text())
     stubs = tmp_path / "bin"
     stubs.mkdir()
-    # mountpoint: the share is mounted while the file "mounted" exists; systemctl: records its calls, and
+    # mountpoint -q PATH: mounted while PATH is a line of the file "mounts"; systemctl: records its calls, and
     # is-active answers from the file "active".
-    (stubs / "mountpoint").write_text(f"#!/bin/sh\ntest -e {tmp_path}/mounted\n")
+    (stubs / "mountpoint").write_text(f'#!/bin/sh\ngrep -qxF -- "$2" {tmp_path}/mounts\n')
     (stubs / "systemctl").write_text(
         f'#!/bin/sh\necho "$*" >> {tmp_path}/calls\n'
         f'case "$1" in is-active) test -e {tmp_path}/active ;; stop) rm -f {tmp_path}/active ;; '
         f'start) touch {tmp_path}/active ;; esac\n')
     for stub in stubs.iterdir():
         stub.chmod(0o755)
+    folders = shared_folders(settings)
+
+    def mount(*names: str, seeded: bool = True) -> None:
+        """The share and the given folders mounted (all of them by default), each seeded or not."""
+        chosen = names or tuple(folders)
+        (tmp_path / "mounts").write_text("".join(f"{path}\n" for path in [share, *(folders[n] for n in chosen)]))
+        for name in folders:
+            (share / f".wso2am-seeded-{name}").unlink(missing_ok=True)
+            if seeded:
+                (share / f".wso2am-seeded-{name}").touch()
 
     def run() -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -43,7 +58,8 @@ def watch(environments, tmp_path):
         path.unlink(missing_ok=True)
         return lines
 
-    return {"run": run, "calls": calls, "tmp": tmp_path, "share": share}
+    (tmp_path / "mounts").write_text("")
+    return {"run": run, "calls": calls, "tmp": tmp_path, "mount": mount, "folders": folders}
 
 
 def test_stops_api_m_while_the_share_is_gone_and_starts_it_when_back(watch):
@@ -53,24 +69,30 @@ def test_stops_api_m_while_the_share_is_gone_and_starts_it_when_back(watch):
     assert gone.returncode == 0 and "unreachable: stopped API-M" in gone.stderr
     assert watch["calls"]() == ["is-active --quiet wso2am.service", "stop wso2am.service"]
     assert not (tmp / "active").exists()
-    (tmp / "mounted").touch()
-    (watch["share"] / ".wso2am-seeded").touch()
+    watch["mount"]()
     back = watch["run"]()
     assert back.returncode == 0 and "is back: started API-M again" in back.stderr
     assert watch["calls"]() == ["start wso2am.service"]
     assert watch["run"]().returncode == 0 and watch["calls"]() == [], "nothing to do while all is well"
 
 
+def test_one_folder_not_bound_counts_as_gone(watch):
+    assert set(watch["folders"]) == {"userstores", "tenants"}
+    (watch["tmp"] / "active").touch()
+    watch["mount"]("userstores")  # the share and userstores, but not tenants
+    assert "unreachable" in watch["run"]().stderr
+    assert "stop wso2am.service" in watch["calls"]()
+
+
 def test_a_mounted_but_unseeded_share_counts_as_gone(watch):
     (watch["tmp"] / "active").touch()
-    (watch["tmp"] / "mounted").touch()  # mounted, but not the seeded share (no .wso2am-seeded)
+    watch["mount"](seeded=False)  # mounted, but not the seeded share (no .wso2am-seeded-<name>)
     assert "unreachable" in watch["run"]().stderr
     assert "stop wso2am.service" in watch["calls"]()
 
 
 def test_an_operators_stop_is_not_undone(watch):
-    (watch["tmp"] / "mounted").touch()
-    (watch["share"] / ".wso2am-seeded").touch()
+    watch["mount"]()
     result = watch["run"]()  # API-M stopped by someone else; the share is fine
     assert result.returncode == 0 and watch["calls"]() == []
 

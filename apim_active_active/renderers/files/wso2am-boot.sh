@@ -13,7 +13,7 @@ NODE_ENV=${NODE_ENV:-/etc/wso2am/node.env}
 # shellcheck source=/dev/null
 . "$NODE_ENV"
 : "${APIM_HOME:?}" "${ARCHIVE_URL:?}" "${INSTALL_DIR:?}" "${OS_USER:?}" "${OS_UID:?}" "${CONTENT_SYNC:?}"
-: "${SHARE_DIR:?}" "${CONFIG_SOURCE:?}" "${JAVA_HOME:?}" "${HEAP_PERCENT:?}" "${SERVICE:?}"
+: "${SHARED_FOLDERS:?}" "${CONFIG_SOURCE:?}" "${JAVA_HOME:?}" "${HEAP_PERCENT:?}" "${SERVICE:?}"
 : "${RUNTIME_ENV:?}" "${AWS_REGION:?}" "${START_SCRIPT:?}" "${SECRETS_FILE:?}" "${JDBC_DRIVER_URL:?}"
 : "${DB_ENGINE:?}" "${DB_HOST:?}" "${DB_PORT:?}" "${APIM_DB:?}" "${SHARED_DB:?}" "${DB_SCRIPT:?}" "${DB_SECRET_ARN:?}"
 : "${ADMIN_SECRET_ARN:?}" "${KEYSTORE_SECRET_ARN:?}" "${KEYSTORE_FILE:?}" "${KEYSTORE_ALIAS:?}" "${TRUSTSTORE_FILE:?}"
@@ -22,14 +22,17 @@ NODE_ENV=${NODE_ENV:-/etc/wso2am/node.env}
 : "${SHARE_WATCH_TIMER:?}"
 SYNC_ROLE=${SYNC_ROLE:-}
 if [[ "$CONTENT_SYNC" == efs ]]; then
-  : "${EFS_ID:?}" "${EFS_DNS:?}" "${MOUNT_OPTIONS:?}"
-  LOCK_DIR=$SHARE_DIR  # both nodes see the locks
+  : "${SHARE_ROOT:?}" "${EFS_ID:?}" "${EFS_DNS:?}" "${FSTAB_ENTRIES:?}"
+  LOCK_DIR=$SHARE_ROOT  # both nodes see the locks
+  SEED_LOCK="$SHARE_ROOT/.wso2am-seed.lock"
+  SHARE_LABEL="the share $SHARE_ROOT"
 else
   : "${SYNC_ROLE:?}" "${PEER_IP:?}" "${SYNC_USER:?}" "${SYNC_HOME:?}" "${SYNC_MARKER:?}"
-  : "${SYNC_KEY_DIR:?}" "${SYNC_FOLDERS:?}" "${SYNC_FORCED_COMMAND:?}" "${SYNC_WAIT_SECONDS:?}" "${SYNC_KEY_ARN:?}"
+  : "${SYNC_KEY_DIR:?}" "${SYNC_FORCED_COMMAND:?}" "${SYNC_WAIT_SECONDS:?}" "${SYNC_KEY_ARN:?}"
   : "${MANAGER_KEY_PARAMETER:?}" "${WORKER_HOST_KEY_PARAMETER:?}" "${PUSH_TIMER:?}" "${SYNC_EXCLUDES:?}"
   LOCK_DIR=/run/lock/wso2am  # only node 1 does the one-time work; node 2 waits for node 1's key
   SYNC_STATE_DIR=${SYNC_MARKER%/*}  # node 2's `state` module
+  SHARE_LABEL="node 1's push ($SYNC_MARKER)"
 fi
 # Under /var/lib: a hold made before a reboot (e.g. node 2 waiting for its first push) must survive it.
 STOPPED_BY_WATCH=${STOPPED_BY_WATCH:-/var/lib/wso2am/stopped-by-share-watch}
@@ -39,9 +42,7 @@ RETRY_MAX_DELAY=${RETRY_MAX_DELAY:-60}
 SYNC_POLL_SECONDS=${SYNC_POLL_SECONDS:-5}
 SYNC_SSH_PORT=${SYNC_SSH_PORT:-22}
 SSH_HOST_KEY=${SSH_HOST_KEY:-/etc/ssh/ssh_host_ed25519_key.pub}
-SEED_MARKER="$SHARE_DIR/.wso2am-seeded"
-SEED_LOCK="$SHARE_DIR/.wso2am-seed.lock"
-DIST_DIR="$APIM_HOME/repository/deployment/server.dist"
+DIST_DIR="$APIM_HOME/.wso2am-dist"  # what the product itself has in each shared folder, to seed the share from
 SECURITY="$APIM_HOME/repository/resources/security"
 
 log() { echo "wso2am-boot: $*" >&2; }
@@ -94,40 +95,77 @@ install_product() {
   log "installed $APIM_HOME"
 }
 
-keep_distribution_copy() {
-  # The share hides the product's own deployment/server once mounted; keep a copy to seed from.
-  if [[ ! -d "$DIST_DIR" ]] && ! mountpoint -q "$SHARE_DIR"; then
-    cp -a "$SHARE_DIR" "$DIST_DIR"
-  fi
+ensure_shared_folders() {
+  # A folder the product only creates once used (repository/tenants) is shared from the start, in both modes.
+  local folder
+  for folder in $SHARED_FOLDERS; do
+    [[ -d "${folder#*=}" ]] || install -d -o "$OS_USER" -g "$OS_USER" "${folder#*=}"
+  done
+}
+
+# --- content_sync = efs: the file system at SHARE_ROOT, each shared folder bound from it ---------------------
+keep_distribution_copies() {
+  # The share hides what the product has in each shared folder once bound; keep a copy to seed from.
+  local folder name path
+  for folder in $SHARED_FOLDERS; do
+    name=${folder%%=*} path=${folder#*=}
+    if [[ ! -d "$DIST_DIR/$name" ]] && ! mountpoint -q "$path"; then
+      mkdir -p "$DIST_DIR"
+      rm -rf "$DIST_DIR/$name.part"
+      cp -a "$path" "$DIST_DIR/$name.part"
+      mv "$DIST_DIR/$name.part" "$DIST_DIR/$name"
+    fi
+  done
 }
 
 ensure_fstab() {
-  if ! awk -v dir="$SHARE_DIR" '$2 == dir { found = 1 } END { exit !found }' /etc/fstab; then
-    echo "$EFS_ID:/ $SHARE_DIR efs $MOUNT_OPTIONS 0 0" >>/etc/fstab
-    log "added $SHARE_DIR to /etc/fstab"
-  fi
+  # The file system, then each folder bound from it: one line per mount point, added once.
+  local entry point
+  while read -r entry; do
+    read -r _ point _ <<<"$entry"
+    if ! awk -v dir="$point" '$2 == dir { found = 1 } END { exit !found }' /etc/fstab; then
+      echo "$entry" >>/etc/fstab
+      log "added $point to /etc/fstab"
+    fi
+  done <"$FSTAB_ENTRIES"
 }
 
 mount_share() {
-  if mountpoint -q "$SHARE_DIR"; then
+  if mountpoint -q "$SHARE_ROOT"; then
     return 0
   fi
+  mkdir -p "$SHARE_ROOT"
   retry "$RETRY_TRIES" 2 getent hosts "$EFS_DNS" >/dev/null
-  retry "$RETRY_TRIES" 2 mount "$SHARE_DIR"
-  log "mounted $EFS_ID at $SHARE_DIR (TLS)"
+  retry "$RETRY_TRIES" 2 mount "$SHARE_ROOT"
+  log "mounted $EFS_ID at $SHARE_ROOT (TLS)"
 }
 
 seed_share_once() {
-  # Both nodes boot together: the lock on the share lets exactly one of them copy.
+  # Both nodes boot together: the lock on the share lets exactly one of them copy each folder, once.
   (
     flock --timeout 600 9
-    if [[ ! -e "$SEED_MARKER" ]]; then
-      cp -a "$DIST_DIR/." "$SHARE_DIR/"
-      chown -R "$OS_USER:$OS_USER" "$SHARE_DIR"
-      date -u +%FT%TZ >"$SEED_MARKER"
-      log "seeded the share from $DIST_DIR"
-    fi
+    local folder name seeded=""
+    for folder in $SHARED_FOLDERS; do
+      name=${folder%%=*}
+      [[ ! -e "$SHARE_ROOT/.wso2am-seeded-$name" ]] || continue
+      mkdir -p "$SHARE_ROOT/$name"
+      cp -a "$DIST_DIR/$name/." "$SHARE_ROOT/$name/"
+      chown -R "$OS_USER:$OS_USER" "$SHARE_ROOT/$name"
+      date -u +%FT%TZ >"$SHARE_ROOT/.wso2am-seeded-$name"
+      seeded+=" $name"
+    done
+    [[ -z "$seeded" ]] || log "seeded the share from the distribution:$seeded"
   ) 9>"$SEED_LOCK"
+}
+
+bind_shared_folders() {
+  local folder
+  for folder in $SHARED_FOLDERS; do
+    if ! mountpoint -q "${folder#*=}"; then
+      mount "${folder#*=}"
+      log "bound $SHARE_ROOT/${folder%%=*} at ${folder#*=}"
+    fi
+  done
 }
 
 install_jdbc_driver() {
@@ -390,7 +428,12 @@ share_reachable() {
     return
   fi
   # A hung NFS server blocks stat forever: every look at the share is bounded.
-  timeout 10 mountpoint -q "$SHARE_DIR" && timeout 10 test -e "$SEED_MARKER"
+  local folder
+  timeout 10 mountpoint -q "$SHARE_ROOT" || return 1
+  for folder in $SHARED_FOLDERS; do
+    timeout 10 mountpoint -q "${folder#*=}" || return 1
+    timeout 10 test -e "$SHARE_ROOT/.wso2am-seeded-${folder%%=*}" || return 1
+  done
 }
 
 # hold_for_share WHY: leave API-M stopped, for the watch to start once the share is there.
@@ -407,7 +450,7 @@ check_share() {
   if ! share_reachable; then
     if systemctl is-active --quiet "$SERVICE"; then
       systemctl stop "$SERVICE"
-      hold_for_share "the share $SHARE_DIR is unreachable: stopped API-M so that it cannot undeploy what it no longer sees"
+      hold_for_share "$SHARE_LABEL is unreachable: stopped API-M so that it cannot undeploy what it no longer sees"
     fi
     return 0
   fi
@@ -415,7 +458,7 @@ check_share() {
   if [[ -e "$STOPPED_BY_WATCH" ]]; then
     rm -f "$STOPPED_BY_WATCH"
     systemctl start "$SERVICE"
-    log "the share $SHARE_DIR is back: started API-M again"
+    log "$SHARE_LABEL is back: started API-M again"
   fi
 }
 
@@ -458,7 +501,7 @@ prepare_receiver() {
       --password '*' "$SYNC_USER"
   install -d -m 0755 -o root -g root "$SYNC_HOME" "$SYNC_HOME/.ssh"
   install -d -m 2770 -o "$SYNC_USER" -g "$OS_USER" "$SYNC_STATE_DIR"
-  for folder in $SYNC_FOLDERS; do
+  for folder in $SHARED_FOLDERS; do
     path=${folder#*=}
     mkdir -p "$path"
     chown -R "$SYNC_USER:$OS_USER" "$path"
@@ -482,7 +525,7 @@ authorize_manager() {
   local key
   key=$(wait_for_peer_key "$MANAGER_KEY_PARAMETER")
   write_manager_key "$key"
-  log "authorized node 1's key for pushes into $SYNC_FOLDERS"
+  log "authorized node 1's key for pushes into $SHARED_FOLDERS"
 }
 
 refresh_manager_key() {
@@ -537,7 +580,7 @@ push() {
   ssh+=" -o GlobalKnownHostsFile=/dev/null -o ConnectTimeout=10"
   # Node 2's daemon refuses these (exit 23): never send them. (read -a: no glob expansion of the patterns)
   read -r -a excludes <<<"$SYNC_EXCLUDES"
-  for folder in $SYNC_FOLDERS; do
+  for folder in $SHARED_FOLDERS; do
     name=${folder%%=*}
     code=0
     rsync -a --delete --timeout=120 --itemize-changes "${excludes[@]/#/--exclude=}" -e "$ssh" \
@@ -550,7 +593,7 @@ push() {
   done
   date -u +%FT%TZ >"$SYNC_KEY_DIR/synced"
   rsync --timeout=60 -e "$ssh" "$SYNC_KEY_DIR/synced" "$SYNC_USER@$PEER_IP::state/${SYNC_MARKER##*/}"
-  log "pushed $SYNC_FOLDERS to $PEER_IP in $((SECONDS - started))s"
+  log "pushed $SHARED_FOLDERS to $PEER_IP in $((SECONDS - started))s"
 }
 
 start_service() {
@@ -574,11 +617,13 @@ start_service() {
 boot() {
   ensure_user
   install_product
+  ensure_shared_folders
   if [[ "$CONTENT_SYNC" == efs ]]; then
-    keep_distribution_copy
+    keep_distribution_copies
     ensure_fstab
     mount_share
     seed_share_once
+    bind_shared_folders
   fi
   install_jdbc_driver
   if [[ "$SYNC_ROLE" == worker ]]; then
