@@ -66,7 +66,7 @@ def test_stops_api_m_while_the_share_is_gone_and_starts_it_when_back(watch):
     tmp = watch["tmp"]
     (tmp / "active").touch()
     gone = watch["run"]()
-    assert gone.returncode == 0 and "unreachable: stopped API-M" in gone.stderr
+    assert gone.returncode == 0 and "unreachable: stopping API-M" in gone.stderr
     assert watch["calls"]() == ["is-active --quiet wso2am.service", "stop wso2am.service"]
     assert not (tmp / "active").exists()
     watch["mount"]()

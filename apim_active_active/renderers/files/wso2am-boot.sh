@@ -140,19 +140,37 @@ mount_share() {
   log "mounted $EFS_ID at $SHARE_ROOT (TLS)"
 }
 
+adopt_earlier_layout() {
+  # Shares made before the scope existed hold deployment/server itself at their root (marker .wso2am-seeded):
+  # with scope server it moves into server/. (With artifacts its subfolders are already where they belong.)
+  [[ -e "$SHARE_ROOT/.wso2am-seeded" && " $SHARED_FOLDERS" == *" server="* && ! -d "$SHARE_ROOT/server" ]] ||
+    return 0
+  mkdir -p "$SHARE_ROOT/.server.part"
+  find "$SHARE_ROOT" -mindepth 1 -maxdepth 1 ! -name '.wso2am-*' ! -name '.*.part' ! -name tenants \
+    -exec mv -t "$SHARE_ROOT/.server.part" {} +
+  mv "$SHARE_ROOT/.server.part" "$SHARE_ROOT/server"
+  log "moved the share's earlier layout (deployment/server at its root) into $SHARE_ROOT/server"
+}
+
 seed_share_once() {
-  # Both nodes boot together: the lock on the share lets exactly one of them copy each folder, once.
+  # Both nodes boot together: the lock on the share lets exactly one of them seed each folder, once. A folder
+  # arrives whole or not at all (.part, then mv); one already there (copied in by an operator, or the earlier
+  # layout's) is kept as it is.
   (
     flock --timeout 600 9
     local folder name seeded=""
+    adopt_earlier_layout
     for folder in $SHARED_FOLDERS; do
       name=${folder%%=*}
       [[ ! -e "$SHARE_ROOT/.wso2am-seeded-$name" ]] || continue
-      mkdir -p "$SHARE_ROOT/$name"
-      cp -a "$DIST_DIR/$name/." "$SHARE_ROOT/$name/"
-      chown -R "$OS_USER:$OS_USER" "$SHARE_ROOT/$name"
+      if [[ ! -d "$SHARE_ROOT/$name" ]]; then
+        rm -rf "$SHARE_ROOT/.$name.part"
+        cp -a "$DIST_DIR/$name" "$SHARE_ROOT/.$name.part"
+        chown -R "$OS_USER:$OS_USER" "$SHARE_ROOT/.$name.part"
+        mv "$SHARE_ROOT/.$name.part" "$SHARE_ROOT/$name"
+        seeded+=" $name"
+      fi
       date -u +%FT%TZ >"$SHARE_ROOT/.wso2am-seeded-$name"
-      seeded+=" $name"
     done
     [[ -z "$seeded" ]] || log "seeded the share from the distribution:$seeded"
   ) 9>"$SEED_LOCK"
@@ -449,8 +467,9 @@ check_share() {
   # Carbon undeploys the artifacts it no longer sees: never let it run without its share.
   if ! share_reachable; then
     if systemctl is-active --quiet "$SERVICE"; then
+      # The hold first: a watch stopped by its own timeout while Carbon shuts down still gets it started again.
+      hold_for_share "$SHARE_LABEL is unreachable: stopping API-M so that it cannot undeploy what it no longer sees"
       systemctl stop "$SERVICE"
-      hold_for_share "$SHARE_LABEL is unreachable: stopped API-M so that it cannot undeploy what it no longer sees"
     fi
     return 0
   fi
@@ -644,10 +663,13 @@ boot() {
   log "done"
 }
 
-case "${1:-boot}" in
-  boot) boot ;;
-  wait-key-manager) wait_for_key_manager ;;
-  check-share) check_share ;;
-  push) push ;;
-  *) log "usage: $0 [boot|wait-key-manager|check-share|push]"; exit 2 ;;
-esac
+# Sourced (by the tests), it only defines the steps.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  case "${1:-boot}" in
+    boot) boot ;;
+    wait-key-manager) wait_for_key_manager ;;
+    check-share) check_share ;;
+    push) push ;;
+    *) log "usage: $0 [boot|wait-key-manager|check-share|push]"; exit 2 ;;
+  esac
+fi
