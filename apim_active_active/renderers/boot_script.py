@@ -54,8 +54,17 @@ class Deployed:
     stack_key_arn: str = ""  # content_sync = "rsync": the key the nodes encrypt the key parameters with
 
 
-def boot_script_text() -> str:
+def boot_script_source() -> str:
     return files("apim_active_active.renderers").joinpath("files/wso2am-boot.sh").read_text()
+
+
+def boot_script_text() -> str:
+    """The boot step as the nodes get it: its source without the comment lines, a quarter of its size (EC2 takes
+    at most 16 KB of user data). A test keeps any heredoc line from starting with '#'."""
+    shebang, *lines = boot_script_source().splitlines(keepends=True)
+    kept = [line for line in lines if not line.lstrip().startswith("#") or line.lstrip().startswith("# shellcheck ")]
+    return f"{shebang}# {BOOT_SCRIPT} [boot|wait-key-manager|check-share|push]: see wso2am-boot.sh in the toolkit, " \
+        f"with its comments.\n{''.join(kept)}"
 
 
 def java_package_and_home(jdk: int) -> tuple[str, str]:

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 
 import pytest
 import yaml
@@ -20,7 +22,8 @@ from apim_active_active.renderers.boot_script import (
     render_deployment_toml,
     render_user_data,
 )
-from tests.conftest import DEPLOYED, ROOT
+from apim_active_active.settings import parse_settings
+from tests.conftest import DEPLOYED, EXAMPLES, ROOT
 
 EFS = DEPLOYED.efs_id
 CLOUD_INIT = os.environ.get("CLOUD_INIT_PYTHONPATH", str(ROOT / ".tools/cloud-init/usr/lib/python3/dist-packages"))
@@ -83,12 +86,28 @@ def test_node_env_is_shell_sourceable(environments, tmp_path):
     )
 
 
-def test_boot_script_is_shellcheck_clean(tmp_path):
+@pytest.mark.parametrize("text", [boot_script.boot_script_source, boot_script.boot_script_text], ids=["source", "shipped"])
+def test_boot_script_is_shellcheck_clean(text, tmp_path):
     assert shutil.which("shellcheck"), "shellcheck is installed by `make install`"
     script = tmp_path / "wso2am-boot"
-    script.write_text(boot_script.boot_script_text())
+    script.write_text(text())
     result = subprocess.run(["shellcheck", "-S", "style", str(script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+def test_the_shipped_boot_script_is_the_source_without_its_comment_lines():
+    source, shipped = boot_script.boot_script_source(), boot_script.boot_script_text()
+    code = [line for line in source.splitlines() if not line.lstrip().startswith("#")]
+    assert [line for line in shipped.splitlines() if not line.lstrip().startswith("#")] == code
+    assert len(shipped) < 0.85 * len(source)
+    # Stripping is only safe while no line inside a heredoc starts with '#'.
+    tag = None
+    for number, line in enumerate(source.splitlines(), start=1):
+        if tag is not None:
+            assert line == tag or not line.lstrip().startswith("#"), f"line {number}: '#' inside a heredoc"
+            tag = None if line == tag else tag
+        elif (found := re.search(r"[^<]<<-?'?([A-Z]+)'?\s*(?:[>|]|$)", line)):
+            tag = found.group(1)
 
 
 @pytest.mark.parametrize("env, script, shared", [
@@ -131,9 +150,12 @@ def test_node_env_names_the_secrets_by_arn_and_holds_no_secret_value(environment
     assert not [key for key in env if "PASSWORD" in key]
 
 
-@pytest.mark.parametrize("env", ["local", "dev", "legacy32", "prod"])
-def test_user_data_fits_ec2s_16_kb_with_room_to_grow(environments, env):
+@pytest.mark.parametrize("env", ["local", "dev", "legacy32", "prod", "rsync"])
+@pytest.mark.parametrize("node", [0, 1])
+def test_user_data_fits_ec2s_16_kb_with_room_to_grow(environments, env, node):
     # DEPLOYED holds values as long as the real ones the stack's references resolve to; EC2 takes 16 KiB of
-    # user data, which Terraform gzips (base64gzip) and cloud-init unzips.
-    size = len(gzip.compress(render_user_data(environments[env], 0, DEPLOYED).encode()))
+    # user data, which Terraform gzips (base64gzip: Go's default level, 6) and cloud-init unzips.
+    settings = environments[env] if env != "rsync" else parse_settings(
+        tomllib.loads((EXAMPLES / "rsync.toml").read_text()), environ={})
+    size = len(gzip.compress(render_user_data(settings, node, DEPLOYED).encode(), compresslevel=6))
     assert size < 12 * 1024, f"{size} bytes gzipped"
