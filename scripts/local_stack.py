@@ -14,6 +14,7 @@ STACK = "local"
 REGION = "us-east-1"
 CDKTF_TIMEOUT = 600
 EMULATOR_DUPLICATE = "InvalidPermission.Duplicate"
+EMULATOR_GONE_TARGET = "InvalidTarget: The specified target does not exist"
 # The tool environment the Makefile exports (tests and the rehearsal may run without make).
 TOOL_ENV = {
     "TF_CLI_CONFIG_FILE": str(ROOT / ".tools" / "terraformrc"),
@@ -81,3 +82,25 @@ def deploy(stack: str, flags: list[str], env: dict[str, str]) -> tuple[subproces
 
 def cdktf_flags(outdir: Path) -> list[str]:
     return ["--auto-approve", "--skip-provider-lock", "--output", str(outdir)]
+
+
+def destroy(stack: str, flags: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess, float]:
+    """`cdktf destroy`, retried once when the emulator refused to deregister a target it had deregistered already.
+
+    The same resent call as in deploy(), here a DeregisterTargets: moto answers InvalidTarget, and the attachment
+    stays in the state, so a plain second destroy would fail the same way. The retry forgets the attachments left
+    in the state (their target groups are destroyed with the stack) and destroys again. Anything else fails at once.
+    """
+    result, seconds = cdktf(["destroy", stack, *flags], env)
+    if result.returncode != 0 and EMULATOR_GONE_TARGET in result.stdout + result.stderr:
+        print(f"[emulator] {EMULATOR_GONE_TARGET} on deregistering: forgetting the attachments, destroying {stack} again")
+        stack_dir = Path(flags[flags.index("--output") + 1]) / "stacks" / stack
+        listed = subprocess.run(["terraform", "state", "list"], cwd=stack_dir, env=env, capture_output=True, text=True,
+                                timeout=CDKTF_TIMEOUT, check=True)
+        attachments = [a for a in listed.stdout.split() if a.startswith("aws_lb_target_group_attachment.")]
+        if attachments:
+            subprocess.run(["terraform", "state", "rm", *attachments], cwd=stack_dir, env=env, capture_output=True,
+                           timeout=CDKTF_TIMEOUT, check=True)
+        result, more = cdktf(["destroy", stack, *flags], env)
+        seconds += more
+    return result, seconds

@@ -12,7 +12,7 @@ import pytest
 from apim_active_active.settings import load_settings
 from scripts.emulator import free_loopback_url, start
 from scripts.local_account import prepare
-from scripts.local_stack import ROOT, aws_env, cdktf, cdktf_flags, client, deploy, rsync_variant  # noqa: F401 (re-exported)
+from scripts.local_stack import ROOT, aws_env, cdktf, cdktf_flags, client, deploy, destroy, rsync_variant  # noqa: F401 (re-exported)
 
 ENVIRONMENTS = ROOT / "environments"
 STACK = "local"
@@ -82,7 +82,7 @@ def rsync_deployment(rsync_emulator, tmp_path_factory):
 def destroy_rsync_deployment(state: dict):
     """The rsync deployment's destroy, started once in the background (after its deploy: one worker)."""
     if "destroyed" not in state:
-        state["destroyed"] = state["background"].submit(cdktf, ["destroy", STACK, *state["flags"]], state["env"])
+        state["destroyed"] = state["background"].submit(destroy, STACK, state["flags"], state["env"])
     return state["destroyed"]
 
 
@@ -105,4 +105,4 @@ def deployment(emulator, rsync_deployment, tmp_path_factory):  # the rsync deplo
     if not state["destroyed"]:
         write_local_settings(environments, protected=False)
         cdktf(["deploy", STACK, *common], env)
-        cdktf(["destroy", STACK, *common], env)
+        destroy(STACK, common, env)

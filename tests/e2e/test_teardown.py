@@ -14,6 +14,7 @@ from tests.e2e.conftest import (
     STACK,
     cdktf,
     client,
+    destroy,
     destroy_rsync_deployment,
     write_local_settings,
 )
@@ -72,7 +73,7 @@ def test_destroy_leaves_nothing_of_the_stack_once_unprotected(deployment, emulat
     write_local_settings(deployment["environments"], protected=False)
     lifted, _ = cdktf(["deploy", STACK, *deployment["common"]], deployment["env"])
     assert lifted.returncode == 0, lifted.stdout[-3000:] + lifted.stderr[-3000:]
-    result, seconds = cdktf(["destroy", STACK, *deployment["common"]], deployment["env"])
+    result, seconds = destroy(STACK, deployment["common"], deployment["env"])
     deployment["destroyed"] = result.returncode == 0
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     print(f"\n[timing] cdktf destroy {STACK}: {seconds:.1f}s")
