@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
@@ -64,20 +65,27 @@ def cdktf(args: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedPro
     return result, time.monotonic() - started
 
 
-def deploy(stack: str, flags: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess, float]:
-    """`cdktf deploy`, retried once (after a destroy) when the emulator answered a rule twice.
+def _once_more_after(args: list[str], env: dict[str, str], answer: str, remedy: str,
+                     mend: Callable[[], object]) -> tuple[subprocess.CompletedProcess, float]:
+    """`cdktf ARGS`, run once more after mend() when it failed with exactly the emulator's answer to a resent call.
 
-    Now and then the provider's HTTP client resends an AuthorizeSecurityGroup* call moto had already applied;
-    moto then answers InvalidPermission.Duplicate and the rule is orphaned outside the state, so a plain
-    second deploy would fail the same way. Anything else fails at once.
+    Now and then the provider's HTTP client resends a call moto had already applied, and moto answers it as a
+    second call; what the first one did is then out of line with the state, so a plain second run would fail the
+    same way. Anything else fails at once.
     """
-    result, seconds = cdktf(["deploy", stack, *flags], env)
-    if result.returncode != 0 and EMULATOR_DUPLICATE in result.stdout + result.stderr:
-        print(f"[emulator] {EMULATOR_DUPLICATE} on a fresh rule: destroying and deploying {stack} once more")
-        cdktf(["destroy", stack, *flags], env)
-        result, more = cdktf(["deploy", stack, *flags], env)
+    result, seconds = cdktf(args, env)
+    if result.returncode != 0 and answer in result.stdout + result.stderr:
+        print(f"[emulator] {answer}: {remedy}, then `cdktf {' '.join(args[:2])}` once more")
+        mend()
+        result, more = cdktf(args, env)
         seconds += more
     return result, seconds
+
+
+def deploy(stack: str, flags: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess, float]:
+    """`cdktf deploy`; a resent AuthorizeSecurityGroup* leaves a rule outside the state: destroy first."""
+    return _once_more_after(["deploy", stack, *flags], env, EMULATOR_DUPLICATE, "destroying",
+                            lambda: cdktf(["destroy", stack, *flags], env))
 
 
 def cdktf_flags(outdir: Path) -> list[str]:
@@ -85,22 +93,17 @@ def cdktf_flags(outdir: Path) -> list[str]:
 
 
 def destroy(stack: str, flags: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess, float]:
-    """`cdktf destroy`, retried once when the emulator refused to deregister a target it had deregistered already.
+    """`cdktf destroy`; a resent DeregisterTargets leaves an attachment in the state whose target is gone: forget
+    the attachments left (their target groups are destroyed with the stack) first."""
+    stack_dir = Path(flags[flags.index("--output") + 1]) / "stacks" / stack
 
-    The same resent call as in deploy(), here a DeregisterTargets: moto answers InvalidTarget, and the attachment
-    stays in the state, so a plain second destroy would fail the same way. The retry forgets the attachments left
-    in the state (their target groups are destroyed with the stack) and destroys again. Anything else fails at once.
-    """
-    result, seconds = cdktf(["destroy", stack, *flags], env)
-    if result.returncode != 0 and EMULATOR_GONE_TARGET in result.stdout + result.stderr:
-        print(f"[emulator] {EMULATOR_GONE_TARGET} on deregistering: forgetting the attachments, destroying {stack} again")
-        stack_dir = Path(flags[flags.index("--output") + 1]) / "stacks" / stack
+    def forget_attachments() -> None:
         listed = subprocess.run(["terraform", "state", "list"], cwd=stack_dir, env=env, capture_output=True, text=True,
                                 timeout=CDKTF_TIMEOUT, check=True)
         attachments = [a for a in listed.stdout.split() if a.startswith("aws_lb_target_group_attachment.")]
         if attachments:
             subprocess.run(["terraform", "state", "rm", *attachments], cwd=stack_dir, env=env, capture_output=True,
                            timeout=CDKTF_TIMEOUT, check=True)
-        result, more = cdktf(["destroy", stack, *flags], env)
-        seconds += more
-    return result, seconds
+
+    return _once_more_after(["destroy", stack, *flags], env, EMULATOR_GONE_TARGET, "forgetting the attachments",
+                            forget_attachments)

@@ -27,6 +27,14 @@ SCHEMA = {
 }
 
 
+def files_on_the_share(server_dir: str, folders: dict[str, str]) -> list[Path]:
+    """Where the stand-in's files under each shared folder (name -> folder on the node) belong on the share,
+    relative to its root."""
+    server = Path(server_dir)
+    return [Path(name) / (server / file).relative_to(folder)
+            for name, folder in folders.items() for file in SERVER_FILES if (server / file).is_relative_to(folder)]
+
+
 def product_truststore() -> bytes:
     """A small stand-in for the product's client-truststore.jks (its published default password)."""
     with tempfile.TemporaryDirectory() as tmp:

@@ -29,10 +29,10 @@ from apim_active_active.traffic import public_name
 from apim_active_active.versions import traits
 from scripts.emulator import free_loopback_url, start
 from scripts.local_account import prepare
-from scripts.local_stack import ROOT, STACK, aws_env, cdktf, cdktf_flags, client, deploy
+from scripts.local_stack import ROOT, STACK, aws_env, cdktf_flags, client, deploy, destroy
 from scripts.rehearsal.database import MariaDbStandIn
 from scripts.rehearsal.lab import Lab, NodeHost
-from scripts.rehearsal.product import SERVER_FILES, build_archive, build_jdbc_driver
+from scripts.rehearsal.product import build_archive, build_jdbc_driver, files_on_the_share
 from scripts.rehearsal.stage import AWS_RELAY_PORT, USER_DATA, fresh_stage, stage_node
 from scripts.show_deployment import user_data
 
@@ -119,7 +119,7 @@ class Rehearsal:
 
     def destroy(self) -> None:
         if hasattr(self, "env"):
-            result, _ = cdktf(["destroy", STACK, *self.flags], self.env)
+            result, _ = destroy(STACK, self.flags, self.env)
             if result.returncode != 0:
                 self.notes.append(f"cdktf destroy failed: {result.stderr[-500:]}")
         if hasattr(self, "emulator") and self.emulator:
@@ -240,17 +240,6 @@ class Rehearsal:
     def seed_markers(self) -> dict[str, str]:
         return {marker.name: marker.read_text() for marker in sorted(self.export.glob(".wso2am-seeded-*"))}
 
-    def distribution_files(self) -> list[Path]:
-        """Where the stand-in distribution's files under each shared folder belong on the share."""
-        server = Path(self.settings.apim.server_dir)
-        expected = []
-        for name, folder in self.folders.items():
-            for file in SERVER_FILES:
-                inside = server / file
-                if inside.is_relative_to(folder):
-                    expected.append(self.export / name / inside.relative_to(folder))
-        return expected
-
     def check_first_boot(self, texts: list[str]) -> None:
         home = self.settings.apim.home
         names = ", ".join(self.folders)
@@ -270,7 +259,7 @@ class Rehearsal:
             self.check_unit(node, number)
             self.check("service started", number, self.active(node))
         seeds = sum(text.count(SEED_LINE) for text in texts)
-        expected = self.distribution_files()
+        expected = [self.export / f for f in files_on_the_share(self.settings.apim.server_dir, self.folders)]
         missing = [str(f.relative_to(self.export)) for f in expected if not f.exists()]
         folders = [name for name in self.folders if not (self.export / name).is_dir()]
         self.check(f"share seeded exactly once though both booted together: {names}, with the distribution's files",

@@ -4,7 +4,6 @@ share of the earlier layout adopted; a folder an operator copied in kept. The fi
 fstab line that mounts it is a bind: this kernel has no NFS client); mount and mountpoint are the real ones."""
 from __future__ import annotations
 
-import copy
 import os
 import shutil
 import subprocess
@@ -14,22 +13,14 @@ import pytest
 
 from apim_active_active.renderers import boot_script
 from apim_active_active.renderers.shared_folders import SHARE_ROOT, render_fstab, shared_folders
-from apim_active_active.settings import parse_settings
-from scripts.rehearsal.product import SERVER_FILES
-from tests.conftest import DEPLOYED, local_settings_dict
+from scripts.rehearsal.product import SERVER_FILES, files_on_the_share
+from tests.conftest import DEPLOYED
+from tests.unit.test_share_scope import local
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
                                 reason="mount namespaces need root (CI has it)")
 SHARE_STEPS = "ensure_shared_folders; keep_distribution_copies; ensure_fstab; mount_share; seed_share_once; " \
               "bind_shared_folders; share_reachable"
-
-
-def settings_for(version: str, scope: str | None, tenants: bool):
-    data = copy.deepcopy(local_settings_dict())
-    data["apim"] |= {"version": version, "tenants": tenants, "archive_url": f"s3://a/wso2am-{version}.zip", "jdk": 11}
-    if scope:
-        data["shared_fs"]["scope"] = scope
-    return parse_settings(data, environ={})
 
 
 class Node:
@@ -48,8 +39,8 @@ class Node:
         self.fstab.write_text("# the node's own lines\n")
         real = settings.apim.home
         entries = render_fstab(settings, DEPLOYED.efs_id).replace(real, str(self.home)).replace(SHARE_ROOT, str(self.share))
-        first, rest = entries.split("\n", 1)
-        (self.root / "fstab-entries").write_text(f"{export} {self.share} none bind 0 0\n{rest}")
+        _, binds = entries.split("\n", 1)
+        (self.root / "fstab-entries").write_text(f"{export} {self.share} none bind 0 0\n{binds}")
         env = boot_script.render_node_env(settings, DEPLOYED).replace(real, str(self.home))
         env = env.replace(SHARE_ROOT, str(self.share)).replace(boot_script.FSTAB_ENTRIES, str(self.root / "fstab-entries"))
         env = env.replace(f"OS_USER={settings.apim.os_user}", "OS_USER=root").replace("EFS_DNS=", "EFS_DNS=localhost #")
@@ -74,7 +65,7 @@ def export(tmp_path) -> Path:
     ("4.3.0", None, True), ("3.2.0", None, False), ("3.2.0", "artifacts", True), ("4.3.0", "server", True),
 ])
 def test_mounts_seeds_once_and_binds_each_shared_folder(version, scope, tenants, tmp_path, export):
-    settings = settings_for(version, scope, tenants)
+    settings = local(version, scope, tenants)
     node = Node(settings, tmp_path, export)
     probe = " ".join(f"mountpoint -q {path} && echo bound {name} && echo from-node > {path}/written-on-node.txt;"
                      for name, path in node.folders.items())
@@ -85,11 +76,8 @@ def test_mounts_seeds_once_and_binds_each_shared_folder(version, scope, tenants,
         assert (export / name / "written-on-node.txt").read_text() == "from-node\n", f"{name} is the share's"
         assert (export / f".wso2am-seeded-{name}").exists()
     # The distribution's files under each shared folder are on the share, and nothing else of it.
-    server = node.home / "repository/deployment/server"
-    for file in SERVER_FILES:
-        owner = [name for name, path in node.folders.items() if (server / file).is_relative_to(path)]
-        on_share = [export / name / (server / file).relative_to(node.folders[name]) for name in owner]
-        assert all(p.exists() for p in on_share), file
+    expected = files_on_the_share(str(node.home / "repository/deployment/server"), node.folders)
+    assert expected and all((export / f).exists() for f in expected), expected
     if settings.share_scope == "artifacts":
         assert not (export / "webapps").exists() and not (export / "server").exists()
     assert first.stderr.count("seeded the share") == 1
@@ -103,7 +91,7 @@ def test_mounts_seeds_once_and_binds_each_shared_folder(version, scope, tenants,
 
 
 def test_the_second_node_finds_the_share_seeded_and_binds_it(tmp_path, export):
-    settings = settings_for("4.3.0", None, True)
+    settings = local("4.3.0", None, True)
     first, second = Node(settings, tmp_path, export, "node-1"), Node(settings, tmp_path, export, "node-2")
     assert first.run(f"{SHARE_STEPS}; echo v1 > {first.folders['userstores']}/store.xml").returncode == 0
     seen = second.run(f"{SHARE_STEPS}; cat {second.folders['userstores']}/store.xml")
@@ -111,7 +99,7 @@ def test_the_second_node_finds_the_share_seeded_and_binds_it(tmp_path, export):
 
 
 def test_a_half_copied_folder_is_copied_again_and_a_folder_put_there_is_kept(tmp_path, export):
-    settings = settings_for("3.2.0", "artifacts", False)
+    settings = local("3.2.0", "artifacts", False)
     (export / ".synapse-configs.part").mkdir()  # a first boot that died while copying
     (export / ".synapse-configs.part/half.xml").write_text("half")
     (export / "userstores").mkdir()  # an operator's copy, made before the scope was switched
@@ -134,7 +122,7 @@ def test_a_share_of_the_earlier_layout_is_adopted(scope, tmp_path, export):
     (export / "webapps").mkdir()
     (export / ".wso2am-seeded").write_text("2026-01-01T00:00:00Z")
     (export / ".wso2am-seed.lock").touch()
-    node = Node(settings_for("3.2.0", scope, False), tmp_path, export)
+    node = Node(local("3.2.0", scope, False), tmp_path, export)
     api = "synapse-configs/default/api"
     server = node.home / "repository/deployment/server"
     result = node.run(f"{SHARE_STEPS}; cat {server}/{api}/Published_v1.xml {server}/{api}/_TokenAPI_.xml")

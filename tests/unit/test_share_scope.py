@@ -8,12 +8,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from apim_active_active.renderers import boot_script
 from apim_active_active.renderers.shared_folders import SHARE_ROOT, render_fstab, shared_folders
 from apim_active_active.settings import SettingsError, parse_settings
 from tests.conftest import DEPLOYED, local_settings_dict
+from tests.unit.test_boot_script import _files
+from tests.unit.test_rsync_rendering import rsync_local
 
 GENERATOR = Path("/usr/lib/systemd/system-generators/systemd-fstab-generator")
 HOME_43 = "/opt/wso2/wso2am-4.3.0"
@@ -101,10 +102,6 @@ def test_systemd_mounts_the_share_then_binds_each_folder_after_the_network(versi
 
 
 def test_efs_user_data_carries_the_fstab_lines_and_rsync_none(environments):
-    files = {f["path"]: f for f in yaml.safe_load(boot_script.render_user_data(environments["local"], 0, DEPLOYED))["write_files"]}
+    files = _files(boot_script.render_user_data(environments["local"], 0, DEPLOYED))
     assert files[boot_script.FSTAB_ENTRIES]["content"] == render_fstab(environments["local"], DEPLOYED.efs_id)
-    data = copy.deepcopy(local_settings_dict())
-    del data["shared_fs"]
-    data["content_sync"] = "rsync"
-    rsync_files = yaml.safe_load(boot_script.render_user_data(parse_settings(data, environ={}), 1, DEPLOYED))["write_files"]
-    assert boot_script.FSTAB_ENTRIES not in {f["path"] for f in rsync_files}
+    assert boot_script.FSTAB_ENTRIES not in _files(boot_script.render_user_data(rsync_local(), 1, DEPLOYED))

@@ -3,22 +3,19 @@ API-M is stopped while its share, or any folder bound from it, is unreachable an
 is back, but an operator's stop stays."""
 from __future__ import annotations
 
-import copy
 import subprocess
 
 import pytest
 
 from apim_active_active.renderers import boot_script
 from apim_active_active.renderers.shared_folders import SHARE_ROOT, shared_folders
-from apim_active_active.settings import parse_settings
-from tests.conftest import DEPLOYED, local_settings_dict
+from tests.conftest import DEPLOYED
+from tests.unit.test_share_scope import local
 
 
 @pytest.fixture()
 def watch(tmp_path):
-    data = copy.deepcopy(local_settings_dict())
-    data["apim"]["tenants"] = True  # two folders bound from the share: userstores and tenants
-    settings = parse_settings(data, environ={})
+    settings = local(tenants=True)  # two folders bound from the share: userstores and tenants
     share = tmp_path / "share"
     share.mkdir()
     (tmp_path / "node.env").write_text(boot_script.render_node_env(settings, DEPLOYED).replace(SHARE_ROOT, str(share)))

@@ -104,16 +104,23 @@ ensure_shared_folders() {
 }
 
 # --- content_sync = efs: the file system at SHARE_ROOT, each shared folder bound from it ---------------------
+# copy_whole FOLDER COPY: all of it or nothing (through .<name>.part: a copy cut short is made again next time).
+copy_whole() {
+  local part
+  part="$(dirname "$2")/.$(basename "$2").part"
+  rm -rf "$part"
+  cp -a "$1" "$part"
+  chown -R "$OS_USER:$OS_USER" "$part"
+  mv "$part" "$2"
+}
+
 keep_distribution_copies() {
   # The share hides what the product has in each shared folder once bound; keep a copy to seed from.
-  local folder name path
+  local folder
+  mkdir -p "$DIST_DIR"
   for folder in $SHARED_FOLDERS; do
-    name=${folder%%=*} path=${folder#*=}
-    if [[ ! -d "$DIST_DIR/$name" ]] && ! mountpoint -q "$path"; then
-      mkdir -p "$DIST_DIR"
-      rm -rf "$DIST_DIR/$name.part"
-      cp -a "$path" "$DIST_DIR/$name.part"
-      mv "$DIST_DIR/$name.part" "$DIST_DIR/$name"
+    if [[ ! -d "$DIST_DIR/${folder%%=*}" ]] && ! mountpoint -q "${folder#*=}"; then
+      copy_whole "${folder#*=}" "$DIST_DIR/${folder%%=*}"
     fi
   done
 }
@@ -154,8 +161,7 @@ adopt_earlier_layout() {
 
 seed_share_once() {
   # Both nodes boot together: the lock on the share lets exactly one of them seed each folder, once. A folder
-  # arrives whole or not at all (.part, then mv); one already there (copied in by an operator, or the earlier
-  # layout's) is kept as it is.
+  # arrives whole or not at all; one already there (copied in by an operator, or the earlier layout's) is kept.
   (
     flock --timeout 600 9
     local folder name seeded=""
@@ -164,10 +170,7 @@ seed_share_once() {
       name=${folder%%=*}
       [[ ! -e "$SHARE_ROOT/.wso2am-seeded-$name" ]] || continue
       if [[ ! -d "$SHARE_ROOT/$name" ]]; then
-        rm -rf "$SHARE_ROOT/.$name.part"
-        cp -a "$DIST_DIR/$name" "$SHARE_ROOT/.$name.part"
-        chown -R "$OS_USER:$OS_USER" "$SHARE_ROOT/.$name.part"
-        mv "$SHARE_ROOT/.$name.part" "$SHARE_ROOT/$name"
+        copy_whole "$DIST_DIR/$name" "$SHARE_ROOT/$name"
         seeded+=" $name"
       fi
       date -u +%FT%TZ >"$SHARE_ROOT/.wso2am-seeded-$name"
