@@ -98,7 +98,7 @@ test: install
 	$(PY) -m pytest
 
 rehearse: install
-	$(PY) scripts/rehearse.py
+	$(PY) scripts/rehearse.py $(REHEARSE_ARGS)
 
 bench: install
 	$(PY) scripts/bench.py

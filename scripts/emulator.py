@@ -62,7 +62,8 @@ def start(url: str, state_dir: Path) -> subprocess.Popen | None:
         if answers(url):
             return process
         if process.poll() is not None:
-            raise SystemExit(f"moto server exited with {process.returncode}; see {state_dir / 'moto.log'}")
+            said = (state_dir / "moto.log").read_text(errors="replace")[-2000:]
+            raise SystemExit(f"moto server exited with {process.returncode}; {state_dir / 'moto.log'} ends:\n{said}")
         time.sleep(0.2)
     process.kill()
     raise SystemExit(f"moto server did not answer on {url} within {STARTUP_SECONDS}s")

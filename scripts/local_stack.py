@@ -10,6 +10,8 @@ from pathlib import Path
 
 import boto3
 
+from scripts import commands
+
 ROOT = Path(__file__).resolve().parent.parent
 STACK = "local"
 REGION = "us-east-1"
@@ -98,12 +100,11 @@ def destroy(stack: str, flags: list[str], env: dict[str, str]) -> tuple[subproce
     stack_dir = Path(flags[flags.index("--output") + 1]) / "stacks" / stack
 
     def forget_attachments() -> None:
-        listed = subprocess.run(["terraform", "state", "list"], cwd=stack_dir, env=env, capture_output=True, text=True,
-                                timeout=CDKTF_TIMEOUT, check=True)
+        listed = commands.run(["terraform", "state", "list"], cwd=stack_dir, env=env, text=True, timeout=CDKTF_TIMEOUT)
         attachments = [a for a in listed.stdout.split() if a.startswith("aws_lb_target_group_attachment.")]
         if attachments:
-            subprocess.run(["terraform", "state", "rm", *attachments], cwd=stack_dir, env=env, capture_output=True,
-                           timeout=CDKTF_TIMEOUT, check=True)
+            commands.run(["terraform", "state", "rm", *attachments], cwd=stack_dir, env=env, text=True,
+                         timeout=CDKTF_TIMEOUT)
 
     return _once_more_after(["destroy", stack, *flags], env, EMULATOR_GONE_TARGET, "forgetting the attachments",
                             forget_attachments)

@@ -28,10 +28,14 @@ def main() -> int:
     parser.add_argument("--share-delay", type=float, default=5.0, help="seconds the share is unreachable at boot")
     parser.add_argument("--mode", choices=["efs", "rsync", "both"], default="both", help="content_sync mode(s)")
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep each mode's work folder (logs, Terraform state, the database's files); "
+                             "without it everything the rehearsal made is removed, whatever the result")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("the rehearsal needs root (network and mount namespaces)")
-    makers = {"efs": lambda: Rehearsal(share_delay=args.share_delay), "rsync": RsyncRehearsal}
+    makers = {"efs": lambda: Rehearsal(share_delay=args.share_delay, keep=args.keep),
+              "rsync": lambda: RsyncRehearsal(keep=args.keep)}
     modes = list(makers) if args.mode == "both" else [args.mode]
     rehearsals = {mode: makers[mode]() for mode in modes}
     with ThreadPoolExecutor(max_workers=len(modes)) as pool:

@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from scripts import commands
 from scripts.rehearsal.lab import Lab
 
 READY_SECONDS = 60
@@ -24,21 +25,26 @@ class MariaDbStandIn:
         self.socket = self.work / "mysqld.sock"
 
     def start(self, username: str, password: str, initial_database: str) -> None:
-        data = self.work / "data"
+        data, tmp = self.work / "data", self.work / "tmp"
         data.mkdir(parents=True)
-        subprocess.run(
-            ["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--user=root", "--skip-test-db",
-             "--auth-root-authentication-method=socket"],
-            check=True, capture_output=True, timeout=120,
+        tmp.mkdir()
+        # A tmpdir of its own: a MariaDB server starting removes every `#sql*` file in its tmpdir, so with the
+        # default /tmp the other mode's server starting beside it deleted this one's temporary tables mid-bootstrap
+        # (ERROR 1051 Unknown table 'mysql.tmp_user_sys': 4 of 80 concurrent installs on this machine; 0 of 80
+        # with a tmpdir each).
+        commands.run(
+            ["mariadb-install-db", "--no-defaults", f"--datadir={data}", f"--tmpdir={tmp}", "--user=root",
+             "--skip-test-db", "--auth-root-authentication-method=socket"],
+            timeout=120,
         )
-        subprocess.run(
+        commands.run(
             ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=rds-stand-in",
              "-keyout", str(self.work / "key.pem"), "-out", str(self.work / "cert.pem")],
-            check=True, capture_output=True,
+            timeout=60,
         )
         namespace = self.lab.add_host("db", [self.address])
         self.lab.in_namespace(
-            namespace, "mariadbd", "--no-defaults", f"--datadir={data}", f"--socket={self.socket}",
+            namespace, "mariadbd", "--no-defaults", f"--datadir={data}", f"--tmpdir={tmp}", f"--socket={self.socket}",
             f"--pid-file={self.work / 'mysqld.pid'}", f"--bind-address={self.address}", "--port=3306", "--user=root",
             "--skip-name-resolve", f"--ssl-cert={self.work / 'cert.pem'}", f"--ssl-key={self.work / 'key.pem'}",
             "--require-secure-transport=ON",

@@ -14,13 +14,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scripts import commands
+
 READY_SECONDS = 20
 HOLDER_SECONDS = 3600  # a node host never outlives this, even if cleanup is skipped
 NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def sh(*argv: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, check=check, capture_output=True, text=True, timeout=timeout)
+    if check:
+        return commands.run(argv, text=True, timeout=timeout)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
 
 
 @dataclass

@@ -1,12 +1,12 @@
 """Builds the STAND-IN product archive, laid out like the real wso2am-<version>.zip."""
 from __future__ import annotations
 
-import subprocess
 import tempfile
 import zipfile
 from pathlib import Path
 
 from apim_active_active.versions import traits
+from scripts import commands
 
 STANDIN = Path(__file__).resolve().parent / "standin"
 # What the real distribution has under repository/deployment/server (enough to see seeding work).
@@ -39,11 +39,11 @@ def product_truststore() -> bytes:
     """A small stand-in for the product's client-truststore.jks (its published default password)."""
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "client-truststore.jks"
-        subprocess.run(
+        commands.run(
             ["keytool", "-genkeypair", "-alias", "standin-ca", "-keyalg", "RSA", "-keysize", "2048", "-dname",
              "CN=stand-in CA", "-keystore", str(store), "-storetype", "JKS", "-storepass", "wso2carbon",
              "-keypass", "wso2carbon"],
-            check=True, capture_output=True,
+            timeout=120,
         )
         return store.read_bytes()
 

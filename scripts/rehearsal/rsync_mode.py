@@ -60,9 +60,9 @@ class PushTimer:
 
 
 class RsyncRehearsal(Rehearsal):
-    def __init__(self) -> None:
+    def __init__(self, keep: bool = False) -> None:
         environment = rsync_environment()
-        super().__init__(environment=environment, tag="rs")
+        super().__init__(environment=environment, tag="rs", keep=keep)
         self.settings_folder = environment.parent
         self.interval = self.settings.rsync_settings.interval_seconds
         self.server = self.settings.apim.server_dir

@@ -40,6 +40,7 @@ CLOUD_INIT_PATH = f"{ROOT}/.tools/cloud-init/usr/lib/python3/dist-packages"
 BOOT_SECONDS = 300
 PEER_SECONDS = 120
 SEED_LINE = "seeded the share"
+FAILED_BOOT_LINES = 20  # what a failed boot's check shows of its log (the work folder is removed)
 MOUNT_RETRY = re.compile(r"attempt \d+ failed, retrying in \d+s: mount")
 # cloud-init's order on a real first boot: write_files (init stage), runcmd (config stage, writes the
 # script), scripts_user (final stage, run-parts of that folder). The last is done with run-parts
@@ -75,8 +76,9 @@ class Check:
 
 class Rehearsal:
     def __init__(self, share_delay: float = 5.0, environment: Path = ROOT / "environments" / "local.toml",
-                 tag: str = "rh") -> None:
+                 tag: str = "rh", keep: bool = False) -> None:
         self.environment = environment
+        self.keep = keep  # the work folder (logs, state, the database's files) stays only when asked
         self.settings: Settings = load_settings(environment, environ={})
         self.engine = ENGINES[self.settings.database.engine]
         self.share_delay = share_delay
@@ -233,7 +235,8 @@ class Rehearsal:
         texts = [log.read_text() for log in logs]
         for number, (code, text) in enumerate(zip(codes, texts), start=1):
             self.check("first boot completed (cloud-init write_files, runcmd, then its script)", str(number),
-                       code == 0 and "wso2am-boot: done" in text, f"exit {code}" + ("" if code == 0 else f": {tail(text)}"))
+                       code == 0 and "wso2am-boot: done" in text,
+                       f"exit {code}" + ("" if code == 0 else f": {tail(text, FAILED_BOOT_LINES)}"))
         return texts
 
     # checks ----------------------------------------------------------------------------------
@@ -508,10 +511,10 @@ class Rehearsal:
         finally:
             self.lab.close()
             self.destroy()
-            if all(check.passed for check in self.checks):
-                shutil.rmtree(self.work, ignore_errors=True)
+            if self.keep:
+                self.notes.append(f"work folder kept (--keep): {self.work}")
             else:
-                self.notes.append(f"logs kept in {self.work}")
+                shutil.rmtree(self.work, ignore_errors=True)
         return self.checks
 
 

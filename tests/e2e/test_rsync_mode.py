@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from apim_active_active.renderers import rsync
+from scripts import commands
 from scripts.show_deployment import user_data_files
 from scripts.verify import KEYS_CHECK
 from tests.e2e.conftest import DEPLOY_SECONDS, RSYNC_PREFIX, STACK, client, destroy_rsync_deployment
@@ -64,7 +65,7 @@ def test_rsync_mode_deploys_without_a_share_with_ssh_from_node_1_to_node_2_only(
         # What the nodes do at first boot: each writes its public key (node 1 last, once the secrets exist).
         for name in names:
             key = tmp_path / name.rsplit("/", 1)[1]
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+            commands.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], timeout=60)
             ssm.put_parameter(Name=name, Value=(tmp_path / f"{key.name}.pub").read_text().strip(),
                               Type="SecureString", Overwrite=True)
         checks = _verify(rsync_deployment)
