@@ -61,9 +61,13 @@ $(TOOLS)/terraformrc:
 # Debian's package (not installed: /etc stays clean). MariaDB's server must not start on this host (policy-rc.d).
 DEBIAN_TOOLS := shellcheck:shellcheck socat:socat unzip:unzip openssl:openssl keytool:openjdk-17-jre-headless \
   mariadbd:mariadb-server mariadb:mariadb-client run-parts:debianutils sshd:openssh-server rsync:rsync
-$(TOOLS)/.validators:
+# The system python3's modules the boot step's merge-config uses (on the rehearsal's nodes as on Amazon Linux 2023,
+# whose python3-tomli and python3-tomli-w packages give the same modules).
+DEBIAN_PYTHON_MODULES := tomli:python3-tomli tomli_w:python3-tomli-w
+$(TOOLS)/.validators: Makefile
 	mkdir -p $(TOOLS)/debs
 	missing=""; for pair in $(DEBIAN_TOOLS); do command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; done; \
+	  for pair in $(DEBIAN_PYTHON_MODULES); do /usr/bin/python3 -c "import $${pair%%:*}" 2>/dev/null || missing="$$missing $${pair#*:}"; done; \
 	  if [ -n "$$missing" ]; then \
 	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d; \
 	    status=0; { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; } || status=$$?; \

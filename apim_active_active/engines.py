@@ -10,6 +10,10 @@ class Engine:
     apim_db: str
     shared_db: str
     toml_type: str  # deployment.toml's [database.*] type
+    # deployment.toml's [database.*] driver. Set, never left to the config mapper: for "mysql" it infers the old
+    # com.mysql.jdbc.Driver (carbon-kernel's infer.json), which Connector/J 8 only keeps as a deprecated alias;
+    # WSO2's 4.x active-active page sets com.mysql.cj.jdbc.Driver.
+    jdbc_driver: str
     jdbc_scheme: str
     jdbc_tls: str  # query string that makes the driver require TLS
     script: str  # dbscripts/<script> (shared) and dbscripts/apimgt/<script> (API-M)
@@ -21,10 +25,12 @@ class Engine:
 
 
 ENGINES = {
-    "mysql": Engine("mysql", "8.0", 3306, "WSO2AM_DB", "WSO2SHARED_DB", "mysql", "mysql", "sslMode=REQUIRED",
+    "mysql": Engine("mysql", "8.0", 3306, "WSO2AM_DB", "WSO2SHARED_DB", "mysql", "com.mysql.cj.jdbc.Driver", "mysql",
+                    "sslMode=REQUIRED",
                     "mysql.sql", "mariadb105", ("error", "slowquery"), "mysql8.0",
                     (("require_secure_transport", "1"), ("slow_query_log", "1"), ("long_query_time", "2"))),
-    "postgres": Engine("postgres", "16", 5432, "wso2am_db", "wso2shared_db", "postgre", "postgresql", "sslmode=require",
+    "postgres": Engine("postgres", "16", 5432, "wso2am_db", "wso2shared_db", "postgre", "org.postgresql.Driver",
+                       "postgresql", "sslmode=require",
                        "postgresql.sql", "postgresql15", ("postgresql",), "postgres16",
                        (("rds.force_ssl", "1"), ("log_statement", "ddl"), ("log_min_duration_statement", "2000"))),
 }

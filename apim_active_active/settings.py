@@ -151,6 +151,16 @@ class ApimSettings(_Strict):
     tenants: bool = Field(
         False, description="Tenants are used: `repository/tenants` is kept the same on both nodes too."
     )
+    keystore_validity_days: int = Field(
+        3650, ge=365, le=36500,
+        description="Validity of the pair's generated keystore certificate, in days. Long, as WSO2 asks: a new "
+        "keystore later means re-encrypting what the product encrypted with it (a registry and user-store migration).",
+    )
+    first_start_wait_seconds: int = Field(
+        900, ge=60, le=3600,
+        description="How long node 2's first start waits for node 1's API-M to answer (node 1 fills the empty "
+        "databases on its first start); later starts do not wait.",
+    )
 
     @field_validator("archive_url")
     @classmethod
@@ -264,6 +274,7 @@ class DatabaseSettings(_Strict):
         return _artifact_url(value, ".jar")
 
 
+KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]+$")
 TLS_POLICY = re.compile(r"^ELBSecurityPolicy-(TLS13-1-[23]-|TLS-1-2-|FS-1-2-)[A-Za-z0-9-]+$")
 
 
@@ -313,6 +324,11 @@ class LoadBalancerSettings(_Strict):
     web_acl_arn: str | None = Field(
         None, pattern=r"^arn:aws[a-z-]*:wafv2:[a-z0-9-]+:\d{12}:regional/webacl/.+$",
         description="WAFv2 web ACL associated with the load balancer. Unset: none.",
+    )
+    idle_timeout_seconds: int = Field(
+        3600, ge=1, le=4000,
+        description="Seconds a connection may stay idle before the load balancer closes it. WebSocket (8099) "
+        "connections are often idle for long; AWS's default of 60 drops them.",
     )
 
     @field_validator("ssl_policy")
@@ -371,6 +387,19 @@ class EncryptionSettings(_Strict):
     secret_recovery_days: int = Field(
         30, ge=0, le=30, description="Days a deleted secret can be restored; 0 deletes at once (lets a stack be re-created)."
     )
+    node_decrypt_key_arns: tuple[str, ...] = Field(
+        (),
+        description="KMS keys besides the stack's that the nodes may decrypt with: the keys of the artifacts' S3 "
+        "objects, of an existing database's secret, of a JDBC driver (pre-flight checks each is enabled).",
+    )
+
+    @field_validator("node_decrypt_key_arns")
+    @classmethod
+    def _key_arns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for arn in value:
+            if not KMS_KEY_ARN.match(arn):
+                raise ValueError(f"{arn!r} is not a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)")
+        return value
 
     @field_validator("secret_recovery_days")
     @classmethod

@@ -110,6 +110,11 @@ def database_secret(aws: Aws, settings: Settings) -> list[Result]:
 
 def certificate(aws: Aws, settings: Settings) -> Result:
     lb = settings.load_balancer
+    if settings.apim.hostname is None:
+        # Clients would meet the load balancer's DNS name (under elb.amazonaws.com), which no ACM certificate covers.
+        return passed("load balancer certificate covers the public name", False,
+                      "apim.hostname is unset, so clients meet the load balancer's own DNS name, which no ACM "
+                      "certificate can cover: set apim.hostname to a name the certificate covers")
     acm = aws.client("acm")
     if lb.certificate_arn:
         try:
@@ -117,15 +122,16 @@ def certificate(aws: Aws, settings: Settings) -> Result:
         except ClientError as error:
             return passed("load balancer certificate is issued", False, f"{lb.certificate_arn}: {_error(error)}")
         names = [described["DomainName"], *described.get("SubjectAlternativeNames", [])]
-        covers = settings.apim.hostname is None or any(_covers(n, settings.apim.hostname) for n in names)
+        covers = any(_covers(n, settings.apim.hostname) for n in names)
         ok = described["Status"] == "ISSUED" and covers
         detail = f"{described['Status']}, for {', '.join(sorted(set(names)))}"
-        return passed("load balancer certificate is issued" + (" for apim.hostname" if settings.apim.hostname else ""),
-                      ok, detail)
+        if not covers:
+            detail += f"; none covers apim.hostname {settings.apim.hostname}"
+        return passed("load balancer certificate is issued for apim.hostname", ok, detail)
     pages = acm.get_paginator("list_certificates").paginate(
         CertificateStatuses=["ISSUED"], Includes={"keyTypes": list(CERTIFICATE_KEY_TYPES)})
     match = [c for page in pages for c in page["CertificateSummaryList"] if c["DomainName"] == lb.certificate_domain]
-    covers = settings.apim.hostname is None or _covers(lb.certificate_domain, settings.apim.hostname)
+    covers = _covers(lb.certificate_domain, settings.apim.hostname)
     detail = match[0]["CertificateArn"] if match else "none"
     if match and not covers:
         detail += f"; {lb.certificate_domain} does not cover apim.hostname {settings.apim.hostname}"
@@ -136,6 +142,20 @@ def _covers(name: str, host: str) -> bool:
     if name.startswith("*."):
         return host.split(".", 1)[-1] == name[2:]
     return name == host
+
+
+def decrypt_keys(aws: Aws, settings: Settings) -> list[Result]:
+    """Each extra key the nodes may decrypt with exists, is enabled and decrypts (a symmetric encryption key)."""
+    results = []
+    for arn in settings.encryption.node_decrypt_key_arns:
+        try:
+            key = aws.client("kms").describe_key(KeyId=arn)["KeyMetadata"]
+        except ClientError as error:
+            results.append(passed(f"KMS key {arn} the nodes decrypt with", False, _error(error)))
+            continue
+        ok = key["KeyState"] == "Enabled" and key.get("KeyUsage") == "ENCRYPT_DECRYPT"
+        results.append(passed(f"KMS key {arn} the nodes decrypt with", ok, f"{key['KeyState']}, {key.get('KeyUsage')}"))
+    return results
 
 
 def hosted_zone(aws: Aws, settings: Settings) -> list[Result]:
@@ -195,6 +215,7 @@ def run(settings: Settings) -> list[Result]:
         "database secret exists": lambda: database_secret(aws, settings),
         "load balancer certificate is issued": lambda: [certificate(aws, settings)],
         "hosted zone exists": lambda: hosted_zone(aws, settings),
+        "KMS keys the nodes decrypt with": lambda: decrypt_keys(aws, settings),
         "state bucket and lock table exist": lambda: state_backend(settings),
         "artifacts in S3": lambda: artifacts(aws, settings),
     }

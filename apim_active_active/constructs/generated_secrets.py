@@ -4,7 +4,8 @@ database user, in Secrets Manager.
 Terraform creates the two secrets without a value, so no value is ever in its plan or state; the
 first node to take the lock on the share generates each value at boot and puts it there, and both
 nodes read them (the boot step). Encrypted with the stack's key.
-Exposes: admin_arn, keystore_arn, db_app_arn (None with an existing database).
+Exposes: admin_arn, keystore_arn, db_app_arn (None with an existing database), encryption_key_arn (None unless the
+version's internal crypto is symmetric: the pair's [encryption] key).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from constructs import Construct
 
 from apim_active_active import aws
 from apim_active_active.settings import Settings
+from apim_active_active.versions import traits
 
 
 @dataclass(frozen=True)
@@ -42,3 +44,5 @@ class GeneratedSecrets(Construct):
         # RDS rotates its master password; API-M logs in as a user of its own whose password nothing rotates.
         self.db_app_arn = None if settings.database.existing else secret(
             "database-app", "API-M's own database user (JSON username, password)")
+        self.encryption_key_arn = secret("encryption-key", "API-M's internal encryption key of the pair (JSON key)") \
+            if traits(settings.apim.version).symmetric_internal_crypto else None

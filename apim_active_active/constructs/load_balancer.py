@@ -57,6 +57,7 @@ class LoadBalancer(Construct):
             security_groups=[group.id],
             subnets=props.subnet_ids,
             drop_invalid_header_fields=True,
+            idle_timeout=lb_settings.idle_timeout_seconds,
             enable_deletion_protection=lb_settings.deletion_protection,
             access_logs=access_logs,
             tags={"Name": resource_name(settings, "alb")},

@@ -23,7 +23,7 @@ from apim_active_active.renderers.deployment_toml import (
     render_deployment_toml,
 )
 from apim_active_active.settings import Settings
-from apim_active_active.traffic import public_name
+from apim_active_active.traffic import MANAGEMENT_PORT, VERSION_PATH, public_name
 from apim_active_active.versions import traits
 
 CONFIG_DIR = "/etc/wso2am"
@@ -33,6 +33,7 @@ RUNTIME_ENV = f"{CONFIG_DIR}/runtime.env"
 SECRETS_FILE = f"{CONFIG_DIR}/secrets.env"
 KEY_MANAGER_CA = f"{CONFIG_DIR}/key-manager-ca.pem"
 BOOT_SCRIPT = "/usr/local/sbin/wso2am-boot"
+MERGE_CONFIG = "/usr/local/sbin/wso2am-merge-config"  # the boot step's `merge-config` (its default path)
 SERVICE = "wso2am.service"
 SHARE_WATCH = "wso2am-share-watch"  # .service (one check) and .timer (every 15 s)
 FSTAB_ENTRIES = f"{CONFIG_DIR}/fstab"  # content_sync = "efs": what the boot step adds to /etc/fstab
@@ -52,10 +53,20 @@ class Deployed:
     lb_dns_name: str
     db_app_secret_arn: str = ""  # API-M's own database user (RDS only; empty with an existing database)
     stack_key_arn: str = ""  # content_sync = "rsync": the key the nodes encrypt the key parameters with
+    encryption_key_secret_arn: str = ""  # versions with symmetric internal crypto (4.7): the pair's [encryption] key
 
 
 def boot_script_source() -> str:
     return files("apim_active_active.renderers").joinpath("files/wso2am-boot.sh").read_text()
+
+
+def merge_config_text() -> str:
+    """The boot step's `merge-config`: Python for Amazon Linux 2023's python3 with python3-tomli and python3-tomli-w."""
+    return files("apim_active_active.renderers").joinpath("files/wso2am-merge-config.py").read_text()
+
+
+# What the boot step needs from Amazon Linux 2023 besides the JDK and the database client.
+BASE_PACKAGES = ("unzip", "openssl", "python3", "python3-tomli", "python3-tomli-w")
 
 
 def boot_script_text() -> str:
@@ -119,6 +130,13 @@ def _content_sync_env(settings: Settings, node_index: int, deployed: Deployed) -
     }
 
 
+def first_node_url(settings: Settings, node_index: int) -> str:
+    """Node 2's first start waits until this answers: node 1's management port (open between the peers)."""
+    if node_index == MANAGER_INDEX:
+        return ""
+    return f"https://{node_ips(settings)[MANAGER_INDEX]}:{MANAGEMENT_PORT}{VERSION_PATH}"
+
+
 def render_node_env(settings: Settings, deployed: Deployed, node_index: int = 0) -> str:
     apim = settings.apim
     engine = ENGINES[settings.database.engine]
@@ -159,6 +177,10 @@ def render_node_env(settings: Settings, deployed: Deployed, node_index: int = 0)
         "KEYSTORE_SECRET_ARN": deployed.keystore_secret_arn,
         "KEYSTORE_FILE": KEYSTORE_FILE,
         "KEYSTORE_ALIAS": KEYSTORE_ALIAS,
+        "KEYSTORE_VALIDITY_DAYS": str(apim.keystore_validity_days),
+        "ENCRYPTION_KEY_SECRET_ARN": deployed.encryption_key_secret_arn,
+        "FIRST_NODE_URL": first_node_url(settings, node_index),
+        "FIRST_START_WAIT_SECONDS": str(apim.first_start_wait_seconds),
         "TRUSTSTORE_FILE": TRUSTSTORE_FILE,
         "CERT_NAME": cert_name,
         "CERT_SAN": cert_san,
@@ -208,7 +230,9 @@ User={settings.apim.os_user}
 Group={settings.apim.os_user}
 EnvironmentFile={RUNTIME_ENV}
 EnvironmentFile={SECRETS_FILE}
-{_umask(settings, node_index)}{wait}ExecStart={script} start
+{_umask(settings, node_index)}# Carbon never removes its PID file: a stale one naming a live process makes `start` exit 0 "already running".
+ExecStartPre=/usr/bin/rm -f {home}/wso2carbon.pid
+{wait}ExecStart={script} start
 ExecStop={script} stop
 PIDFile={home}/wso2carbon.pid
 Restart=on-failure
@@ -295,7 +319,7 @@ def _file(path: str, content: str, permissions: str) -> dict:
 
 def render_user_data(settings: Settings, node_index: int, deployed: Deployed) -> str:
     """cloud-config for node 0 or 1."""
-    packages = ["amazon-efs-utils" if settings.uses_efs else "rsync", "unzip", "openssl", "python3",
+    packages = ["amazon-efs-utils" if settings.uses_efs else "rsync", *BASE_PACKAGES,
                 java_package_and_home(settings.apim.jdk)[0], ENGINES[settings.database.engine].client_package]
     toml = render_deployment_toml(settings, node_index, deployed.db_host, deployed.db_port, deployed.lb_dns_name)
     write_files = [
@@ -303,6 +327,7 @@ def render_user_data(settings: Settings, node_index: int, deployed: Deployed) ->
         _file(CONFIG_SOURCE, toml, "0644"),
         _file(f"/etc/systemd/system/{SERVICE}", render_systemd_unit(settings, node_index), "0644"),
         _file(BOOT_SCRIPT, boot_script_text(), "0755"),
+        _file(MERGE_CONFIG, merge_config_text(), "0755"),
     ]
     if settings.uses_efs:
         write_files.append(_file(FSTAB_ENTRIES, shared_folders.render_fstab(settings, deployed.efs_id), "0644"))
@@ -315,5 +340,7 @@ def render_user_data(settings: Settings, node_index: int, deployed: Deployed) ->
         write_files.append(_file(rsync.RSYNCD_CONF, rsync.render_rsyncd_conf(settings), "0644"))
     if settings.key_manager.ca_certificate:
         write_files.append(_file(KEY_MANAGER_CA, settings.key_manager.ca_certificate.strip() + "\n", "0644"))
-    cloud_config = {"packages": packages, "write_files": write_files, "runcmd": [[BOOT_SCRIPT]]}
+    # /etc/hosts is the boot step's (the public name mapped to the node): a reboot's cloud-init leaves it alone.
+    cloud_config = {"packages": packages, "manage_etc_hosts": False, "write_files": write_files,
+                    "runcmd": [[BOOT_SCRIPT]]}
     return "#cloud-config\n" + yaml.dump(cloud_config, Dumper=_LiteralBlocks, sort_keys=False, width=1000)

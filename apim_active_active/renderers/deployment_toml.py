@@ -44,6 +44,11 @@ def _gateway_environment(settings: Settings, node_index: int, name: str) -> dict
     }
     if version.has_gateway_type:
         environment |= {"gateway_type": "Regular", "provider": "wso2"}
+    if version.has_event_hub:
+        # The pair's entry replaces the shipped one whole: keep the product's WebSub receivers (not routed by the
+        # load balancer).
+        environment |= {"websub_event_receiver_http_endpoint": "http://localhost:9021",
+                        "websub_event_receiver_https_endpoint": "https://localhost:8021"}
     return environment
 
 
@@ -72,6 +77,7 @@ ADMIN_PASSWORD_ENV = "APIM_ADMIN_PASSWORD"
 DB_USERNAME_ENV = "APIM_DB_USERNAME"
 DB_PASSWORD_ENV = "APIM_DB_PASSWORD"
 KEYSTORE_PASSWORD_ENV = "APIM_KEYSTORE_PASSWORD"
+ENCRYPTION_KEY_ENV = "APIM_ENCRYPTION_KEY"
 KEYSTORE_FILE = "wso2carbon.jks"
 KEYSTORE_ALIAS = "wso2carbon"
 TRUSTSTORE_FILE = "client-truststore.jks"
@@ -114,7 +120,8 @@ def _database(settings: Settings, db_host: str, db_port: int) -> dict:
     engine = ENGINES[settings.database.engine]
     credentials = {"username": f"$env{{{DB_USERNAME_ENV}}}", "password": f"$env{{{DB_PASSWORD_ENV}}}"}
     return {
-        name: {"type": engine.toml_type, "url": jdbc_url(engine, db_host, db_port, database), **credentials}
+        name: {"type": engine.toml_type, "url": jdbc_url(engine, db_host, db_port, database), "driver": engine.jdbc_driver,
+               **credentials}
         for name, database in (("apim_db", engine.apim_db), ("shared_db", engine.shared_db))
     }
 
@@ -159,8 +166,12 @@ def render_deployment_toml(settings: Settings, node_index: int, db_host: str, db
         document["apim"]["key_manager"] = key_manager
     if traits(settings.apim.version).has_event_hub:
         document["apim"]["event_hub"] = _event_hub(settings, node_index)
+    if traits(settings.apim.version).symmetric_internal_crypto:
+        # One key for the pair, generated once (the boot step); set, so the 4.7 start script adds none of its own.
+        document["encryption"] = {"key": f"$env{{{ENCRYPTION_KEY_ENV}}}"}
     header = (
         f"# Rendered by apim_active_active for {settings.name_prefix} node {node_index + 1}"
-        f" (API-M {settings.apim.version}). Do not edit on the node: change the settings and redeploy.\n"
+        f" (API-M {settings.apim.version}): the pair's part only. The boot step merges it over the product's own"
+        f" deployment.toml (wso2am-boot merge-config). Do not edit on the node: change the settings and redeploy.\n"
     )
     return header + tomli_w.dumps(document)

@@ -42,19 +42,24 @@ PLACEHOLDERS = Deployed(
     efs_id="@@EFS_ID@@", db_host="@@DB_HOST@@", db_port=0, db_secret_arn="@@DB_SECRET_ARN@@",
     admin_secret_arn="@@ADMIN_SECRET_ARN@@", keystore_secret_arn="@@KEYSTORE_SECRET_ARN@@",
     lb_dns_name="@@LB_DNS_NAME@@", db_app_secret_arn="@@DB_APP_SECRET_ARN@@", stack_key_arn="@@STACK_KEY_ARN@@",
+    encryption_key_secret_arn="@@ENCRYPTION_KEY_SECRET_ARN@@",
 )
 
 
 def secret_statements(database: Database, secrets: GeneratedSecrets, key: StackKey,
-                      channel: RsyncChannel | None) -> list[dict]:
+                      channel: RsyncChannel | None, decrypt_key_arns: tuple[str, ...]) -> list[dict]:
     """What the nodes may do with the secrets: read them all, write the ones they generate; with rsync, hand
-    over the public keys (SecureString parameters under the stack key)."""
-    generated = [arn for arn in (secrets.admin_arn, secrets.keystore_arn, secrets.db_app_arn) if arn]
+    over the public keys (SecureString parameters under the stack key); decrypt with the other keys the settings
+    name (what they encrypt was made outside the stack)."""
+    generated = [arn for arn in (secrets.admin_arn, secrets.keystore_arn, secrets.db_app_arn,
+                                 secrets.encryption_key_arn) if arn]
     return [
         {"Sid": "ReadSecrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
          "Resource": [database.secret_arn, *generated]},
         {"Sid": "GenerateOnce", "Effect": "Allow", "Action": "secretsmanager:PutSecretValue", "Resource": generated},
         {"Sid": "StackKey", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": key.key_arn},
+        *([{"Sid": "OtherKeys", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": list(decrypt_key_arns)}]
+          if decrypt_key_arns else []),
         *(channel.statements(key.key_arn) if channel else []),
     ]
 
@@ -96,7 +101,8 @@ class ActiveActiveStack(TerraformStack):
             ),
         )
         secrets = GeneratedSecrets(self, "secrets", GeneratedSecretsProps(settings=settings, kms_key_arn=key.key_arn))
-        grant = identity.grant("use_secrets", secret_statements(database, secrets, key, channel))
+        grant = identity.grant("use_secrets", secret_statements(database, secrets, key, channel,
+                                                                settings.encryption.node_decrypt_key_arns))
         # What only an apply knows, by Deployed field; None where this stack has no such thing (rendered empty).
         known = {
             "db_host": database.host,
@@ -107,6 +113,7 @@ class ActiveActiveStack(TerraformStack):
             "efs_id": share.file_system_id if share else None,
             "stack_key_arn": key.key_arn if channel else None,
             "db_app_secret_arn": secrets.db_app_arn or None,
+            "encryption_key_secret_arn": secrets.encryption_key_arn,
         }
         placeholders = replace(PLACEHOLDERS, db_port=database.port,
                                **{field: "" for field, token in known.items() if token is None})

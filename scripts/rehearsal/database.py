@@ -48,6 +48,8 @@ class MariaDbStandIn:
             f"--pid-file={self.work / 'mysqld.pid'}", f"--bind-address={self.address}", "--port=3306", "--user=root",
             "--skip-name-resolve", f"--ssl-cert={self.work / 'cert.pem'}", f"--ssl-key={self.work / 'key.pem'}",
             "--require-secure-transport=ON",
+            # MySQL 8's defaults, which RDS keeps: utf8mb4 (4 bytes a character) and InnoDB's 3072-byte key limit.
+            "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci", "--innodb-default-row-format=dynamic",
             f"--log-error={self.work / 'error.log'}",
         )
         deadline = time.monotonic() + READY_SECONDS

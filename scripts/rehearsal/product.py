@@ -19,9 +19,17 @@ SERVER_FILES = {
 }
 
 
+# The shape of the key in WSO2's dbscripts/apimgt/mysql.sql (4.2 and later) that MySQL 8's utf8mb4 cannot hold:
+# 4 bytes a character, (255 + 32 + 1024) x 4 = 5244 bytes over InnoDB's 3072 (ERROR 1071; wso2/api-manager#945,
+# #1105). Before the marker table, as in WSO2's script, so that a failed run leaves no marker.
+TOKEN_BINDING = (
+    "CREATE TABLE IDN_OAUTH2_TOKEN_BINDING (TOKEN_ID VARCHAR(255), TOKEN_BINDING_TYPE VARCHAR(32), "
+    "TOKEN_BINDING_REF VARCHAR(32), TOKEN_BINDING_VALUE VARCHAR(1024), TENANT_ID INTEGER DEFAULT -1, "
+    "UNIQUE (TOKEN_ID, TOKEN_BINDING_TYPE, TOKEN_BINDING_VALUE)) ENGINE INNODB;\n"
+)
 SCHEMA = {
     "dbscripts/mysql.sql": "CREATE TABLE REG_RESOURCE (REG_PATH_ID INTEGER NOT NULL, REG_NAME VARCHAR(256));\n",
-    "dbscripts/apimgt/mysql.sql": "CREATE TABLE AM_API (API_ID INTEGER NOT NULL, API_NAME VARCHAR(256));\n",
+    "dbscripts/apimgt/mysql.sql": TOKEN_BINDING + "CREATE TABLE AM_API (API_ID INTEGER NOT NULL, API_NAME VARCHAR(256));\n",
     "dbscripts/postgresql.sql": "CREATE TABLE REG_RESOURCE (REG_PATH_ID INTEGER NOT NULL, REG_NAME VARCHAR(256));\n",
     "dbscripts/apimgt/postgresql.sql": "CREATE TABLE AM_API (API_ID INTEGER NOT NULL, API_NAME VARCHAR(256));\n",
 }
@@ -35,17 +43,34 @@ def files_on_the_share(server_dir: str, folders: dict[str, str]) -> list[Path]:
             for name, folder in folders.items() for file in SERVER_FILES if (server / file).is_relative_to(folder)]
 
 
+# The entries of the product's client-truststore.jks this toolkit relies on: its default certificate under
+# `wso2carbon` and, the same certificate, under `gateway_certificate_alias`, the alias the gateway checks API keys
+# and internal keys against (every pack 3.2.0-4.7.0; carbon-apimgt's GATEWAY_PUBLIC_CERTIFICATE_ALIAS).
+SHIPPED_TRUST_ALIASES = ("wso2carbon", "gateway_certificate_alias")
+
+
 def product_truststore() -> bytes:
-    """A small stand-in for the product's client-truststore.jks (its published default password)."""
+    """A small stand-in for the product's client-truststore.jks (its published default password): a stand-in
+    default certificate under each of SHIPPED_TRUST_ALIASES, and a CA."""
     with tempfile.TemporaryDirectory() as tmp:
-        store = Path(tmp) / "client-truststore.jks"
-        commands.run(
-            ["keytool", "-genkeypair", "-alias", "standin-ca", "-keyalg", "RSA", "-keysize", "2048", "-dname",
-             "CN=stand-in CA", "-keystore", str(store), "-storetype", "JKS", "-storepass", "wso2carbon",
-             "-keypass", "wso2carbon"],
-            timeout=120,
-        )
+        folder = Path(tmp)
+        store, default = folder / "client-truststore.jks", folder / "default.jks"
+        keytool = ["keytool", "-storepass", "wso2carbon", "-keypass", "wso2carbon", "-storetype", "JKS"]
+        commands.run([*keytool, "-genkeypair", "-alias", "standin-ca", "-keyalg", "RSA", "-keysize", "2048",
+                      "-dname", "CN=stand-in CA", "-keystore", str(store)], timeout=120)
+        commands.run([*keytool, "-genkeypair", "-alias", "wso2carbon", "-keyalg", "RSA", "-keysize", "2048",
+                      "-dname", "CN=localhost, OU=STAND-IN default", "-keystore", str(default)], timeout=120)
+        commands.run([*keytool, "-exportcert", "-alias", "wso2carbon", "-keystore", str(default),
+                      "-file", str(folder / "default.crt")], timeout=120)
+        for alias in SHIPPED_TRUST_ALIASES:
+            commands.run([*keytool, "-importcert", "-noprompt", "-alias", alias, "-file", str(folder / "default.crt"),
+                          "-keystore", str(store)], timeout=120)
         return store.read_bytes()
+
+
+def shipped_deployment_toml(version: str) -> str:
+    """The stand-in's repository/conf/deployment.toml, shaped like the one WSO2 ships with the version."""
+    return (STANDIN / "conf" / ("deployment-3.2.toml" if version.startswith("3.") else "deployment-4.x.toml")).read_text()
 
 
 def build_jdbc_driver(name: str, destination: Path) -> Path:
@@ -70,7 +95,7 @@ def build_archive(version: str, destination: Path) -> Path:
         add("STAND-IN.txt", "This is a stand-in for WSO2 API Manager, built for the boot rehearsal.\n")
         add(f"bin/{start_script}", (STANDIN / "start-script.sh").read_text(), 0o755)
         add("bin/standin_server.py", (STANDIN / "standin_server.py").read_text(), 0o755)
-        add("repository/conf/README", "deployment.toml is written here by the boot step.\n")
+        add("repository/conf/deployment.toml", shipped_deployment_toml(version))
         add("repository/logs/README", "logs\n")
         for name, text in SERVER_FILES.items():
             add(f"repository/deployment/server/{name}", text)

@@ -111,9 +111,11 @@ class RsyncRehearsal(Rehearsal):
         self.check("the push service's command succeeds (as its timer runs it)", "1->2",
                    first.returncode == 0 and "pushed server=" in first.stderr, tail(first.stderr, 2))
         watch = worker.run(BOOT_SCRIPT, "check-share", env=self.boot_env())
+        answer = self.answers_within(worker)
+        landed, active = worker.path(rsync.SYNC_MARKER).exists(), self.active(worker)
         self.check("first push landed: the share watch starts API-M on node 2, and it answers 9443", "2",
-                   worker.path(rsync.SYNC_MARKER).exists() and self.active(worker) and self.answers(worker) == "200",
-                   tail(watch.stderr, 1))
+                   landed and active and answer == "200",
+                   f"marker {landed}, active {active}, 9443 {answer}; {tail(watch.stderr, 1)}")
 
     def check_receiving_side(self, worker: NodeHost) -> None:
         keys = worker.path(f"{rsync.SYNC_HOME}/.ssh/authorized_keys")

@@ -22,7 +22,6 @@ from urllib.parse import urlparse
 from apim_active_active.engines import APIM_DB_MARKER_TABLE, APP_DB_USER, ENGINES, SHARED_DB_MARKER_TABLE
 from apim_active_active.names import OUTPUT_EFS_DNS, OUTPUT_INSTANCE_IDS, OUTPUT_LB_DNS, OUTPUT_NODE_IPS, OUTPUT_TARGET_GROUPS
 from apim_active_active.renderers.boot_script import BOOT_SCRIPT, CONFIG_SOURCE, SECRETS_FILE, SERVICE, SHARE_WATCH
-from apim_active_active.renderers.deployment_toml import render_deployment_toml
 from apim_active_active.renderers.shared_folders import SHARE_ROOT, mount_points, shared_folders
 from apim_active_active.settings import Settings, load_settings
 from apim_active_active.traffic import public_name
@@ -33,12 +32,14 @@ from scripts.local_stack import ROOT, STACK, aws_env, cdktf_flags, client, deplo
 from scripts.rehearsal.database import MariaDbStandIn
 from scripts.rehearsal.lab import Lab, NodeHost
 from scripts.rehearsal.product import build_archive, build_jdbc_driver, files_on_the_share
-from scripts.rehearsal.stage import AWS_RELAY_PORT, USER_DATA, fresh_stage, stage_node
+from scripts.rehearsal.fidelity import ProductFidelity
+from scripts.rehearsal.stage import AWS_RELAY_PORT, CLOUD_INIT_MODULE, fresh_stage, stage_node
 from scripts.show_deployment import user_data
 
 CLOUD_INIT_PATH = f"{ROOT}/.tools/cloud-init/usr/lib/python3/dist-packages"
 BOOT_SECONDS = 300
 PEER_SECONDS = 120
+START_SECONDS = 30  # a (stand-in) API-M started answers 9443 within this
 SEED_LINE = "seeded the share"
 FAILED_BOOT_LINES = 20  # what a failed boot's check shows of its log (the work folder is removed)
 MOUNT_RETRY = re.compile(r"attempt \d+ failed, retrying in \d+s: mount")
@@ -46,7 +47,7 @@ MOUNT_RETRY = re.compile(r"attempt \d+ failed, retrying in \d+s: mount")
 # script), scripts_user (final stage, run-parts of that folder). The last is done with run-parts
 # itself: `cloud-init single --name scripts_user` finds no instance folder without a datasource.
 FIRST_BOOT = f"""set -e
-ci() {{ {ROOT}/.venv/bin/python -m cloudinit.cmd.main --file {USER_DATA} single --frequency always --name "$1"; }}
+ci() {{ {CLOUD_INIT_MODULE} "$1"; }}
 ci write_files
 ci runcmd
 run-parts --exit-on-error /var/lib/cloud/instances/iid-datasource-none/scripts
@@ -74,7 +75,7 @@ class Check:
     detail: str
 
 
-class Rehearsal:
+class Rehearsal(ProductFidelity):
     def __init__(self, share_delay: float = 5.0, environment: Path = ROOT / "environments" / "local.toml",
                  tag: str = "rh", keep: bool = False) -> None:
         self.environment = environment
@@ -248,11 +249,7 @@ class Rehearsal:
         names = ", ".join(self.folders)
         for index, (node, text) in enumerate(zip(self.nodes, texts)):
             number = str(index + 1)
-            written = node.path(f"{home}/repository/conf/deployment.toml")
-            expected = render_deployment_toml(self.settings, index, self.db_host, self.engine.port,
-                                              self.outputs[OUTPUT_LB_DNS])
-            self.check("deployment.toml where API-M reads it equals the renderer's", number,
-                       written.exists() and written.read_text() == expected, str(written).split("merged")[-1])
+            self.check_product_config(index, node)
             unmounted = [p for p in mount_points(self.settings) if node.run("mountpoint", "-q", p).returncode != 0]
             self.check(f"share mounted at {SHARE_ROOT}, and {names} bound from it", number, not unmounted,
                        f"not mounted: {unmounted}" if unmounted else "")
@@ -282,6 +279,8 @@ class Rehearsal:
                        self.nodes[0].path(own).exists() and not on_2, "seen on node 2" if on_2 else "")
         self.check_peers()
         self.check_shared_state(texts)
+        self.check_charset()
+        self.check_first_start_order(texts)
         for index, node in enumerate(self.nodes):
             answer = self.answers(node)
             self.check("9443 answers (probed from the peer)", str(index + 1), answer == "200", answer)
@@ -349,6 +348,8 @@ class Rehearsal:
             store = node.path(f"{self.settings.apim.home}/repository/resources/security/wso2carbon.jks")
             keystores.append(hashlib.sha256(store.read_bytes()).hexdigest() if store.exists() else "missing")
         self.check("the same keystore on both nodes", "both", keystores[0] == keystores[1] != "missing")
+        for index, node in enumerate(self.nodes):
+            self.check_truststore(index, node)
 
     def secret_values(self) -> dict[str, str]:
         secrets = client("secretsmanager", self.endpoint)
@@ -393,6 +394,14 @@ class Rehearsal:
         """What a node's 9443 answers, probed from its peer."""
         peer = self.nodes[1 - self.nodes.index(node)]
         return peer.run("python3", "-c", PROBE, version_url(node.address)).stdout.strip()
+
+    def answers_within(self, node: NodeHost, seconds: float = START_SECONDS) -> str:
+        """What a node's 9443 answers once it answers 200, or at the end of a bounded wait (a start takes time)."""
+        deadline, answer = time.monotonic() + seconds, self.answers(node)
+        while answer != "200" and time.monotonic() < deadline:
+            time.sleep(1)
+            answer = self.answers(node)
+        return answer
 
     def status(self, node: NodeHost) -> dict:
         path = node.path(f"{self.settings.apim.home}/repository/logs/standin-status.json")
@@ -441,6 +450,7 @@ class Rehearsal:
                        "schema, hosts",
                        str(index + 1), code == 0 and not changed and len(after["fstab"]) == len(mount_points(self.settings)),
                        f"exit {code}" + (f", changed: {changed}" if changed else ""))
+            self.hosts_after_reboot(index, node)
 
     def stop_node_1(self) -> None:
         node_1, node_2 = self.nodes
@@ -462,10 +472,7 @@ class Rehearsal:
                    f"watch exit {watch.returncode}: {tail(watch.stderr, 1)}; 9443: {answer}")
         mounted = max(node.run("mount", point).returncode for point in points)
         watch = node.run(BOOT_SCRIPT, "check-share", env=self.boot_env())
-        deadline, answer = time.monotonic() + 30, ""
-        while time.monotonic() < deadline and answer != "200":
-            answer = self.answers(node)
-            time.sleep(0 if answer == "200" else 1)
+        answer = self.answers_within(node)
         self.check("share back: the share watch starts API-M again", "2",
                    mounted == 0 and watch.returncode == 0 and answer == "200",
                    f"mount exit {mounted}; watch: {tail(watch.stderr, 1)}; 9443: {answer}")
@@ -479,11 +486,10 @@ class Rehearsal:
         log = self.work / "broken-boot.log"
         code = self.boot(node, FIRST_BOOT, log).wait(timeout=BOOT_SECONDS)
         text = log.read_text()
-        status = self.status(node)
-        errors = " ".join(status.get("errors", []))
-        reported = code != 0 and "deployment.toml" in errors and "line" in errors and "dependency" not in text
-        self.check("broken deployment.toml: boot fails and says which file and line", "1", reported,
-                   f"boot exit {code}; {errors or tail(text)}")
+        said = next((line for line in text.splitlines() if line.startswith(f"wso2am-merge-config: {CONFIG_SOURCE}:")), "")
+        reported = code != 0 and "line" in said and not self.active(node)
+        self.check("broken deployment.toml: boot fails before API-M starts and says which file and line", "1",
+                   reported, f"boot exit {code}; {said or tail(text)}")
         try:
             tomllib.loads(node.path(CONFIG_SOURCE).read_text())
             self.check("broken deployment.toml reached the node as given", "1", False)
@@ -496,6 +502,7 @@ class Rehearsal:
         self.check_no_secret_anywhere()
         self.second_boot()
         self.stop_node_1()
+        self.stale_pid_start()
         self.share_lost_while_running()
         self.broken_config_boot()
 

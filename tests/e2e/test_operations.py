@@ -47,6 +47,7 @@ def variant(emulator, tmp_path):
 
 
 # pre-flight ---------------------------------------------------------------------------------------
+MISSING_KEY = "arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-0000-4000-8000-000000000000"
 def test_preflight_passes_for_local(variant):
     result, seconds = run_script("preflight.py", STACK, env=variant())
     assert result.returncode == 0, result.stdout + result.stderr
@@ -67,14 +68,30 @@ def test_preflight_passes_for_local(variant):
                                  'cidr = "10.9.0.0/16" }'), "", "database secret exists", "ResourceNotFoundException"),
     ("missing state bucket", ("[tags]", "[tags]"), '\n[state]\nbucket = "apim-no-such-state"\nregion = "us-east-1"\n',
      "state bucket apim-no-such-state", "bootstrap_state"),
+    ("a certificate that does not cover the public name", ('hostname = "apim.local.test"', 'hostname = "portal.local.test"'),
+     "", "an issued certificate for apim.local.test", "does not cover apim.hostname portal.local.test"),
+    ("no public name: clients would meet the load balancer's DNS name",
+     ('hostname = "apim.local.test"\n', ""), "", "load balancer certificate covers the public name", "set apim.hostname"),
+    ("a KMS key the nodes decrypt with that does not exist", ("secret_recovery_days = 0", f"secret_recovery_days = 0\n"
+     f'node_decrypt_key_arns = ["{MISSING_KEY}"]'), "", f"KMS key {MISSING_KEY} the nodes decrypt with", "NotFound"),
 ])
 def test_preflight_fails_naming_what_is_missing(variant, case, replacement, extra, failed, words):
-    result, _ = run_script("preflight.py", STACK, "--json", env=variant(replacement, extra=extra))
+    replacements = [replacement]
+    if replacement[0] == 'hostname = "apim.local.test"\n':  # the alias record needs a name: none either
+        replacements.append(('route53_zone = "local.test"\n', ""))
+    result, _ = run_script("preflight.py", STACK, "--json", env=variant(*replacements, extra=extra))
     assert result.returncode == 1, result.stdout + result.stderr
     checks = results_of(result)
     assert checks[failed]["status"] == "fail", checks
     assert words in checks[failed]["detail"], checks[failed]
     assert checks["credentials and account"]["status"] == "pass"
+
+
+def test_preflight_passes_an_enabled_key_the_nodes_decrypt_with(emulator, variant):
+    arn = client("kms", emulator).create_key(Description="artifacts of another team")["KeyMetadata"]["Arn"]
+    env = variant(("secret_recovery_days = 0", f'secret_recovery_days = 0\nnode_decrypt_key_arns = ["{arn}"]'))
+    result, _ = run_script("preflight.py", STACK, "--json", env=env)
+    assert results_of(result)[f"KMS key {arn} the nodes decrypt with"]["status"] == "pass", result.stdout
 
 
 def test_preflight_checks_existing_subnets_against_the_settings(emulator, variant):

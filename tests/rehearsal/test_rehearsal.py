@@ -19,8 +19,10 @@ EXPECTED = [
     ("no node seeded while another held the seed lock", "both"),
     ("first boot completed (cloud-init write_files, runcmd, then its script)", "1"),
     ("first boot completed (cloud-init write_files, runcmd, then its script)", "2"),
-    ("deployment.toml where API-M reads it equals the renderer's", "1"),
-    ("deployment.toml where API-M reads it equals the renderer's", "2"),
+    ("deployment.toml where API-M reads it: the product's own file with the pair's settings merged over it (the "
+     "shipped one kept beside it)", "1"),
+    ("deployment.toml where API-M reads it: the product's own file with the pair's settings merged over it (the "
+     "shipped one kept beside it)", "2"),
     ("share mounted at /mnt/wso2am-share, and userstores, tenants bound from it", "1"),
     ("share mounted at /mnt/wso2am-share, and userstores, tenants bound from it", "2"),
     ("mount retried while the share was unreachable (5s), then succeeded", "1"),
@@ -52,15 +54,25 @@ EXPECTED = [
     ("API-M got its secrets from the environment, opened its keystore, reached the database", "1"),
     ("API-M got its secrets from the environment, opened its keystore, reached the database", "2"),
     ("the same keystore on both nodes", "both"),
+    ("the truststore holds the pair's certificate under gateway_certificate_alias (API keys and internal keys signed "
+     "with the pair's key validate)", "1"),
+    ("the truststore holds the pair's certificate under gateway_certificate_alias (API keys and internal keys signed "
+     "with the pair's key validate)", "2"),
+    ("the database server has MySQL 8's utf8mb4; both databases are latin1, so the schema's 4.2+ key "
+     "(IDN_OAUTH2_TOKEN_BINDING) was created", "both"),
+    ("node 2's first start waited until node 1's API-M answered; node 1 did not wait", "2"),
     ("no secret value in user data, cdk.tf.json, Terraform state or logs", "all"),
     ("second boot (as on reboot) duplicates nothing: fstab, user, unit, seeding, mount, service, secrets, schema, hosts",
      "1"),
     ("second boot (as on reboot) duplicates nothing: fstab, user, unit, seeding, mount, service, secrets, schema, hosts",
      "2"),
+    ("after a reboot's cloud-init (update_etc_hosts) apim.local.test still resolves to the node itself", "1"),
+    ("after a reboot's cloud-init (update_etc_hosts) apim.local.test still resolves to the node itself", "2"),
+    ("a stale wso2carbon.pid naming a live process does not keep API-M from starting", "1"),
     ("node 1 stopped: node 2 keeps answering on 9443", "2"),
     ("share lost while running: the share watch stops API-M before it can undeploy anything", "2"),
     ("share back: the share watch starts API-M again", "2"),
-    ("broken deployment.toml: boot fails and says which file and line", "1"),
+    ("broken deployment.toml: boot fails before API-M starts and says which file and line", "1"),
 ]
 
 

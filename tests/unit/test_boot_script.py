@@ -69,6 +69,12 @@ def test_user_data_writes_the_node_files(environments):
     assert "java-17-amazon-corretto-headless" in user_data["packages"]
     assert "amazon-efs-utils" in user_data["packages"], "the TLS mount needs the EFS mount helper"
     assert "mariadb105" in user_data["packages"], "the schema step needs the MySQL client"
+    # merge-config: Amazon Linux 2023's python3 (3.9) reads and writes TOML with these two packages.
+    assert {"python3", "python3-tomli", "python3-tomli-w"} <= set(user_data["packages"])
+    assert files[boot_script.MERGE_CONFIG] == {"path": boot_script.MERGE_CONFIG, "owner": "root:root",
+                                               "permissions": "0755", "content": boot_script.merge_config_text()}
+    # The public name's mapping in /etc/hosts is the boot step's: a reboot's cloud-init must leave it.
+    assert user_data["manage_etc_hosts"] is False
 
 
 def test_node_env_is_shell_sourceable(environments, tmp_path):
@@ -128,6 +134,9 @@ def test_systemd_unit(environments, env, script, shared, tmp_path):
         # 4.3: artifacts by default (userstores), 3.2: the whole folder (the seed); each bound from the share.
         f"RequiresMountsFor=/mnt/wso2am-share {home}/repository/deployment/server{shared}",
         "EnvironmentFile=/etc/wso2am/secrets.env",
+        # Carbon never removes its PID file; the start script takes any live process with that PID for a running
+        # server and exits 0 (wso2server.sh / api-manager.sh `start`): a stale file must go before each start.
+        f"ExecStartPre=/usr/bin/rm -f {home}/wso2carbon.pid",
     ]:
         assert line in unit.splitlines()
     # systemd's own parser: an unknown key would only warn, so look for the warning too.
@@ -148,6 +157,17 @@ def test_node_env_names_the_secrets_by_arn_and_holds_no_secret_value(environment
     assert env["CERT_SAN"] == "dns:apim.local.test,dns:localhost,ip:10.0.1.10,ip:10.0.2.10"
     assert (env["PUBLIC_NAME"], env["KEY_MANAGER_URL"]) == ("apim.local.test", "")
     assert not [key for key in env if "PASSWORD" in key]
+    assert (env["KEYSTORE_VALIDITY_DAYS"], env["ENCRYPTION_KEY_SECRET_ARN"]) == ("3650", ""), "4.3: the keystore encrypts"
+
+
+def test_only_node_2_waits_for_node_1_on_its_first_start(environments):
+    def env_of(node: int) -> dict[str, str]:
+        content = _files(render_user_data(environments["local"], node, DEPLOYED))[NODE_ENV]["content"]
+        return {k: shlex.split(v)[0] if v else "" for k, v in (line.split("=", 1) for line in content.splitlines())}
+    first, second = env_of(0), env_of(1)
+    assert first["FIRST_NODE_URL"] == ""
+    assert second["FIRST_NODE_URL"] == "https://10.0.1.10:9443/services/Version", "node 1's 9443 is open to its peer"
+    assert second["FIRST_START_WAIT_SECONDS"] == "900"
 
 
 @pytest.mark.parametrize("env", ["local", "dev", "legacy32", "prod", "rsync"])

@@ -84,6 +84,14 @@ BAD_SETTINGS = [
     ("rsync with a shared file system section", "content_sync", "rsync", ["shared_fs", 'content_sync = "rsync" has no shared file system']),
     ("rsync settings with efs", "rsync.interval_seconds", 60, ["rsync: only with content_sync"]),
     ("rsync every second", "rsync", {"interval_seconds": 1}, ["rsync.interval_seconds", "greater than or equal to 15"]),
+    ("a decrypt key that is not a KMS key ARN", "encryption.node_decrypt_key_arns", ["alias/artifacts"],
+     ["encryption.node_decrypt_key_arns", "'alias/artifacts' is not a KMS key ARN"]),
+    ("a keystore valid for a month", "apim.keystore_validity_days", 30,
+     ["apim.keystore_validity_days", "greater than or equal to 365"]),
+    ("a load balancer idle timeout past ALB's 4000 s", "load_balancer.idle_timeout_seconds", 5000,
+     ["load_balancer.idle_timeout_seconds", "less than or equal to 4000"]),
+    ("node 2 never waiting for node 1", "apim.first_start_wait_seconds", 0,
+     ["apim.first_start_wait_seconds", "greater than or equal to 60"]),
 ]
 
 

@@ -6,8 +6,16 @@
 #   wso2am-boot check-share        stop API-M while its share is unreachable, start it again once it is back
 #                                  (the share watch timer, every 15 seconds)
 #   wso2am-boot push               content_sync = rsync, node 1: one push of the artifacts to node 2 (its timer)
+#   wso2am-boot merge-config SHIPPED PAIR
+#                                  the product's deployment.toml with the pair's merged over it, on stdout
+#                                  (on its own: no node environment, no network)
 # Parameters come from the node's env file, written by cloud-init next to this script.
 set -euo pipefail
+
+MERGE_CONFIG=${MERGE_CONFIG:-/usr/local/sbin/wso2am-merge-config}
+if [[ "${BASH_SOURCE[0]}" == "$0" && "${1:-}" == merge-config ]]; then
+  exec "$MERGE_CONFIG" "${@:2}"
+fi
 
 NODE_ENV=${NODE_ENV:-/etc/wso2am/node.env}
 # shellcheck source=/dev/null
@@ -19,7 +27,8 @@ NODE_ENV=${NODE_ENV:-/etc/wso2am/node.env}
 : "${ADMIN_SECRET_ARN:?}" "${KEYSTORE_SECRET_ARN:?}" "${KEYSTORE_FILE:?}" "${KEYSTORE_ALIAS:?}" "${TRUSTSTORE_FILE:?}"
 : "${CERT_NAME:?}" "${CERT_SAN:?}" "${SHARED_DB_MARKER:?}" "${APIM_DB_MARKER:?}" "${PUBLIC_NAME:?}"
 : "${KEY_MANAGER_URL?}" "${KEY_MANAGER_WAIT_SECONDS:?}" "${KEY_MANAGER_CA?}" "${DB_APP_SECRET_ARN?}" "${DB_APP_USER:?}"
-: "${SHARE_WATCH_TIMER:?}"
+: "${SHARE_WATCH_TIMER:?}" "${KEYSTORE_VALIDITY_DAYS:?}" "${FIRST_NODE_URL?}" "${FIRST_START_WAIT_SECONDS:?}"
+: "${ENCRYPTION_KEY_SECRET_ARN?}"
 SYNC_ROLE=${SYNC_ROLE:-}
 if [[ "$CONTENT_SYNC" == efs ]]; then
   : "${SHARE_ROOT:?}" "${EFS_ID:?}" "${EFS_DNS:?}" "${FSTAB_ENTRIES:?}"
@@ -37,6 +46,7 @@ fi
 # Under /var/lib: a hold made before a reboot (e.g. node 2 waiting for its first push) must survive it.
 STOPPED_BY_WATCH=${STOPPED_BY_WATCH:-/var/lib/wso2am/stopped-by-share-watch}
 KEY_MANAGER_POLL_SECONDS=${KEY_MANAGER_POLL_SECONDS:-5}
+STARTED_ONCE=${STARTED_ONCE:-/var/lib/wso2am/started-once}
 RETRY_TRIES=${RETRY_TRIES:-10}
 RETRY_MAX_DELAY=${RETRY_MAX_DELAY:-60}
 SYNC_POLL_SECONDS=${SYNC_POLL_SECONDS:-5}
@@ -231,7 +241,8 @@ generate_admin_secret() {
 generate_keystore_secret() {
   local dir=$1
   openssl rand -hex 16 >"$dir/store.pass"
-  keytool -genkeypair -alias "$KEYSTORE_ALIAS" -keyalg RSA -keysize 2048 -validity 825 -dname "CN=$CERT_NAME" \
+  keytool -genkeypair -alias "$KEYSTORE_ALIAS" -keyalg RSA -keysize 2048 -validity "$KEYSTORE_VALIDITY_DAYS" \
+    -dname "CN=$CERT_NAME" \
     -ext "SAN=$CERT_SAN" -keystore "$dir/keystore.jks" -storetype JKS \
     -storepass:file "$dir/store.pass" -keypass:file "$dir/store.pass" 2>/dev/null
   python3 - "$dir" >"$dir/keystore.json" <<'PY'
@@ -242,6 +253,13 @@ print(json.dumps({"password": (folder / "store.pass").read_text().strip(),
 PY
   put_secret_file "$KEYSTORE_SECRET_ARN" "$dir/keystore.json"
   log "generated the keystore of the pair into Secrets Manager"
+}
+
+generate_encryption_key_secret() {
+  local dir=$1
+  printf '{"key": "%s"}' "$(openssl rand -hex 32)" >"$dir/encryption.json"
+  put_secret_file "$ENCRYPTION_KEY_SECRET_ARN" "$dir/encryption.json"
+  log "generated the internal encryption key of the pair into Secrets Manager"
 }
 
 generate_db_app_secret() {
@@ -260,6 +278,8 @@ ensure_generated_secrets() {
     secret_has_value "$ADMIN_SECRET_ARN" || generate_admin_secret "$dir"
     secret_has_value "$KEYSTORE_SECRET_ARN" || generate_keystore_secret "$dir"
     [[ -z "$DB_APP_SECRET_ARN" ]] || secret_has_value "$DB_APP_SECRET_ARN" || generate_db_app_secret "$dir"
+    [[ -z "$ENCRYPTION_KEY_SECRET_ARN" ]] || secret_has_value "$ENCRYPTION_KEY_SECRET_ARN" ||
+      generate_encryption_key_secret "$dir"
   ) 7>"$LOCK_DIR/.wso2am-secrets.lock"
   rm -rf "$dir"
 }
@@ -267,7 +287,7 @@ ensure_generated_secrets() {
 write_secrets_env() {
   # Root-only; systemd reads it before it drops to the API-M user. With RDS, API-M logs in as its own user
   # (a password nothing rotates); the master user, whose password RDS rotates, is only used at boot.
-  local admin database keystore admin_password db_username db_password keystore_password
+  local admin database keystore admin_password db_username db_password keystore_password encryption_key=""
   admin=$(retry "$RETRY_TRIES" 2 secret_string "$ADMIN_SECRET_ARN")
   database=$(retry "$RETRY_TRIES" 2 secret_string "${DB_APP_SECRET_ARN:-$DB_SECRET_ARN}")
   keystore=$(retry "$RETRY_TRIES" 2 secret_string "$KEYSTORE_SECRET_ARN")
@@ -276,10 +296,15 @@ write_secrets_env() {
   db_username=$(json_field username <<<"$database")
   db_password=$(json_field password <<<"$database")
   keystore_password=$(json_field password <<<"$keystore")
+  if [[ -n "$ENCRYPTION_KEY_SECRET_ARN" ]]; then
+    encryption_key=$(retry "$RETRY_TRIES" 2 secret_string "$ENCRYPTION_KEY_SECRET_ARN")
+    encryption_key=$(json_field key <<<"$encryption_key")
+  fi
   (
     umask 077
     printf 'APIM_ADMIN_PASSWORD=%s\nAPIM_DB_USERNAME=%s\nAPIM_DB_PASSWORD=%s\nAPIM_KEYSTORE_PASSWORD=%s\n' \
       "$admin_password" "$db_username" "$db_password" "$keystore_password" >"$SECRETS_FILE.part"
+    [[ -z "$encryption_key" ]] || printf 'APIM_ENCRYPTION_KEY=%s\n' "$encryption_key" >>"$SECRETS_FILE.part"
     mv "$SECRETS_FILE.part" "$SECRETS_FILE"
   )
 }
@@ -287,8 +312,10 @@ write_secrets_env() {
 secret_env() { awk -F= -v key="$1" '$1 == key { sub(/^[^=]*=/, ""); print; exit }' "$SECRETS_FILE"; }
 
 install_keystores() {
-  # The keystore from the secret; the truststore: the product's own plus the pair's certificate.
-  local dir
+  # The keystore from the secret; the truststore: the product's own, with the pair's certificate in place of the
+  # product's default one under both aliases it ships it under: wso2carbon, and gateway_certificate_alias, which the
+  # gateway checks API keys and internal keys against (signed with the pair's key).
+  local dir alias
   dir=$(mktemp -d)
   (
     umask 077
@@ -300,8 +327,12 @@ install_keystores() {
     keytool -storepasswd -keystore "$dir/$TRUSTSTORE_FILE" -storepass wso2carbon -new:file "$dir/store.pass"
     keytool -exportcert -alias "$KEYSTORE_ALIAS" -keystore "$dir/$KEYSTORE_FILE" -storepass:file "$dir/store.pass" \
       -file "$dir/pair.crt" 2>/dev/null
-    keytool -importcert -noprompt -alias active-active-pair -file "$dir/pair.crt" \
-      -keystore "$dir/$TRUSTSTORE_FILE" -storepass:file "$dir/store.pass" 2>/dev/null
+    for alias in "$KEYSTORE_ALIAS" gateway_certificate_alias; do
+      keytool -delete -alias "$alias" -keystore "$dir/$TRUSTSTORE_FILE" -storepass:file "$dir/store.pass" \
+        >/dev/null 2>&1 || true
+      keytool -importcert -noprompt -alias "$alias" -file "$dir/pair.crt" \
+        -keystore "$dir/$TRUSTSTORE_FILE" -storepass:file "$dir/store.pass" 2>/dev/null
+    done
     if [[ -n "$KEY_MANAGER_CA" ]]; then
       keytool -importcert -noprompt -alias key-manager-ca -file "$KEY_MANAGER_CA" \
         -keystore "$dir/$TRUSTSTORE_FILE" -storepass:file "$dir/store.pass" 2>/dev/null
@@ -335,9 +366,11 @@ db_client() {
   esac
 }
 
+# MySQL: latin1, as WSO2's "Changing to MySQL" asks: with MySQL 8's utf8mb4 (4 bytes a character) the 4.2+ scripts'
+# keys pass InnoDB's 3072 bytes (ERROR 1071; wso2/api-manager#945, #1105, #3555).
 create_database() {
   if [[ "$DB_ENGINE" == mysql ]]; then
-    db_client "" <<<"CREATE DATABASE IF NOT EXISTS \`$1\`;"
+    db_client "" <<<"CREATE DATABASE IF NOT EXISTS \`$1\` CHARACTER SET latin1;"
   elif [[ -z "$(db_client "" <<<"SELECT 1 FROM pg_database WHERE datname = '$1';")" ]]; then
     db_client "" <<<"CREATE DATABASE $1;"
   fi
@@ -391,6 +424,8 @@ ensure_schema() {
       create_database "$database"
       tables=$(table_count "$database" "$marker")  # a failed query stops the boot here
       if [[ "$tables" == 0 ]]; then
+        # The database RDS made (db_name) has the server's utf8mb4: only new tables follow this.
+        [[ "$DB_ENGINE" != mysql ]] || db_client "" <<<"ALTER DATABASE \`$database\` CHARACTER SET latin1;"
         db_client "$database" <"$APIM_HOME/$script"
         log "created the schema of $database from $script"
       fi
@@ -400,7 +435,19 @@ ensure_schema() {
 }
 
 install_config() {
-  install -m 0640 -o root -g "$OS_USER" "$CONFIG_SOURCE" "$APIM_HOME/repository/conf/deployment.toml"
+  # The product's own file with the pair's settings merged over it; the shipped file is kept beside it (made
+  # before the first merge, so it is the distribution's) and every boot merges from it again.
+  local conf="$APIM_HOME/repository/conf" merged
+  [[ -e "$conf/deployment.toml.shipped" ]] || cp -p "$conf/deployment.toml" "$conf/deployment.toml.shipped"
+  merged=$(mktemp)
+  if ! "$MERGE_CONFIG" "$conf/deployment.toml.shipped" "$CONFIG_SOURCE" >"$merged"; then
+    rm -f "$merged"
+    log "not starting API-M: no deployment.toml from $conf/deployment.toml.shipped and $CONFIG_SOURCE"
+    return 1
+  fi
+  install -m 0640 -o root -g "$OS_USER" "$merged" "$conf/deployment.toml"
+  rm -f "$merged"
+  log "installed $conf/deployment.toml: the product's, with the pair's settings merged over it"
 }
 
 write_runtime_env() {
@@ -426,6 +473,27 @@ key_manager_answers() {
   code=$(curl --silent --output /dev/null --write-out '%{http_code}' --max-time 10 \
     ${KEY_MANAGER_CA:+--cacert "$KEY_MANAGER_CA"} "$KEY_MANAGER_URL/services/") || return 1
   [[ "$code" =~ ^[234][0-9][0-9]$ ]]
+}
+
+first_node_answers() {
+  # Node 1 runs with the pair's certificate; only "is it up" is asked here (nothing is sent).
+  [[ "$(curl --silent --insecure --output /dev/null --write-out '%{http_code}' --max-time 10 "$FIRST_NODE_URL")" == 200 ]]
+}
+
+wait_for_first_node() {
+  # Node 2's first start: node 1 makes what an empty database needs on its first start (default policies,
+  # registry entries); both doing it at once races. Bounded: node 1 may be gone for good. Later starts do not wait.
+  [[ -n "$FIRST_NODE_URL" ]] || return 0
+  local deadline=$((SECONDS + FIRST_START_WAIT_SECONDS))
+  until first_node_answers; do
+    if ((SECONDS >= deadline)); then
+      log "node 1 ($FIRST_NODE_URL) did not answer within ${FIRST_START_WAIT_SECONDS}s: starting API-M anyway"
+      return 0
+    fi
+    log "first start: waiting for node 1's API-M ($FIRST_NODE_URL)"
+    sleep "$KEY_MANAGER_POLL_SECONDS"
+  done
+  log "first start: node 1's API-M answers ($FIRST_NODE_URL)"
 }
 
 wait_for_key_manager() {
@@ -622,6 +690,11 @@ start_service() {
   systemctl daemon-reload
   [[ "$SYNC_ROLE" == manager ]] || systemctl enable --now "$SHARE_WATCH_TIMER"
   systemctl enable "$SERVICE"
+  if [[ ! -e "$STARTED_ONCE" ]]; then
+    wait_for_first_node
+    mkdir -p "$(dirname "$STARTED_ONCE")"
+    date -u +%FT%TZ >"$STARTED_ONCE"
+  fi
   if [[ "$SYNC_ROLE" == worker ]] && ! share_reachable; then
     hold_for_share "API-M starts once the first push from node 1 has landed ($SYNC_MARKER)"
     return 0
@@ -673,6 +746,6 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     wait-key-manager) wait_for_key_manager ;;
     check-share) check_share ;;
     push) push ;;
-    *) log "usage: $0 [boot|wait-key-manager|check-share|push]"; exit 2 ;;
+    *) log "usage: $0 [boot|wait-key-manager|check-share|push|merge-config SHIPPED PAIR]"; exit 2 ;;
   esac
 fi

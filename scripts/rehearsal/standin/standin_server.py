@@ -132,6 +132,7 @@ def check_secrets_and_stores(config: dict) -> None:
         capture_output=True, text=True,
     )
     status["keystore_opens"] = opened.returncode == 0
+    check_api_key_signer(config, store)
     url = urlparse(config["database"]["apim_db"]["url"].removeprefix("jdbc:"))
     try:
         socket.create_connection((url.hostname, url.port), timeout=3).close()
@@ -139,6 +140,25 @@ def check_secrets_and_stores(config: dict) -> None:
     except OSError as error:
         status["database_reached"] = f"failed: {error}"
     status["database_login"] = database_login(config)
+
+
+def certificate(store: Path, alias: str) -> str | None:
+    exported = subprocess.run(
+        ["keytool", "-exportcert", "-rfc", "-alias", alias, "-keystore", str(store), "-storepass:env", "APIM_KEYSTORE_PASSWORD"],
+        capture_output=True, text=True,
+    )
+    return exported.stdout if exported.returncode == 0 else None
+
+
+def check_api_key_signer(config: dict, keystore: Path) -> None:
+    """As the gateway validates an API key or internal key (signed with the keystore's key): against the
+    truststore's certificate under gateway_certificate_alias (carbon-apimgt's GATEWAY_PUBLIC_CERTIFICATE_ALIAS)."""
+    truststore = HOME / "repository" / "resources" / "security" / config["truststore"]["file_name"]
+    listed = subprocess.run(["keytool", "-list", "-keystore", str(truststore), "-storepass:env", "APIM_KEYSTORE_PASSWORD"],
+                            capture_output=True, text=True).stdout
+    status["truststore_aliases"] = sorted(line.split(",")[0] for line in listed.splitlines() if "Entry," in line)
+    signer = certificate(keystore, config["keystore"]["tls"]["alias"])
+    status["api_key_signer_trusted"] = signer is not None and certificate(truststore, "gateway_certificate_alias") == signer
 
 
 def database_login(config: dict) -> dict:

@@ -7,11 +7,12 @@ PID_FILE="$HOME_DIR/wso2carbon.pid"
 LOG="$HOME_DIR/repository/logs/wso2carbon.log"
 SECURITY="$HOME_DIR/repository/resources/security"
 
-running() { [[ -f "$PID_FILE" ]] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; }
+running() { [[ -f "$PID_FILE" ]] && ps -p "$(cat "$PID_FILE")" >/dev/null 2>&1; }
 
 case "${1:-}" in
   start)
-    if running; then echo "already running"; exit 0; fi
+    # As WSO2's script: a PID file naming any live process means "running" (Carbon never removes the file).
+    if running; then echo "Process is already running"; exit 0; fi
     mkdir -p "$HOME_DIR/repository/logs" "$SECURITY"
     if [[ ! -f "$SECURITY/standin.key" ]]; then
       openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$(hostname)" \

@@ -2,8 +2,11 @@
 """STAND-IN for systemctl on a rehearsal node: PID 1 here is not systemd, so this carries out the
 few verbs the boot step uses, reading the unit file the boot artifact installed:
   daemon-reload | enable [--now] UNIT | start [--no-block] UNIT | stop UNIT | is-active UNIT
-`start` honours User/Group, EnvironmentFile, ExecStart, PIDFile, RequiresMountsFor (refuses to
-start when a required path is not a mount point, as systemd's mount dependency would) and AssertPathExists.
+`start` honours User/Group, EnvironmentFile, ExecStartPre (a leading `-`: its failure ignored), ExecStart,
+PIDFile, RequiresMountsFor (refuses to start when a required path is not a mount point, as systemd's mount dependency
+would) and AssertPathExists. Like systemd, it tracks the main PID itself (a PID file alone does not make a unit
+active) and refuses a PID file that names a process which was running before the start (systemd: "New main PID ...
+does not belong to service, and PID file is not owned by root. Refusing.").
 """
 import configparser
 import os
@@ -13,6 +16,7 @@ from pathlib import Path
 
 UNITS = Path("/etc/systemd/system")
 LOG = Path("/var/log/rehearsal-systemctl.log")
+MAIN_PIDS = Path("/run/rehearsal-systemctl")
 
 
 def log(message: str) -> None:
@@ -28,25 +32,45 @@ def unit(name: str) -> configparser.ConfigParser:
     return parser
 
 
-def pid_alive(service: configparser.SectionProxy) -> bool:
-    pid_file = Path(service.get("PIDFile", "/nonexistent"))
+def alive(pid: int | None) -> bool:
     try:
-        os.kill(int(pid_file.read_text().strip()), 0)
-        return True
-    except (OSError, ValueError):
+        os.kill(pid, 0)
+        return pid is not None
+    except (OSError, TypeError):
         return False
+
+
+def pid_in_file(service: configparser.SectionProxy) -> int | None:
+    try:
+        return int(Path(service.get("PIDFile", "/nonexistent")).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def main_pid(name: str) -> int | None:
+    try:
+        return int((MAIN_PIDS / name).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def active(name: str) -> bool:
+    return alive(main_pid(name))
+
+
+def lines(name: str, key: str) -> list[str]:
+    """Every `key=` line of the unit, in order (configparser would keep only the last one)."""
+    return [line.split("=", 1)[1] for line in (UNITS / name).read_text().splitlines() if line.startswith(f"{key}=")]
 
 
 def environment(name: str) -> dict[str, str]:
     """Every EnvironmentFile= of the unit, in order (configparser would keep only the last one)."""
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-    for line in (UNITS / name).read_text().splitlines():
-        if line.startswith("EnvironmentFile="):
-            path = Path(line.split("=", 1)[1].lstrip("-"))
-            for entry in path.read_text().splitlines():
-                if "=" in entry and not entry.startswith("#"):
-                    key, value = entry.split("=", 1)
-                    env[key] = value
+    for file in lines(name, "EnvironmentFile"):
+        for entry in Path(file.lstrip("-")).read_text().splitlines():
+            if "=" in entry and not entry.startswith("#"):
+                key, value = entry.split("=", 1)
+                env[key] = value
     return env
 
 
@@ -62,7 +86,7 @@ def start(name: str) -> int:
         return 0
     parser = unit(name)
     service = parser["Service"]
-    if pid_alive(service):
+    if active(name):
         log(f"start {name}: already active")
         return 0
     for path in parser["Unit"].get("RequiresMountsFor", "").split():
@@ -75,9 +99,24 @@ def start(name: str) -> int:
             log(f"start {name}: assertion failed: {path} does not exist")
             print(f"Assertion failed on job for {name}: {path} does not exist.", file=sys.stderr)
             return 1
+    before = pid_in_file(service) if alive(pid_in_file(service)) else None
+    for command in lines(name, "ExecStartPre"):
+        code = run_as_user(name, service, command.lstrip("-"))
+        log(f"start {name}: ExecStartPre={command} rc={code}")
+        if code and not command.startswith("-"):
+            return code
     code = run_as_user(name, service, service["ExecStart"])
     log(f"start {name}: ExecStart={service['ExecStart']} User={service.get('User')} rc={code}")
-    return code if code else (0 if pid_alive(service) else 1)
+    pid = pid_in_file(service)
+    if code or not alive(pid):
+        return code or 1
+    if pid == before:
+        log(f"start {name}: new main PID {pid} does not belong to the service (it ran before the start): refusing")
+        print(f"Job for {name} failed: PID file names process {pid}, which is not the service's.", file=sys.stderr)
+        return 1
+    MAIN_PIDS.mkdir(parents=True, exist_ok=True)
+    (MAIN_PIDS / name).write_text(str(pid))
+    return 0
 
 
 def enable(name: str) -> None:
@@ -104,12 +143,13 @@ def main(argv: list[str]) -> int:
     if verb == "stop":
         for name in names:
             service = unit(name)["Service"]
-            if pid_alive(service):
+            if active(name):
                 run_as_user(name, service, service["ExecStop"])
+            (MAIN_PIDS / name).unlink(missing_ok=True)
             log(f"stop {name}")
         return 0
     if verb == "is-active":
-        return 0 if all(pid_alive(unit(n)["Service"]) for n in names) else 3
+        return 0 if all(active(n) for n in names) else 3
     sys.exit(f"rehearsal systemctl stand-in: verb {verb!r} not supported")
 
 
