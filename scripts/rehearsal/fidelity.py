@@ -4,7 +4,9 @@ that trusts any live PID in its PID file). Mixed into Rehearsal; each method rec
 from __future__ import annotations
 
 import json
+import re
 import tomllib
+from datetime import datetime
 
 from apim_active_active.renderers.boot_script import SERVICE
 from apim_active_active.renderers.deployment_toml import render_deployment_toml
@@ -14,7 +16,7 @@ from scripts.rehearsal.lab import NodeHost
 from scripts.rehearsal.product import shipped_deployment_toml
 from scripts.rehearsal.stage import CLOUD_INIT_MODULE
 
-FIRST_NODE_ANSWERS = "first start: node 1's API-M answers"
+FIRST_NODE_ANSWERS = re.compile(r"node 1's API-M \(\S+\) answers")
 
 
 def config_differences(installed: dict, shipped: dict, pair: dict, path: str = "") -> list[str]:
@@ -57,6 +59,16 @@ class ProductFidelity:
                    status.get("api_key_signer_trusted") is True,
                    json.dumps({k: status.get(k) for k in ("api_key_signer_trusted", "truststore_aliases")}))
 
+    def check_keystore_validity(self) -> None:
+        validity = self.status(self.nodes[0]).get("signer_validity", {})
+        days = None
+        if {"notBefore", "notAfter"} <= validity.keys():
+            start, end = (datetime.strptime(validity[k], "%b %d %H:%M:%S %Y %Z") for k in ("notBefore", "notAfter"))
+            days = (end - start).days
+        wanted = self.settings.apim.keystore_validity_days
+        self.check(f"the pair's certificate is valid for apim.keystore_validity_days ({wanted} days)", "both",
+                   days == wanted, json.dumps(validity))
+
     def check_charset(self) -> None:
         databases = (self.engine.shared_db, self.engine.apim_db)
         listed = ", ".join(f"'{d}'" for d in databases)
@@ -71,10 +83,11 @@ class ProductFidelity:
                    and "IDN_OAUTH2_TOKEN_BINDING" in tables, f"server {server}, databases {charsets}")
 
     def check_first_start_order(self, texts: list[str]) -> None:
+        answered = FIRST_NODE_ANSWERS.search(texts[1])
         self.check("node 2's first start waited until node 1's API-M answered; node 1 did not wait", "2",
-                   FIRST_NODE_ANSWERS in texts[1] and "waiting for node 1" not in texts[0]
-                   and texts[1].find(FIRST_NODE_ANSWERS) < texts[1].find("wso2am-boot: done"),
-                   next((line.strip() for line in texts[1].splitlines() if "node 1's API-M" in line), "no such line"))
+                   answered is not None and "node 1's API-M" not in texts[0]
+                   and answered.start() < texts[1].find("wso2am-boot: done"),
+                   answered.group(0) if answered else "no such line")
 
     def stale_pid_start(self) -> None:
         """Carbon never removes wso2carbon.pid: after a crash, its PID may be a live process of something else."""

@@ -350,6 +350,7 @@ class Rehearsal(ProductFidelity):
         self.check("the same keystore on both nodes", "both", keystores[0] == keystores[1] != "missing")
         for index, node in enumerate(self.nodes):
             self.check_truststore(index, node)
+        self.check_keystore_validity()
 
     def secret_values(self) -> dict[str, str]:
         secrets = client("secretsmanager", self.endpoint)

@@ -41,8 +41,8 @@ def test_node_2_waits_until_node_1_answers(node_2):
     with key_manager(node_2["port"], node_2["cert"], node_2["key"], after_seconds=3):
         result, seconds = node_2["run"](wait_seconds=30)
     assert result.returncode == 0, result.stderr
-    assert "first start: waiting for node 1's API-M" in result.stderr
-    assert result.stderr.rstrip().endswith(f"first start: node 1's API-M answers (https://{LOOPBACK}:{node_2['port']}/services/)")
+    assert "waiting for node 1's API-M" in result.stderr
+    assert result.stderr.rstrip().endswith(f"node 1's API-M (https://{LOOPBACK}:{node_2['port']}/services/) answers")
     assert 2.5 <= seconds < 20
 
 

@@ -480,35 +480,34 @@ first_node_answers() {
   [[ "$(curl --silent --insecure --output /dev/null --write-out '%{http_code}' --max-time 10 "$FIRST_NODE_URL")" == 200 ]]
 }
 
+# wait_until SECONDS WHAT OTHERWISE COMMAND...: poll COMMAND until it succeeds (0) or SECONDS have passed (1, saying
+# what happens OTHERWISE), logging the wait.
+wait_until() {
+  local deadline=$((SECONDS + $1)) seconds=$1 what=$2 otherwise=$3
+  shift 3
+  until "$@"; do
+    if ((SECONDS >= deadline)); then
+      log "$what did not answer within ${seconds}s: $otherwise"
+      return 1
+    fi
+    log "waiting for $what"
+    sleep "$KEY_MANAGER_POLL_SECONDS"
+  done
+  log "$what answers"
+}
+
 wait_for_first_node() {
   # Node 2's first start: node 1 makes what an empty database needs on its first start (default policies,
   # registry entries); both doing it at once races. Bounded: node 1 may be gone for good. Later starts do not wait.
   [[ -n "$FIRST_NODE_URL" ]] || return 0
-  local deadline=$((SECONDS + FIRST_START_WAIT_SECONDS))
-  until first_node_answers; do
-    if ((SECONDS >= deadline)); then
-      log "node 1 ($FIRST_NODE_URL) did not answer within ${FIRST_START_WAIT_SECONDS}s: starting API-M anyway"
-      return 0
-    fi
-    log "first start: waiting for node 1's API-M ($FIRST_NODE_URL)"
-    sleep "$KEY_MANAGER_POLL_SECONDS"
-  done
-  log "first start: node 1's API-M answers ($FIRST_NODE_URL)"
+  wait_until "$FIRST_START_WAIT_SECONDS" "node 1's API-M ($FIRST_NODE_URL)" "starting API-M anyway" \
+    first_node_answers || true
 }
 
 wait_for_key_manager() {
   # The seed: with WSO2 Identity Server as Key Manager, it must be up before API-M starts.
   [[ -n "$KEY_MANAGER_URL" ]] || return 0
-  local deadline=$((SECONDS + KEY_MANAGER_WAIT_SECONDS))
-  until key_manager_answers; do
-    if ((SECONDS >= deadline)); then
-      log "the key manager $KEY_MANAGER_URL did not answer within ${KEY_MANAGER_WAIT_SECONDS}s: not starting API-M"
-      return 1
-    fi
-    log "waiting for the key manager $KEY_MANAGER_URL"
-    sleep "$KEY_MANAGER_POLL_SECONDS"
-  done
-  log "the key manager $KEY_MANAGER_URL answers"
+  wait_until "$KEY_MANAGER_WAIT_SECONDS" "the key manager $KEY_MANAGER_URL" "not starting API-M" key_manager_answers
 }
 
 share_reachable() {

@@ -159,6 +159,10 @@ def check_api_key_signer(config: dict, keystore: Path) -> None:
     status["truststore_aliases"] = sorted(line.split(",")[0] for line in listed.splitlines() if "Entry," in line)
     signer = certificate(keystore, config["keystore"]["tls"]["alias"])
     status["api_key_signer_trusted"] = signer is not None and certificate(truststore, "gateway_certificate_alias") == signer
+    if signer:
+        dates = subprocess.run(["openssl", "x509", "-noout", "-startdate", "-enddate"], input=signer,
+                               capture_output=True, text=True).stdout
+        status["signer_validity"] = dict(line.split("=", 1) for line in dates.splitlines())
 
 
 def database_login(config: dict) -> dict:
