@@ -326,9 +326,11 @@ class LoadBalancerSettings(_Strict):
         description="WAFv2 web ACL associated with the load balancer. Unset: none.",
     )
     idle_timeout_seconds: int = Field(
-        3600, ge=1, le=4000,
-        description="Seconds a connection may stay idle before the load balancer closes it. WebSocket (8099) "
-        "connections are often idle for long; AWS's default of 60 drops them.",
+        300, ge=1, le=4000,
+        description="Seconds a connection may stay idle before the load balancer closes it (AWS's default of 60 drops "
+        "idle WebSocket connections on 8099; clients idle for longer must ping). The nodes keep their side of a "
+        "connection open 5 s longer (9443's keepAliveTimeout, the gateway's socket timeout), as AWS asks, so the load "
+        "balancer never sends on a connection a node is closing (a 502).",
     )
 
     @field_validator("ssl_policy")

@@ -203,9 +203,10 @@ def _never_without_the_share(settings: Settings, node_index: int) -> str:
 
 
 def _umask(settings: Settings, node_index: int) -> str:
-    """Node 2 with rsync: what API-M creates in the synced folders stays writable for the receiving user
-    (same group), or node 1's next push could neither replace nor delete it."""
-    return "UMask=0002\n" if sync_role(settings, node_index) == "worker" else ""
+    """Nothing API-M writes is for other users (the config mapper writes the values it resolves, secrets included,
+    into the files it generates). Node 2 with rsync: what API-M creates in the synced folders stays writable for the
+    receiving user (same group), or node 1's next push could neither replace nor delete it."""
+    return "UMask=0007\n" if sync_role(settings, node_index) == "worker" else "UMask=0027\n"
 
 
 def render_systemd_unit(settings: Settings, node_index: int = 0) -> str:

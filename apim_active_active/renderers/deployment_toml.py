@@ -132,6 +132,15 @@ def _keystores() -> tuple[dict, dict]:
     return {"tls": store, "primary": store}, {"file_name": TRUSTSTORE_FILE, "type": "JKS", "password": password}
 
 
+GATEWAY_SOCKET_TIMEOUT_MS = 180_000  # [passthru_http] "http.socket.timeout" in the product's default.json (4.3.0)
+NODE_IDLE_MARGIN_SECONDS = 5
+
+
+def _node_idle_ms(settings: Settings) -> int:
+    """How long a node keeps an idle connection from the load balancer: longer than the load balancer does."""
+    return (settings.load_balancer.idle_timeout_seconds + NODE_IDLE_MARGIN_SECONDS) * 1000
+
+
 def render_deployment_toml(settings: Settings, node_index: int, db_host: str, db_port: int, lb_dns_name: str) -> str:
     """deployment.toml for node 0 or 1. db_host and lb_dns_name may be placeholders the stack swaps for the
     RDS address and the load balancer's DNS name."""
@@ -145,8 +154,11 @@ def render_deployment_toml(settings: Settings, node_index: int, db_host: str, db
             "node_ip": node_ips(settings)[node_index],
             "server_role": "default",
         },
-        # TLS ends at the load balancer on 443: links and redirects the portals build must use it.
-        "transport": {"https": {"properties": {"proxyPort": HTTPS_PORT}}},
+        # TLS ends at the load balancer on 443: links and redirects the portals build must use it. A node keeps an idle
+        # connection from the load balancer open longer than the load balancer does (Tomcat's default is 60 s).
+        "transport": {"https": {"properties": {"proxyPort": HTTPS_PORT, "keepAliveTimeout": _node_idle_ms(settings)}}},
+        # The gateway's side (passthru's socket timeout, 180 s as shipped): never shorter than the load balancer's.
+        "passthru_http": {"http.socket.timeout": max(GATEWAY_SOCKET_TIMEOUT_MS, _node_idle_ms(settings))},
         "super_admin": {
             "username": "admin",
             "password": f"$env{{{ADMIN_PASSWORD_ENV}}}",

@@ -72,14 +72,14 @@ class ProductFidelity:
     def check_charset(self) -> None:
         databases = (self.engine.shared_db, self.engine.apim_db)
         listed = ", ".join(f"'{d}'" for d in databases)
-        rows = self.database.sql("SELECT schema_name, default_character_set_name FROM information_schema.schemata "
-                                 f"WHERE schema_name IN ({listed});").stdout.split()
+        rows = self.database.sql("SELECT schema_name, CONCAT(default_character_set_name, '/', default_collation_name) "
+                                 f"FROM information_schema.schemata WHERE schema_name IN ({listed});").stdout.split()
         charsets = dict(zip(rows[::2], rows[1::2]))
         server = self.database.sql("SELECT @@character_set_server;").stdout.strip()
         tables = self.database.tables(self.engine.apim_db)
-        self.check("the database server has MySQL 8's utf8mb4; both databases are latin1, so the schema's 4.2+ key "
-                   "(IDN_OAUTH2_TOKEN_BINDING) was created", "both",
-                   server == "utf8mb4" and set(charsets.values()) == {"latin1"} and len(charsets) == 2
+        self.check("the database server has MySQL 8's utf8mb4; both databases are latin1 (case-sensitive), so the "
+                   "schema's 4.2+ key (IDN_OAUTH2_TOKEN_BINDING) was created", "both",
+                   server == "utf8mb4" and set(charsets.values()) == {"latin1/latin1_general_cs"} and len(charsets) == 2
                    and "IDN_OAUTH2_TOKEN_BINDING" in tables, f"server {server}, databases {charsets}")
 
     def check_first_start_order(self, texts: list[str]) -> None:

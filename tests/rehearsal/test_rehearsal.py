@@ -59,8 +59,8 @@ EXPECTED = [
     ("the truststore holds the pair's certificate under gateway_certificate_alias (API keys and internal keys signed "
      "with the pair's key validate)", "2"),
     ("the pair's certificate is valid for apim.keystore_validity_days (3650 days)", "both"),
-    ("the database server has MySQL 8's utf8mb4; both databases are latin1, so the schema's 4.2+ key "
-     "(IDN_OAUTH2_TOKEN_BINDING) was created", "both"),
+    ("the database server has MySQL 8's utf8mb4; both databases are latin1 (case-sensitive), so the schema's 4.2+ "
+     "key (IDN_OAUTH2_TOKEN_BINDING) was created", "both"),
     ("node 2's first start waited until node 1's API-M answered; node 1 did not wait", "2"),
     ("no secret value in user data, cdk.tf.json, Terraform state or logs", "all"),
     ("second boot (as on reboot) duplicates nothing: fstab, user, unit, seeding, mount, service, secrets, schema, hosts",

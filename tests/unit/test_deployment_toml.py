@@ -57,7 +57,9 @@ def test_public_name_is_the_hostname_else_the_load_balancer(environments, env, n
     for node in (0, 1):
         parsed = _parsed(settings, node)
         assert parsed["server"] == {"hostname": name, "node_ip": str(settings.network.node_ip(node)), "server_role": "default"}
-        assert parsed["transport"] == {"https": {"properties": {"proxyPort": 443}}}, "TLS ends at the load balancer"
+        assert parsed["transport"] == {"https": {"properties": {"proxyPort": 443, "keepAliveTimeout": 305_000}}}, \
+            "TLS ends at the load balancer; a node's keep-alive outlasts the load balancer's idle timeout (300 s)"
+        assert parsed["passthru_http"] == {"http.socket.timeout": 305_000}, "the gateway's too (180 s as shipped)"
         gateway = parsed["apim"]["gateway"]["environment"][0]
         assert {key: gateway[key] for key in ("http_endpoint", "https_endpoint", "ws_endpoint", "wss_endpoint")} == {
             # the gateway is reached over TLS only: its plain endpoints are the TLS ones
@@ -65,6 +67,17 @@ def test_public_name_is_the_hostname_else_the_load_balancer(environments, env, n
             "ws_endpoint": f"wss://{name}:8099", "wss_endpoint": f"wss://{name}:8099",
         }
         assert parsed["apim"]["devportal"] == {"url": f"https://{name}/devportal"}
+
+
+def test_the_nodes_keep_idle_connections_longer_than_the_load_balancer(environments):
+    """AWS: a target's keep-alive must outlast the load balancer's idle timeout, or a request sent on a connection the
+    node is closing gets a 502. Tomcat's default is 60 s; the gateway's socket timeout 180 s (product default.json)."""
+    settings = environments["local"]
+    longer = settings.model_copy(update={"load_balancer": settings.load_balancer.model_copy(
+        update={"idle_timeout_seconds": 1800})})
+    parsed = _parsed(longer, 0)
+    assert parsed["transport"]["https"]["properties"]["keepAliveTimeout"] == 1_805_000
+    assert parsed["passthru_http"]["http.socket.timeout"] == 1_805_000
 
 
 def test_resident_key_manager_by_default(environments):

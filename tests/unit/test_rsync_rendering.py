@@ -88,7 +88,8 @@ def test_only_the_worker_waits_for_the_first_push_and_only_efs_needs_the_mount(e
     assert f"AssertPathExists={rsync.SYNC_MARKER}\n" in worker
     assert "AssertPathExists" not in manager
     assert "RequiresMountsFor" not in manager + worker
-    assert "UMask=0002\n" in worker and "UMask" not in manager, "what API-M creates on node 2 stays the pushes' to replace"
+    assert "UMask=0007\n" in worker, "what API-M creates on node 2 stays the pushes' to replace (group-writable)"
+    assert "UMask=0027\n" in manager, "nothing API-M writes is for other users"
     assert "\nRequiresMountsFor=/mnt/wso2am-share /opt/" in boot_script.render_systemd_unit(environments["local"], 1)
 
 

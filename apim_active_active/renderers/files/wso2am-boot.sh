@@ -99,6 +99,11 @@ install_product() {
   retry "$RETRY_TRIES" 2 fetch "$ARCHIVE_URL" "$work/product.zip"
   mkdir -p "$INSTALL_DIR"
   unzip -q "$work/product.zip" -d "$work/unpacked"
+  # The pack's own deployment.toml, kept before anything can change it (every boot merges the pair's over it).
+  cp -p "$work/unpacked/$(basename "$APIM_HOME")/repository/conf/deployment.toml"{,.shipped}
+  # Nothing of API-M is for other users: the config mapper writes the values it resolves ($env{} secrets included)
+  # into the files it generates.
+  chmod -R o-rwx "$work/unpacked"
   mv "$work/unpacked/$(basename "$APIM_HOME")" "$APIM_HOME"
   rm -rf "$work"
   chown -R "$OS_USER:$OS_USER" "$APIM_HOME"
@@ -367,17 +372,23 @@ db_client() {
 }
 
 # MySQL: latin1, as WSO2's "Changing to MySQL" asks: with MySQL 8's utf8mb4 (4 bytes a character) the 4.2+ scripts'
-# keys pass InnoDB's 3072 bytes (ERROR 1071; wso2/api-manager#945, #1105, #3555).
+# keys pass InnoDB's 3072 bytes (ERROR 1071; wso2/api-manager#945, #1105, #3555). Case-sensitive, as the same page
+# asks (latin1's default, latin1_swedish_ci, is not: an API re-created in other letter case loses its permissions).
+MYSQL_CHARSET="CHARACTER SET latin1 COLLATE latin1_general_cs"
 create_database() {
   if [[ "$DB_ENGINE" == mysql ]]; then
-    db_client "" <<<"CREATE DATABASE IF NOT EXISTS \`$1\` CHARACTER SET latin1;"
+    db_client "" <<<"CREATE DATABASE IF NOT EXISTS \`$1\` $MYSQL_CHARSET;"
   elif [[ -z "$(db_client "" <<<"SELECT 1 FROM pg_database WHERE datname = '$1';")" ]]; then
     db_client "" <<<"CREATE DATABASE $1;"
   fi
 }
 
+# table_count DATABASE [TABLE]: how many tables DATABASE holds (only TABLE, when given).
 table_count() {
-  db_client "$1" <<<"SELECT COUNT(*) FROM information_schema.tables WHERE upper(table_name) = '$2';"
+  local here=current_schema only=""
+  [[ "$DB_ENGINE" != mysql ]] || here=database
+  [[ -z "${2:-}" ]] || only=" AND upper(table_name) = '$2'"
+  db_client "$1" <<<"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = $here()$only;"
 }
 
 # API-M's own user: TLS only, all rights on the two databases and nothing else. Its password (hex) comes from
@@ -424,8 +435,14 @@ ensure_schema() {
       create_database "$database"
       tables=$(table_count "$database" "$marker")  # a failed query stops the boot here
       if [[ "$tables" == 0 ]]; then
+        tables=$(table_count "$database")
+        if [[ "$tables" != 0 ]]; then
+          log "$database holds $tables tables but not $marker: an earlier run of $script stopped half-way. Nothing" \
+            "of API-M can be in it yet: drop the database and boot again (the schema runs into empty databases only)"
+          exit 1
+        fi
         # The database RDS made (db_name) has the server's utf8mb4: only new tables follow this.
-        [[ "$DB_ENGINE" != mysql ]] || db_client "" <<<"ALTER DATABASE \`$database\` CHARACTER SET latin1;"
+        [[ "$DB_ENGINE" != mysql ]] || db_client "" <<<"ALTER DATABASE \`$database\` $MYSQL_CHARSET;"
         db_client "$database" <"$APIM_HOME/$script"
         log "created the schema of $database from $script"
       fi
@@ -438,7 +455,10 @@ install_config() {
   # The product's own file with the pair's settings merged over it; the shipped file is kept beside it (made
   # before the first merge, so it is the distribution's) and every boot merges from it again.
   local conf="$APIM_HOME/repository/conf" merged
-  [[ -e "$conf/deployment.toml.shipped" ]] || cp -p "$conf/deployment.toml" "$conf/deployment.toml.shipped"
+  if [[ ! -e "$conf/deployment.toml.shipped" ]]; then
+    log "not starting API-M: $conf/deployment.toml.shipped (the pack's own, kept at install) is missing: replace the node"
+    return 1
+  fi
   merged=$(mktemp)
   if ! "$MERGE_CONFIG" "$conf/deployment.toml.shipped" "$CONFIG_SOURCE" >"$merged"; then
     rm -f "$merged"
