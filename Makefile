@@ -8,9 +8,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := .tools
 STATE := .state
-# Where the hashicorp/aws provider mirror lives (the folder holding registry.terraform.io/).
-TF_PROVIDER_MIRROR ?= /opt/tf-plugins
-LOCAL_ENDPOINT ?= http://127.0.0.1:4566
+# A hashicorp/aws provider mirror (the folder holding registry.terraform.io/): the one named by TF_PROVIDER_MIRROR
+# (it must hold the provider), else DEFAULT_MIRROR when it does; with neither, Terraform installs the provider from
+# its registry, the ordinary way.
+TF_PROVIDER_MIRROR ?=
+DEFAULT_MIRROR ?= /opt/tf-plugins
+# The emulator's address: the caller's AWS_ENDPOINT_URL when set (the conventional variable), else loopback:4566.
+LOCAL_ENDPOINT ?= $(or $(AWS_ENDPOINT_URL),http://127.0.0.1:4566)
 CLOUD_INIT := $(TOOLS)/cloud-init/usr/lib/python3/dist-packages
 
 export TF_CLI_CONFIG_FILE := $(CURDIR)/$(TOOLS)/terraformrc
@@ -49,13 +53,17 @@ node_modules/.installed: package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+PROVIDER := registry.terraform.io/hashicorp/aws
 $(TOOLS)/terraformrc:
-	@command -v terraform >/dev/null || { echo "terraform is not on PATH" >&2; exit 1; }
-	@test -d "$(TF_PROVIDER_MIRROR)/registry.terraform.io/hashicorp/aws" || \
-	  { echo "TF_PROVIDER_MIRROR=$(TF_PROVIDER_MIRROR) holds no registry.terraform.io/hashicorp/aws" >&2; exit 1; }
+	@command -v terraform >/dev/null || { echo "terraform is not on PATH (README: what must be installed first)" >&2; exit 1; }
+	@test -z "$(TF_PROVIDER_MIRROR)" || test -d "$(TF_PROVIDER_MIRROR)/$(PROVIDER)" || \
+	  { echo "TF_PROVIDER_MIRROR=$(TF_PROVIDER_MIRROR) holds no $(PROVIDER)" >&2; exit 1; }
 	mkdir -p $(TOOLS)
-	printf 'provider_installation {\n  filesystem_mirror {\n    path    = "%s"\n    include = ["registry.terraform.io/hashicorp/aws"]\n  }\n  direct {\n    exclude = ["registry.terraform.io/hashicorp/aws"]\n  }\n}\n' \
-	  "$(TF_PROVIDER_MIRROR)" > $@
+	mirror="$(TF_PROVIDER_MIRROR)"; [ -n "$$mirror" ] || { [ -d "$(DEFAULT_MIRROR)/$(PROVIDER)" ] && mirror="$(DEFAULT_MIRROR)"; } || true; \
+	if [ -n "$$mirror" ]; then \
+	  printf 'provider_installation {\n  filesystem_mirror {\n    path    = "%s"\n    include = ["$(PROVIDER)"]\n  }\n  direct {\n    exclude = ["$(PROVIDER)"]\n  }\n}\n' "$$mirror" > $@; \
+	else \
+	  echo "# No provider mirror: Terraform installs $(PROVIDER) from its registry." > $@; fi
 
 # Debian packages the validators and the rehearsal use (command:package); cloud-init's code is unpacked from
 # Debian's package (not installed: /etc stays clean). MariaDB's server must not start on this host (policy-rc.d).
