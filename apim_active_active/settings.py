@@ -26,6 +26,28 @@ class SettingsError(Exception):
     """Bad settings: the message names each setting and what is wrong with it."""
 
 
+class CrossCheckErrors(ValueError):
+    """Every cross-check a model failed, each under the field it is about (relative to the model)."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{field}: {message}" for field, message in problems))
+
+
+class _Problems:
+    """Collects a model's cross-check failures, so that all of them are reported at once."""
+
+    def __init__(self) -> None:
+        self.found: list[tuple[str, str]] = []
+
+    def add(self, field: str, message: str) -> None:
+        self.found.append((field, message))
+
+    def raise_any(self) -> None:
+        if self.found:
+            raise CrossCheckErrors(self.found)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -85,29 +107,31 @@ class NetworkSettings(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> NetworkSettings:
+        problems = _Problems()
         new_vpc = self.vpc_cidr is not None
         if new_vpc and (self.vpc_id or self.subnet_ids):
-            raise ValueError("set either vpc_cidr (new VPC) or vpc_id + subnet_ids (existing), not both")
+            problems.add("vpc_id", "set either vpc_cidr (new VPC) or vpc_id + subnet_ids (existing), not both")
         if not new_vpc and not (self.vpc_id and self.subnet_ids):
-            raise ValueError("set vpc_cidr for a new VPC, or both vpc_id and subnet_ids for an existing one")
+            problems.add("vpc_cidr", "set vpc_cidr for a new VPC, or both vpc_id and subnet_ids for an existing one")
         if new_vpc and self.public_subnet_ids:
-            raise ValueError("public_subnet_ids are for an existing VPC; a new VPC takes public_subnet_cidrs")
+            problems.add("public_subnet_ids", "public_subnet_ids are for an existing VPC; a new VPC takes public_subnet_cidrs")
         if not new_vpc and self.public_subnet_cidrs:
-            raise ValueError("public_subnet_cidrs are for a new VPC; an existing VPC takes public_subnet_ids")
-        cidrs = [*self.subnet_cidrs, *(self.public_subnet_cidrs or ())]
-        for index, first in enumerate(cidrs):
-            for second in cidrs[index + 1:]:
+            problems.add("public_subnet_cidrs", "public_subnet_cidrs are for a new VPC; an existing VPC takes public_subnet_ids")
+        cidrs = [("subnet_cidrs", c) for c in self.subnet_cidrs] + \
+            [("public_subnet_cidrs", c) for c in self.public_subnet_cidrs or ()]
+        for index, (_, first) in enumerate(cidrs):
+            for field, second in cidrs[index + 1:]:
                 if first.overlaps(second):
-                    raise ValueError(f"subnets overlap: {first} and {second}")
-        for cidr in self.public_subnet_cidrs or ():
-            if not cidr.subnet_of(self.vpc_cidr):
-                raise ValueError(f"public subnet {cidr} is outside the VPC {self.vpc_cidr}")
-        for cidr in self.subnet_cidrs:
+                    problems.add(field, f"subnets overlap: {first} and {second}")
+        for field, cidr in cidrs:
             if new_vpc and not cidr.subnet_of(self.vpc_cidr):
-                raise ValueError(f"subnet {cidr} is outside the VPC {self.vpc_cidr}")
+                kind = "public subnet" if field.startswith("public") else "subnet"
+                problems.add(field, f"{kind} {cidr} is outside the VPC {self.vpc_cidr}")
+        for cidr in self.subnet_cidrs:
             # AWS reserves the first four addresses and the last one of every subnet.
             if self.node_host_number > cidr.num_addresses - 2:
-                raise ValueError(f"node_host_number {self.node_host_number} does not fit in subnet {cidr}")
+                problems.add("node_host_number", f"node_host_number {self.node_host_number} does not fit in subnet {cidr}")
+        problems.raise_any()
         return self
 
     def node_ip(self, index: int) -> IPv4Address:
@@ -169,12 +193,15 @@ class ApimSettings(_Strict):
 
     @model_validator(mode="after")
     def _version_and_jdk(self) -> ApimSettings:
+        problems = _Problems()
         try:
             low, high = traits(self.version).jdk_range
         except ValueError as err:
-            raise ValueError(f"version: {err}") from None
-        if not low <= self.jdk <= high:
-            raise ValueError(f"jdk {self.jdk} is not accepted by API-M {self.version} (needs {low}-{high})")
+            problems.add("version", str(err))
+        else:
+            if not low <= self.jdk <= high:
+                problems.add("jdk", f"jdk {self.jdk} is not accepted by API-M {self.version} (needs {low}-{high})")
+        problems.raise_any()
         return self
 
     @property
@@ -367,13 +394,17 @@ class KeyManagerSettings(_Strict):
 
     @model_validator(mode="after")
     def _external_needs(self) -> KeyManagerSettings:
+        problems = _Problems()
         external = self.type != "resident"
-        if external and (self.url is None or self.cidr is None):
-            raise ValueError("key_manager type wso2-is needs url and cidr")
-        if not external and (self.url or self.cidr or self.ca_certificate):
-            raise ValueError("url, cidr and ca_certificate are for an external key manager (type = \"wso2-is\")")
+        for field in ("url", "cidr"):
+            if external and getattr(self, field) is None:
+                problems.add(field, "key_manager type wso2-is needs url and cidr")
+        for field in ("url", "cidr", "ca_certificate"):
+            if not external and getattr(self, field):
+                problems.add(field, "url, cidr and ca_certificate are for an external key manager (type = \"wso2-is\")")
         if self.ca_certificate is not None and not self.ca_certificate.strip().startswith("-----BEGIN CERTIFICATE-----"):
-            raise ValueError("ca_certificate must be a PEM certificate (-----BEGIN CERTIFICATE-----)")
+            problems.add("ca_certificate", "ca_certificate must be a PEM certificate (-----BEGIN CERTIFICATE-----)")
+        problems.raise_any()
         return self
 
     @property
@@ -477,35 +508,35 @@ class Settings(_Strict):
     tags: dict[str, str] = Field({}, description="Tags on every resource (besides Name, Environment, ManagedBy).")
 
     @model_validator(mode="after")
-    def _zones(self) -> Settings:
+    def _cross_checks(self) -> Settings:
+        problems = _Problems()
         first, second = self.availability_zones
         if first == second:
-            raise ValueError(f"availability_zones: the same zone twice ({first}); the nodes need two zones")
+            problems.add("availability_zones", f"the same zone twice ({first}); the nodes need two zones")
         for zone in self.availability_zones:
             if not (zone.startswith(self.region) and len(zone) == len(self.region) + 1 and zone[-1].isalpha()):
-                raise ValueError(f"availability_zones: {zone!r} is not a zone of region {self.region}")
+                problems.add("availability_zones", f"{zone!r} is not a zone of region {self.region}")
         for name, url in (("apim.archive_url", self.apim.archive_url), ("database.jdbc_driver_url", self.database.jdbc_driver_url)):
             if self.network.vpc_cidr is not None and not url.startswith("s3://"):
-                raise ValueError(
-                    f"{name}: a new VPC has no internet egress (only an S3 endpoint); "
-                    "use s3://, or existing subnets that have egress"
-                )
+                problems.add(name, "a new VPC has no internet egress (only an S3 endpoint); use s3://, or existing "
+                             "subnets that have egress")
         if self.load_balancer.scheme == "internet-facing" and not self.network.has_public_subnets:
-            raise ValueError("load_balancer.scheme internet-facing needs network.public_subnet_cidrs (new VPC) "
-                             "or network.public_subnet_ids (existing VPC)")
+            problems.add("load_balancer.scheme", "load_balancer.scheme internet-facing needs network.public_subnet_cidrs "
+                         "(new VPC) or network.public_subnet_ids (existing VPC)")
         if self.emulator is None and self.state is None:
-            raise ValueError("state: an AWS environment keeps its Terraform state in S3 with a lock table: set "
-                             "state.bucket and state.region (scripts/bootstrap_state.py creates them)")
+            problems.add("state", "an AWS environment keeps its Terraform state in S3 with a lock table: set "
+                         "state.bucket and state.region (scripts/bootstrap_state.py creates them)")
         if self.content_sync == "rsync" and "shared_fs" in self.model_fields_set:
-            raise ValueError('shared_fs: content_sync = "rsync" has no shared file system; remove [shared_fs]')
+            problems.add("shared_fs", 'content_sync = "rsync" has no shared file system; remove [shared_fs]')
         if self.content_sync == "efs" and self.rsync is not None:
-            raise ValueError('rsync: only with content_sync = "rsync"; remove [rsync] or set content_sync')
+            problems.add("rsync", 'only with content_sync = "rsync"; remove [rsync] or set content_sync')
         zone = self.load_balancer.route53_zone
         if zone is not None:
             if self.apim.hostname is None:
-                raise ValueError("load_balancer.route53_zone needs apim.hostname (the record's name)")
-            if not self.apim.hostname.endswith("." + zone):
-                raise ValueError(f"apim.hostname {self.apim.hostname} is not inside load_balancer.route53_zone {zone}")
+                problems.add("apim.hostname", "load_balancer.route53_zone needs apim.hostname (the record's name)")
+            elif not self.apim.hostname.endswith("." + zone):
+                problems.add("apim.hostname", f"apim.hostname {self.apim.hostname} is not inside load_balancer.route53_zone {zone}")
+        problems.raise_any()
         return self
 
     @property
@@ -532,11 +563,15 @@ class Settings(_Strict):
 def _describe(error: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid settings"]
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        where = [str(part) for part in item["loc"]]
+        cause = item.get("ctx", {}).get("error")
+        if isinstance(cause, CrossCheckErrors):  # one line a problem, under its own field
+            lines += [f"  {'.'.join([*where, field])}: {message}" for field, message in cause.problems]
+            continue
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown setting"
-        lines.append(f"  {where}: {message}")
+        lines.append(f"  {'.'.join(where) or '(top level)'}: {message}")
     return "\n".join(lines)
 
 

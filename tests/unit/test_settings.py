@@ -131,3 +131,31 @@ def test_app_exits_non_zero_before_synthesizing(tmp_path):
     assert result.returncode == 2
     assert "node.instance_type" in result.stderr
     assert not out.exists(), "nothing may be synthesized from bad settings"
+
+
+def test_every_cross_check_error_of_a_file_comes_at_once_each_under_its_field(local_dict):
+    _set(local_dict, "network.subnet_cidrs", ["10.9.1.0/24", "10.9.1.128/25"])
+    _set(local_dict, "network.public_subnet_cidrs", ["10.8.101.0/24", "10.0.102.0/24"])
+    _set(local_dict, "apim.jdk", 8)
+    _set(local_dict, "key_manager.url", "https://is.example.com")
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(local_dict, "local.toml", environ={})
+    lines = str(caught.value).splitlines()[1:]
+    assert sorted(lines) == sorted([
+        "  network.subnet_cidrs: subnets overlap: 10.9.1.0/24 and 10.9.1.128/25",
+        "  network.subnet_cidrs: subnet 10.9.1.0/24 is outside the VPC 10.0.0.0/16",
+        "  network.subnet_cidrs: subnet 10.9.1.128/25 is outside the VPC 10.0.0.0/16",
+        "  network.public_subnet_cidrs: public subnet 10.8.101.0/24 is outside the VPC 10.0.0.0/16",
+        "  apim.jdk: jdk 8 is not accepted by API-M 4.3.0 (needs 11-21)",
+        '  key_manager.url: url, cidr and ca_certificate are for an external key manager (type = "wso2-is")',
+    ])
+
+
+def test_every_top_level_cross_check_error_comes_at_once(local_dict):
+    _set(local_dict, "availability_zones", ["us-east-1a", "us-east-1a"])
+    _set(local_dict, "apim.hostname", "apim.other.test")
+    _set(local_dict, "emulator", _DELETE)
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(local_dict, "local.toml", environ={})
+    fields = [line.split(":")[0].strip() for line in str(caught.value).splitlines()[1:]]
+    assert sorted(fields) == ["apim.hostname", "availability_zones", "state"]
