@@ -21,9 +21,10 @@ from collections.abc import Iterator
 
 import yaml
 
+from apim_active_active import ports
 from apim_active_active.terraform_text import GZIP_CALL, template_of_base64gzip
 
-PROTECTED_PORTS = (9443, 9611, 9711, 5672, 2049)
+PROTECTED_PORTS = (*ports.PEERS, ports.NFS)
 ALL_PROTOCOLS = {"-1", "all"}
 TCP = {"tcp", "6"}
 

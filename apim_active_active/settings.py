@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from apim_active_active import ports
 from apim_active_active.versions import traits
 
 ENDPOINT_ENV = "AWS_ENDPOINT_URL"
@@ -410,7 +411,7 @@ class KeyManagerSettings(_Strict):
     @property
     def port(self) -> int:
         parsed = urlparse(self.url or "")
-        return parsed.port or 443
+        return parsed.port or ports.HTTPS
 
 
 class EncryptionSettings(_Strict):

@@ -10,14 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from apim_active_active import ports
 from apim_active_active.settings import Settings
 from apim_active_active.versions import traits
 
-MANAGEMENT_PORT = 9443
-MANAGEMENT_HTTP_PORT = 9763
-GATEWAY_HTTPS_PORT = 8243
-WEBSOCKET_TLS_PORT = 8099
-HTTPS_PORT = 443
 VERSION_PATH = "/services/Version"  # Carbon's version service: answers once the server is up
 # Carbon's console and admin services: WSO2's security guidance keeps them off the public entry point.
 ADMIN_PATHS = ("/carbon", "/carbon/*", "/services/*")
@@ -51,18 +47,18 @@ def public_name(settings: Settings, lb_dns_name: str) -> str:
 
 def health_checks(settings: Settings) -> tuple[HealthCheck, HealthCheck]:
     """(management, gateway): the endpoints API-M offers for a load balancer (see the facts file)."""
-    liveness = HealthCheck("HTTP", MANAGEMENT_HTTP_PORT, VERSION_PATH)
+    liveness = HealthCheck("HTTP", ports.MANAGEMENT_HTTP, VERSION_PATH)
     readiness = traits(settings.apim.version).gateway_readiness_path
-    return liveness, (HealthCheck("HTTPS", MANAGEMENT_PORT, readiness) if readiness else liveness)
+    return liveness, (HealthCheck("HTTPS", ports.MANAGEMENT, readiness) if readiness else liveness)
 
 
 def routes(settings: Settings) -> tuple[Route, ...]:
     lb = settings.load_balancer
     management, gateway = health_checks(settings)
     return (
-        Route("management", HTTPS_PORT, MANAGEMENT_PORT, 80, True, management),
-        Route("gateway", GATEWAY_HTTPS_PORT, GATEWAY_HTTPS_PORT, None, lb.gateway_stickiness, gateway),
-        Route("websocket", WEBSOCKET_TLS_PORT, WEBSOCKET_TLS_PORT, None, lb.gateway_stickiness, gateway),
+        Route("management", ports.HTTPS, ports.MANAGEMENT, ports.HTTP, True, management),
+        Route("gateway", ports.GATEWAY_HTTPS, ports.GATEWAY_HTTPS, None, lb.gateway_stickiness, gateway),
+        Route("websocket", ports.WEBSOCKET_TLS, ports.WEBSOCKET_TLS, None, lb.gateway_stickiness, gateway),
     )
 
 
@@ -73,18 +69,18 @@ def node_ports_from_load_balancer(settings: Settings) -> tuple[int, ...]:
 
 
 def _url(scheme: str, host: str, port: int, path: str = "") -> str:
-    default = {"https": 443, "http": 80}.get(scheme)
+    default = {"https": ports.HTTPS, "http": ports.HTTP}.get(scheme)
     return f"{scheme}://{host}{'' if port == default else f':{port}'}{path}"
 
 
 def public_urls(public_name: str) -> dict[str, str]:
     """What clients open, by name; the same names as the stack's outputs."""
     return {
-        "publisher_url": _url("https", public_name, HTTPS_PORT, "/publisher"),
-        "devportal_url": _url("https", public_name, HTTPS_PORT, "/devportal"),
-        "admin_url": _url("https", public_name, HTTPS_PORT, "/admin"),
-        "carbon_url": _url("https", public_name, HTTPS_PORT, "/carbon"),
-        "gateway_url": _url("https", public_name, GATEWAY_HTTPS_PORT),
+        "publisher_url": _url("https", public_name, ports.HTTPS, "/publisher"),
+        "devportal_url": _url("https", public_name, ports.HTTPS, "/devportal"),
+        "admin_url": _url("https", public_name, ports.HTTPS, "/admin"),
+        "carbon_url": _url("https", public_name, ports.HTTPS, "/carbon"),
+        "gateway_url": _url("https", public_name, ports.GATEWAY_HTTPS),
     }
 
 

@@ -19,7 +19,7 @@ from ipaddress import IPv4Network
 
 from constructs import Construct
 
-from apim_active_active import aws
+from apim_active_active import aws, ports
 from apim_active_active.iam_documents import assume_role_policy, policy_document
 from apim_active_active.names import resource_name
 from apim_active_active.settings import Settings
@@ -128,8 +128,8 @@ class Network(Construct):
             tags={"Name": resource_name(settings, "endpoints")},
         )
         aws.security_group_rule.SecurityGroupRule(
-            self, "endpoints_https", type="ingress", security_group_id=group.id, protocol="tcp", from_port=443,
-            to_port=443, cidr_blocks=[vpc_cidr], description="HTTPS to AWS APIs from inside the VPC",
+            self, "endpoints_https", type="ingress", security_group_id=group.id, protocol="tcp", from_port=ports.HTTPS,
+            to_port=ports.HTTPS, cidr_blocks=[vpc_cidr], description="HTTPS to AWS APIs from inside the VPC",
         )
         for service in INTERFACE_ENDPOINTS:
             aws.vpc_endpoint.VpcEndpoint(

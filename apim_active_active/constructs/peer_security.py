@@ -12,18 +12,10 @@ from dataclasses import dataclass
 
 from constructs import Construct
 
-from apim_active_active import aws
+from apim_active_active import aws, ports
 from apim_active_active.names import resource_name
-from apim_active_active.renderers.deployment_toml import BROKER_PORT, THROTTLE_AUTH_PORT, THROTTLE_BINARY_PORT
 from apim_active_active.settings import Settings
-from apim_active_active.traffic import MANAGEMENT_PORT
 
-PEER_PORTS = {
-    MANAGEMENT_PORT: "API-M management HTTPS (publishing, /services/)",
-    THROTTLE_BINARY_PORT: "throttle events, binary TCP (traffic manager)",
-    THROTTLE_AUTH_PORT: "throttle events, binary SSL auth (traffic manager)",
-    BROKER_PORT: "message broker (event_duplicate_url)",
-}
 
 
 @dataclass(frozen=True)
@@ -45,14 +37,14 @@ class PeerSecurity(Construct):
             tags={"Name": resource_name(settings, "nodes")},
         )
         self.group_id: str = group.id
-        for port, what in PEER_PORTS.items():
+        for port, what in ports.PEERS.items():
             for direction in ("ingress", "egress"):
                 self.rule(f"peer_{direction}_{port}", direction, port, f"Peer {what}", peer_group=group.id)
         key_manager = settings.key_manager
         if key_manager.cidr is not None:
             self.rule("egress_key_manager", "egress", key_manager.port, f"External Key Manager at {key_manager.cidr}",
                       cidrs=[str(key_manager.cidr)])
-        self.rule("egress_https", "egress", 443, "HTTPS to AWS APIs and S3 (packages, product archive)",
+        self.rule("egress_https", "egress", ports.HTTPS, "HTTPS to AWS APIs and S3 (packages, product archive)",
                   cidrs=["0.0.0.0/0"])
 
     def rule(self, id_: str, direction: str, port: int, description: str, *,

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from cdktf import TerraformResourceLifecycle
 from constructs import Construct
 
-from apim_active_active import aws
+from apim_active_active import aws, ports
 from apim_active_active.names import resource_name, rsync_parameter
 from apim_active_active.renderers.rsync import MANAGER_KEY, WORKER_HOST_KEY
 from apim_active_active.settings import Settings
 
-SSH_PORT = 22
 PLACEHOLDER = "written by the node at first boot"
 
 
@@ -72,6 +71,6 @@ class RsyncChannel(Construct):
 
     def _rule(self, id_: str, direction: str, group_id: str, peer_group_id: str, description: str) -> None:
         aws.security_group_rule.SecurityGroupRule(
-            self, id_, type=direction, security_group_id=group_id, protocol="tcp", from_port=SSH_PORT,
-            to_port=SSH_PORT, source_security_group_id=peer_group_id, description=description,
+            self, id_, type=direction, security_group_id=group_id, protocol="tcp", from_port=ports.SSH,
+            to_port=ports.SSH, source_security_group_id=peer_group_id, description=description,
         )

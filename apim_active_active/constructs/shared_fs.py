@@ -12,13 +12,12 @@ from dataclasses import dataclass
 
 from constructs import Construct
 
-from apim_active_active import aws
+from apim_active_active import aws, ports
 from apim_active_active.constructs.peer_security import PeerSecurity
 from apim_active_active.iam_documents import policy_document
 from apim_active_active.names import resource_name
 from apim_active_active.settings import Settings
 
-NFS_PORT = 2049
 
 
 @dataclass(frozen=True)
@@ -69,12 +68,12 @@ class SharedFileSystem(Construct):
             type="ingress",
             security_group_id=group.id,
             protocol="tcp",
-            from_port=NFS_PORT,
-            to_port=NFS_PORT,
+            from_port=ports.NFS,
+            to_port=ports.NFS,
             source_security_group_id=props.peers.group_id,
             description="NFS from the API-M nodes",
         )
-        props.peers.rule("egress_nfs", "egress", NFS_PORT, "NFS to the EFS mount targets", peer_group=group.id)
+        props.peers.rule("egress_nfs", "egress", ports.NFS, "NFS to the EFS mount targets", peer_group=group.id)
         file_system = aws.efs_file_system.EfsFileSystem(
             self,
             "share",

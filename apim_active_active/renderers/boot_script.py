@@ -23,7 +23,8 @@ from apim_active_active.renderers.deployment_toml import (
     render_deployment_toml,
 )
 from apim_active_active.settings import Settings
-from apim_active_active.traffic import MANAGEMENT_PORT, VERSION_PATH, public_name
+from apim_active_active import ports
+from apim_active_active.traffic import VERSION_PATH, public_name
 from apim_active_active.versions import traits
 
 CONFIG_DIR = "/etc/wso2am"
@@ -134,7 +135,7 @@ def first_node_url(settings: Settings, node_index: int) -> str:
     """Node 2's first start waits until this answers: node 1's management port (open between the peers)."""
     if node_index == MANAGER_INDEX:
         return ""
-    return f"https://{node_ips(settings)[MANAGER_INDEX]}:{MANAGEMENT_PORT}{VERSION_PATH}"
+    return f"https://{node_ips(settings)[MANAGER_INDEX]}:{ports.MANAGEMENT}{VERSION_PATH}"
 
 
 def render_node_env(settings: Settings, deployed: Deployed, node_index: int = 0) -> str:

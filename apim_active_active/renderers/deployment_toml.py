@@ -5,12 +5,10 @@ import tomli_w
 
 from apim_active_active.engines import ENGINES, jdbc_url
 from apim_active_active.settings import Settings
-from apim_active_active.traffic import HTTPS_PORT, MANAGEMENT_PORT, gateway_endpoints, public_name, public_urls
+from apim_active_active import ports
+from apim_active_active.traffic import gateway_endpoints, public_name, public_urls
 from apim_active_active.versions import traits
 
-THROTTLE_BINARY_PORT = 9611
-THROTTLE_AUTH_PORT = 9711
-BROKER_PORT = 5672
 # Shared file system: every node publishes to its own gateway (the seed's "localhost" service_url).
 LOCAL_SERVICE_URL = "https://localhost:${mgt.transport.https.port}/services/"
 MANAGER_INDEX = 0  # content_sync = "rsync": node 1 is the manager, the only node that publishes
@@ -24,7 +22,7 @@ def gateway_service_url(settings: Settings, node_index: int) -> str:
     """Where a node's gateway environment publishes: its own management port, except node 2 with rsync,
     which publishes through node 1, whose artifacts rsync brings to node 2 (the seed)."""
     if settings.content_sync == "rsync" and node_index != MANAGER_INDEX:
-        return f"https://{node_ips(settings)[MANAGER_INDEX]}:{MANAGEMENT_PORT}/services/"
+        return f"https://{node_ips(settings)[MANAGER_INDEX]}:{ports.MANAGEMENT}/services/"
     return LOCAL_SERVICE_URL
 
 
@@ -58,15 +56,15 @@ def _throttling(settings: Settings, node_index: int) -> dict:
     # One group per node, one URL per group: every event reaches both traffic managers.
     url_groups = [
         {
-            "traffic_manager_urls": [f"tcp://{ip}:{THROTTLE_BINARY_PORT}"],
-            "traffic_manager_auth_urls": [f"ssl://{ip}:{THROTTLE_AUTH_PORT}"],
+            "traffic_manager_urls": [f"tcp://{ip}:{ports.THROTTLE_BINARY}"],
+            "traffic_manager_auth_urls": [f"ssl://{ip}:{ports.THROTTLE_AUTH}"],
             "type": "loadbalance",
         }
         for ip in ips
     ]
-    throttling: dict = {"event_duplicate_url": [f"tcp://{peer}:{BROKER_PORT}"]}
+    throttling: dict = {"event_duplicate_url": [f"tcp://{peer}:{ports.BROKER}"]}
     if traits(settings.apim.version).has_throttle_decision_endpoints:
-        throttling["throttle_decision_endpoints"] = [f"tcp://localhost:{BROKER_PORT}"]
+        throttling["throttle_decision_endpoints"] = [f"tcp://localhost:{ports.BROKER}"]
     throttling["url_group"] = url_groups
     return throttling
 
@@ -91,11 +89,11 @@ def _event_hub(settings: Settings, node_index: int) -> dict:
         "username": "$ref{super_admin.username}",
         "password": f"$env{{{ADMIN_PASSWORD_ENV}}}",
         "service_url": LOCAL_SERVICE_URL,
-        "event_listening_endpoints": [f"tcp://localhost:{BROKER_PORT}"],
-        "event_duplicate_url": [f"tcp://{ips[1 - node_index]}:{BROKER_PORT}"],
+        "event_listening_endpoints": [f"tcp://localhost:{ports.BROKER}"],
+        "event_duplicate_url": [f"tcp://{ips[1 - node_index]}:{ports.BROKER}"],
         "publish": {
             "url_group": [
-                {"urls": [f"tcp://{ip}:{THROTTLE_BINARY_PORT}"], "auth_urls": [f"ssl://{ip}:{THROTTLE_AUTH_PORT}"]}
+                {"urls": [f"tcp://{ip}:{ports.THROTTLE_BINARY}"], "auth_urls": [f"ssl://{ip}:{ports.THROTTLE_AUTH}"]}
                 for ip in ips
             ]
         },
@@ -156,7 +154,7 @@ def render_deployment_toml(settings: Settings, node_index: int, db_host: str, db
         },
         # TLS ends at the load balancer on 443: links and redirects the portals build must use it. A node keeps an idle
         # connection from the load balancer open longer than the load balancer does (Tomcat's default is 60 s).
-        "transport": {"https": {"properties": {"proxyPort": HTTPS_PORT, "keepAliveTimeout": _node_idle_ms(settings)}}},
+        "transport": {"https": {"properties": {"proxyPort": ports.HTTPS, "keepAliveTimeout": _node_idle_ms(settings)}}},
         # The gateway's side (passthru's socket timeout, 180 s as shipped): never shorter than the load balancer's.
         "passthru_http": {"http.socket.timeout": max(GATEWAY_SOCKET_TIMEOUT_MS, _node_idle_ms(settings))},
         "super_admin": {
