@@ -1,0 +1,36 @@
+"""The stack's outputs: what an operator, verify and the pipelines read after a deploy."""
+from __future__ import annotations
+
+from cdktf import TerraformOutput, TerraformStack
+
+from apim_active_active import names
+from apim_active_active.constructs.load_balancer import LoadBalancer
+from apim_active_active.constructs.network import Network
+from apim_active_active.constructs.node import Node
+from apim_active_active.constructs.peer_security import PeerSecurity
+from apim_active_active.constructs.shared_fs import SharedFileSystem
+from apim_active_active.traffic import public_urls
+
+
+def add_outputs(stack: TerraformStack, network: Network, peers: PeerSecurity, share: SharedFileSystem | None,
+                balancer: LoadBalancer, nodes: list[Node]) -> None:
+    values = {
+        names.OUTPUT_VPC_ID: (network.vpc_id, "VPC of the pair"),
+        names.OUTPUT_NODE_IPS: ([n.private_ip for n in nodes], "Fixed private addresses, node 1 first"),
+        names.OUTPUT_INSTANCE_IDS: ([n.instance_id for n in nodes], "EC2 instance ids, node 1 first"),
+        names.OUTPUT_NODE_SG: (peers.group_id, "Security group of both nodes"),
+        names.OUTPUT_LB_DNS: (balancer.dns_name, "DNS name of the load balancer"),
+        names.OUTPUT_LB_SG: (balancer.security_group_id, "Security group of the load balancer"),
+        names.OUTPUT_PUBLIC_NAME: (balancer.public_name, "The name clients use ([server] hostname)"),
+        names.OUTPUT_TARGET_GROUPS: (balancer.target_group_arns, "Target groups by route"),
+    }
+    if share:
+        values |= {
+            names.OUTPUT_EFS_ID: (share.file_system_id, "EFS file system shared at repository/deployment/server"),
+            names.OUTPUT_EFS_DNS: (share.dns_name, "EFS DNS name the nodes mount"),
+            names.OUTPUT_EFS_SG: (share.security_group_id, "Security group of the EFS mount targets"),
+        }
+    for name, url in public_urls(balancer.public_name).items():
+        values[name] = (url, f"{name.removesuffix('_url').capitalize()} URL, through the load balancer")
+    for name, (value, description) in values.items():
+        TerraformOutput(stack, name, value=value, description=description)
