@@ -34,7 +34,7 @@ help:
 	@echo "make rehearse       boot both nodes' real user data at once on this machine (root), print the checks"
 	@echo "make bench          synth time: our provider loading vs the stock import (same run)"
 	@echo "make synth          synthesize every environment into cdktf.out/"
-	@echo "make docs           regenerate the settings table in README.md"
+	@echo "make docs           regenerate the settings table in docs/settings.md"
 
 install: $(VENV)/.installed node_modules/.installed $(TOOLS)/terraformrc $(TOOLS)/.validators $(TOOLS)/checkov-venv/.installed
 
@@ -116,7 +116,7 @@ bench: install
 	$(PY) scripts/bench.py
 
 docs: install
-	$(PY) scripts/settings_docs.py --write README.md
+	$(PY) scripts/settings_docs.py --write docs/settings.md
 
 lock:
 	$(PY) -m pip install --quiet -r requirements.in -r requirements-dev.in
