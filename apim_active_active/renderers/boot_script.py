@@ -22,23 +22,30 @@ from apim_active_active.renderers.deployment_toml import (
     node_ips,
     render_deployment_toml,
 )
+from apim_active_active.renderers.node_layout import (  # noqa: F401 (the paths, re-exported for readers of a node)
+    BOOT_SCRIPT,
+    CONFIG_DIR,
+    CONFIG_SOURCE,
+    FSTAB_ENTRIES,
+    KEY_MANAGER_CA,
+    MERGE_CONFIG,
+    NODE_ENV,
+    RUNTIME_ENV,
+    SECRETS_FILE,
+    SERVICE,
+    SHARE_WATCH,
+    sync_role,
+)
+from apim_active_active.renderers.systemd_units import (  # noqa: F401 (re-exported)
+    has_share_watch,
+    render_push_units,
+    render_share_watch,
+    render_systemd_unit,
+)
 from apim_active_active.settings import Settings
 from apim_active_active import ports
 from apim_active_active.traffic import VERSION_PATH, public_name
 from apim_active_active.versions import traits
-
-CONFIG_DIR = "/etc/wso2am"
-NODE_ENV = f"{CONFIG_DIR}/node.env"
-CONFIG_SOURCE = f"{CONFIG_DIR}/deployment.toml"
-RUNTIME_ENV = f"{CONFIG_DIR}/runtime.env"
-SECRETS_FILE = f"{CONFIG_DIR}/secrets.env"
-KEY_MANAGER_CA = f"{CONFIG_DIR}/key-manager-ca.pem"
-BOOT_SCRIPT = "/usr/local/sbin/wso2am-boot"
-MERGE_CONFIG = "/usr/local/sbin/wso2am-merge-config"  # the boot step's `merge-config` (its default path)
-SERVICE = "wso2am.service"
-SHARE_WATCH = "wso2am-share-watch"  # .service (one check) and .timer (every 15 s)
-FSTAB_ENTRIES = f"{CONFIG_DIR}/fstab"  # content_sync = "efs": what the boot step adds to /etc/fstab
-
 
 @dataclass(frozen=True)
 class Deployed:
@@ -97,13 +104,6 @@ def certificate_names(settings: Settings, public_name: str) -> tuple[str, str]:
     name = settings.apim.hostname or f"{settings.name_prefix}.apim.internal"
     dns = dict.fromkeys([name, public_name, "localhost"])
     return name, ",".join([f"dns:{n}" for n in dns] + [f"ip:{ip}" for ip in node_ips(settings)])
-
-
-def sync_role(settings: Settings, node_index: int) -> str:
-    """content_sync = "rsync": node 1 is the manager (pushes), node 2 the worker (receives); else none."""
-    if settings.uses_efs:
-        return ""
-    return "manager" if node_index == MANAGER_INDEX else "worker"
 
 
 def _content_sync_env(settings: Settings, node_index: int, deployed: Deployed) -> dict[str, str]:
@@ -192,110 +192,6 @@ def render_node_env(settings: Settings, deployed: Deployed, node_index: int = 0)
         "KEY_MANAGER_CA": KEY_MANAGER_CA if key_manager.ca_certificate else "",
     }
     return "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items())
-
-
-def _never_without_the_share(settings: Settings, node_index: int) -> str:
-    """Carbon undeploys the artifacts it no longer sees: API-M never starts without its share."""
-    if settings.uses_efs:
-        return f"RequiresMountsFor={' '.join(shared_folders.mount_points(settings))}\n"
-    if sync_role(settings, node_index) == "worker":
-        return f"# node 2 with rsync: not before the first complete push from node 1.\nAssertPathExists={rsync.SYNC_MARKER}\n"
-    return ""
-
-
-def _umask(settings: Settings, node_index: int) -> str:
-    """Nothing API-M writes is for other users (the config mapper writes the values it resolves, secrets included,
-    into the files it generates). Node 2 with rsync: what API-M creates in the synced folders stays writable for the
-    receiving user (same group), or node 1's next push could neither replace nor delete it."""
-    return "UMask=0007\n" if sync_role(settings, node_index) == "worker" else "UMask=0027\n"
-
-
-def render_systemd_unit(settings: Settings, node_index: int = 0) -> str:
-    home = settings.apim.home
-    script = f"{home}/bin/{traits(settings.apim.version).start_script}"
-    start_seconds = 600
-    wait = ""
-    if settings.key_manager.type != "resident":
-        # The seed: the Key Manager is up before API-M starts, on every start, not only the first boot.
-        wait = f"ExecStartPre={BOOT_SCRIPT} wait-key-manager\n"
-        start_seconds += settings.key_manager.wait_seconds
-    return f"""[Unit]
-Description=WSO2 API Manager {settings.apim.version} (active-active node)
-Wants=network-online.target
-After=network-online.target remote-fs.target
-{_never_without_the_share(settings, node_index)}# Keep retrying (e.g. while an external Key Manager is down): never give up after a burst of failures.
-StartLimitIntervalSec=0
-
-[Service]
-Type=forking
-User={settings.apim.os_user}
-Group={settings.apim.os_user}
-EnvironmentFile={RUNTIME_ENV}
-EnvironmentFile={SECRETS_FILE}
-{_umask(settings, node_index)}# Carbon never removes its PID file: a stale one naming a live process makes `start` exit 0 "already running".
-ExecStartPre=/usr/bin/rm -f {home}/wso2carbon.pid
-{wait}ExecStart={script} start
-ExecStop={script} stop
-PIDFile={home}/wso2carbon.pid
-Restart=on-failure
-RestartSec=10
-TimeoutStartSec={start_seconds}
-LimitNOFILE=65535
-
-[Install]
-WantedBy=multi-user.target
-"""
-
-
-def _timer(description: str, *, on_boot: int, every: int) -> str:
-    """A timer unit: first run on_boot seconds after boot, then every seconds from one start to the next."""
-    return f"""[Unit]
-Description={description}
-
-[Timer]
-OnBootSec={on_boot}
-OnUnitActiveSec={every}
-AccuracySec=1
-
-[Install]
-WantedBy=timers.target
-"""
-
-
-def has_share_watch(settings: Settings, node_index: int) -> bool:
-    """Every node with a share: both with EFS, node 2 with rsync (node 1 is the source)."""
-    return settings.uses_efs or sync_role(settings, node_index) == "worker"
-
-
-def render_share_watch(settings: Settings) -> tuple[str, str]:
-    """(service, timer): every 15 s, stop API-M while its share is unreachable and start it again once it is back."""
-    share = f"its share ({shared_folders.SHARE_ROOT})" if settings.uses_efs else f"the first push from node 1 ({rsync.SYNC_MARKER})"
-    service = f"""[Unit]
-Description=Stop WSO2 API-M while {share} is unreachable
-
-[Service]
-Type=oneshot
-ExecStart={BOOT_SCRIPT} check-share
-TimeoutStartSec=60
-"""
-    return service, _timer("Watch the share of WSO2 API-M", on_boot=60, every=15)
-
-
-def render_push_units(settings: Settings) -> tuple[str, str]:
-    """(service, timer) on node 1 with rsync: push the artifacts to node 2 every rsync.interval_seconds."""
-    interval = settings.rsync_settings.interval_seconds
-    service = f"""[Unit]
-Description=Push WSO2 API-M artifacts to node 2 (rsync over SSH)
-Wants=network-online.target
-After=network-online.target
-
-[Service]
-Type=oneshot
-ExecStart={BOOT_SCRIPT} push
-TimeoutStartSec={max(300, 4 * interval)}
-Nice=10
-"""
-    return service, _timer(f"Push WSO2 API-M artifacts to node 2 every {interval} s", on_boot=interval, every=interval)
 
 
 def _units(name: str, texts: tuple[str, str]) -> list[dict]:

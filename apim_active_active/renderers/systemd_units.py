@@ -1,0 +1,112 @@
+"""The systemd units a node gets: API-M's service, the share watch and, on node 1 with rsync, the push (each with its
+timer)."""
+from __future__ import annotations
+
+from apim_active_active.renderers import rsync, shared_folders
+from apim_active_active.renderers.node_layout import BOOT_SCRIPT, RUNTIME_ENV, SECRETS_FILE, sync_role
+from apim_active_active.settings import Settings
+from apim_active_active.versions import traits
+
+
+def _never_without_the_share(settings: Settings, node_index: int) -> str:
+    """Carbon undeploys the artifacts it no longer sees: API-M never starts without its share."""
+    if settings.uses_efs:
+        return f"RequiresMountsFor={' '.join(shared_folders.mount_points(settings))}\n"
+    if sync_role(settings, node_index) == "worker":
+        return f"# node 2 with rsync: not before the first complete push from node 1.\nAssertPathExists={rsync.SYNC_MARKER}\n"
+    return ""
+
+
+def _umask(settings: Settings, node_index: int) -> str:
+    """Nothing API-M writes is for other users (the config mapper writes the values it resolves, secrets included,
+    into the files it generates). Node 2 with rsync: what API-M creates in the synced folders stays writable for the
+    receiving user (same group), or node 1's next push could neither replace nor delete it."""
+    return "UMask=0007\n" if sync_role(settings, node_index) == "worker" else "UMask=0027\n"
+
+
+def render_systemd_unit(settings: Settings, node_index: int = 0) -> str:
+    home = settings.apim.home
+    script = f"{home}/bin/{traits(settings.apim.version).start_script}"
+    start_seconds = 600
+    wait = ""
+    if settings.key_manager.type != "resident":
+        # The seed: the Key Manager is up before API-M starts, on every start, not only the first boot.
+        wait = f"ExecStartPre={BOOT_SCRIPT} wait-key-manager\n"
+        start_seconds += settings.key_manager.wait_seconds
+    return f"""[Unit]
+Description=WSO2 API Manager {settings.apim.version} (active-active node)
+Wants=network-online.target
+After=network-online.target remote-fs.target
+{_never_without_the_share(settings, node_index)}# Keep retrying (e.g. while an external Key Manager is down): never give up after a burst of failures.
+StartLimitIntervalSec=0
+
+[Service]
+Type=forking
+User={settings.apim.os_user}
+Group={settings.apim.os_user}
+EnvironmentFile={RUNTIME_ENV}
+EnvironmentFile={SECRETS_FILE}
+{_umask(settings, node_index)}# Carbon never removes its PID file: a stale one naming a live process makes `start` exit 0 "already running".
+ExecStartPre=/usr/bin/rm -f {home}/wso2carbon.pid
+{wait}ExecStart={script} start
+ExecStop={script} stop
+PIDFile={home}/wso2carbon.pid
+Restart=on-failure
+RestartSec=10
+TimeoutStartSec={start_seconds}
+LimitNOFILE=65535
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def _timer(description: str, *, on_boot: int, every: int) -> str:
+    """A timer unit: first run on_boot seconds after boot, then every seconds from one start to the next."""
+    return f"""[Unit]
+Description={description}
+
+[Timer]
+OnBootSec={on_boot}
+OnUnitActiveSec={every}
+AccuracySec=1
+
+[Install]
+WantedBy=timers.target
+"""
+
+
+def has_share_watch(settings: Settings, node_index: int) -> bool:
+    """Every node with a share: both with EFS, node 2 with rsync (node 1 is the source)."""
+    return settings.uses_efs or sync_role(settings, node_index) == "worker"
+
+
+def render_share_watch(settings: Settings) -> tuple[str, str]:
+    """(service, timer): every 15 s, stop API-M while its share is unreachable and start it again once it is back."""
+    share = f"its share ({shared_folders.SHARE_ROOT})" if settings.uses_efs else f"the first push from node 1 ({rsync.SYNC_MARKER})"
+    service = f"""[Unit]
+Description=Stop WSO2 API-M while {share} is unreachable
+
+[Service]
+Type=oneshot
+ExecStart={BOOT_SCRIPT} check-share
+TimeoutStartSec=60
+"""
+    return service, _timer("Watch the share of WSO2 API-M", on_boot=60, every=15)
+
+
+def render_push_units(settings: Settings) -> tuple[str, str]:
+    """(service, timer) on node 1 with rsync: push the artifacts to node 2 every rsync.interval_seconds."""
+    interval = settings.rsync_settings.interval_seconds
+    service = f"""[Unit]
+Description=Push WSO2 API-M artifacts to node 2 (rsync over SSH)
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=oneshot
+ExecStart={BOOT_SCRIPT} push
+TimeoutStartSec={max(300, 4 * interval)}
+Nice=10
+"""
+    return service, _timer(f"Push WSO2 API-M artifacts to node 2 every {interval} s", on_boot=interval, every=interval)
