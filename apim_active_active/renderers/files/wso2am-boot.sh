@@ -452,8 +452,8 @@ ensure_schema() {
 }
 
 install_config() {
-  # The product's own file with the pair's settings merged over it; the shipped file is kept beside it (made
-  # before the first merge, so it is the distribution's) and every boot merges from it again.
+  # The product's own file with the pair's settings merged over it; the shipped file, kept beside it at install,
+  # is what every boot merges from again.
   local conf="$APIM_HOME/repository/conf" merged
   if [[ ! -e "$conf/deployment.toml.shipped" ]]; then
     log "not starting API-M: $conf/deployment.toml.shipped (the pack's own, kept at install) is missing: replace the node"
