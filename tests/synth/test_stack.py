@@ -195,6 +195,7 @@ def test_new_vpc_flow_logs_and_a_default_group_without_rules(stacks):
     assert not resources(stacks["legacy32"], "aws_flow_log"), "existing VPC: its owner runs its flow logs"
 
 
+@pytest.mark.slow
 def test_terraform_validate_accepts_the_aws_stacks(synth_dir, tmp_path):
     for env in ("dev", "legacy32"):
         work = tmp_path / env
@@ -204,6 +205,7 @@ def test_terraform_validate_accepts_the_aws_stacks(synth_dir, tmp_path):
             assert result.returncode == 0, f"{env}: {' '.join(command)}\n{result.stdout}{result.stderr}"
 
 
+@pytest.mark.slow
 def test_stock_provider_import_synthesizes_the_same_bytes(synth_dir, tmp_path):
     result = synthesize(tmp_path, APIM_STOCK_PROVIDER_IMPORT="1", APIM_STATE_DIR=str(synth_dir / "state"))
     assert result.returncode == 0, result.stderr
