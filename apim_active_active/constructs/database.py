@@ -7,7 +7,8 @@ password managed by RDS in Secrets Manager (encrypted with the stack's key); Mul
 protection, a final snapshot when it is deleted (`database.final_snapshot`), 7 days of backups, logs to CloudWatch,
 IAM authentication, Performance Insights, enhanced monitoring: settings under `database`.
 Existing: the nodes may reach `database.existing.cidr` on its port; its secret is named in the settings.
-Exposes: host, port, secret_arn.
+Exposes: host, port, secret_arn, security_group_id (None with an existing database: the nodes reach its
+`database.existing.cidr`).
 """
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from dataclasses import dataclass
 from constructs import Construct
 
 from apim_active_active import aws
-from apim_active_active.constructs.peer_security import PeerSecurity
 from apim_active_active.engines import ENGINES
 from apim_active_active.iam_documents import assume_role_policy
 from apim_active_active.names import resource_name
@@ -31,7 +31,7 @@ class DatabaseProps:
     settings: Settings
     vpc_id: str
     subnet_ids: list[str]
-    peers: PeerSecurity
+    node_group_id: str  # the nodes' security group: the database is reached from there only
     kms_key_arn: str
 
 
@@ -41,11 +41,10 @@ class Database(Construct):
         settings, database = props.settings, props.settings.database
         engine = ENGINES[database.engine]
         self.port: int = engine.port
+        self.security_group_id: str | None = None
         if database.existing:
             existing = database.existing
             self.host, self.port, self.secret_arn = existing.host, existing.port, existing.secret_arn
-            props.peers.rule("egress_database", "egress", existing.port, f"Database at {existing.cidr}",
-                             cidrs=[str(existing.cidr)])
             return
         group = aws.security_group.SecurityGroup(
             self, "group", name=resource_name(settings, "db"), description="WSO2 API-M database",
@@ -53,10 +52,10 @@ class Database(Construct):
         )
         aws.security_group_rule.SecurityGroupRule(
             self, "from_nodes", type="ingress", security_group_id=group.id, protocol="tcp",
-            from_port=engine.port, to_port=engine.port, source_security_group_id=props.peers.group_id,
+            from_port=engine.port, to_port=engine.port, source_security_group_id=props.node_group_id,
             description="Database from the API-M nodes",
         )
-        props.peers.rule("egress_database", "egress", engine.port, "Database (RDS)", peer_group=group.id)
+        self.security_group_id = group.id
         subnets = aws.db_subnet_group.DbSubnetGroup(
             self, "subnets", name=resource_name(settings, "db"), subnet_ids=props.subnet_ids,
             tags={"Name": resource_name(settings, "db")},

@@ -5,8 +5,10 @@ Defaults: internal; HTTPS listeners (443 -> management 9443 with load-balancer-c
 and admin services (/carbon, /services) answered 403 except from `load_balancer.admin_cidrs`; TLS 1.2+
 policy; invalid headers dropped; deletion protection on; health checks on the endpoints API-M offers
 (apim_active_active.traffic). `load_balancer.client_cidrs` reach the listeners only; the nodes accept the
-load balancer's group on the node ports, nothing else. Optional: Route 53 alias record, access logs, WAF.
-Exposes: dns_name, public_name, security_group_id, target_group_arns (by route name); attach(index, instance_id).
+load balancer's group on the node ports, nothing else (the stack opens them on the nodes' group). Optional: Route 53
+alias record, access logs, WAF.
+Exposes: dns_name, public_name, security_group_id, node_ports (what it reaches on a node), target_group_arns (by
+route name); attach(index, instance_id).
 """
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ from dataclasses import dataclass
 from constructs import Construct
 
 from apim_active_active import aws
-from apim_active_active.constructs.peer_security import PeerSecurity
 from apim_active_active.names import resource_name
 from apim_active_active.settings import Settings
 from apim_active_active.traffic import (
@@ -35,7 +36,7 @@ class LoadBalancerProps:
     settings: Settings
     vpc_id: str
     subnet_ids: list[str]  # public subnets for internet-facing, else the nodes' subnets
-    peers: PeerSecurity
+    node_group_id: str  # the nodes' security group: the load balancer's egress goes there
 
 
 class LoadBalancer(Construct):
@@ -63,6 +64,7 @@ class LoadBalancer(Construct):
             tags={"Name": resource_name(settings, "alb")},
         )
         self.dns_name: str = balancer.dns_name
+        self.node_ports: tuple[int, ...] = node_ports_from_load_balancer(settings)
         self.security_group_id: str = group.id
         self.target_group_arns: dict[str, str] = {}
         certificate_arn = self._certificate_arn(settings)
@@ -196,9 +198,7 @@ class LoadBalancer(Construct):
         for port in node_ports_from_load_balancer(settings):
             aws.security_group_rule.SecurityGroupRule(
                 self, f"to_nodes_{port}", type="egress", security_group_id=group.id, protocol="tcp",
-                from_port=port, to_port=port, source_security_group_id=props.peers.group_id,
+                from_port=port, to_port=port, source_security_group_id=props.node_group_id,
                 description=f"To the nodes on {port} (traffic and health checks)",
             )
-            props.peers.rule(f"from_load_balancer_{port}", "ingress", port,
-                             f"Load balancer to node port {port} (traffic and health checks)", peer_group=group.id)
         return group

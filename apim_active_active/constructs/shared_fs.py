@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from constructs import Construct
 
 from apim_active_active import aws, ports
-from apim_active_active.constructs.peer_security import PeerSecurity
 from apim_active_active.iam_documents import policy_document
 from apim_active_active.names import resource_name
 from apim_active_active.settings import Settings
@@ -25,7 +24,7 @@ class SharedFileSystemProps:
     settings: Settings
     vpc_id: str
     subnet_ids: list[str]
-    peers: PeerSecurity
+    node_group_id: str  # the nodes' security group: NFS is taken from there only
     kms_key_arn: str
     node_role_arn: str
 
@@ -70,10 +69,9 @@ class SharedFileSystem(Construct):
             protocol="tcp",
             from_port=ports.NFS,
             to_port=ports.NFS,
-            source_security_group_id=props.peers.group_id,
+            source_security_group_id=props.node_group_id,
             description="NFS from the API-M nodes",
         )
-        props.peers.rule("egress_nfs", "egress", ports.NFS, "NFS to the EFS mount targets", peer_group=group.id)
         file_system = aws.efs_file_system.EfsFileSystem(
             self,
             "share",

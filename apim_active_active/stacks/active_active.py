@@ -8,7 +8,7 @@ from pathlib import Path
 from cdktf import TerraformResource, TerraformStack
 from constructs import Construct
 
-from apim_active_active import aws
+from apim_active_active import aws, ports
 from apim_active_active.constructs.database import Database, DatabaseProps
 from apim_active_active.constructs.destroy_guard import DestroyGuard, DestroyGuardProps
 from apim_active_active.constructs.encryption import StackKey, StackKeyProps
@@ -40,18 +40,25 @@ class ActiveActiveStack(TerraformStack):
         entry_subnets = network.public_subnet_ids if settings.load_balancer.scheme == "internet-facing" else network.subnet_ids
         balancer = LoadBalancer(
             self, "load_balancer",
-            LoadBalancerProps(settings=settings, vpc_id=network.vpc_id, subnet_ids=entry_subnets, peers=peers),
+            LoadBalancerProps(settings=settings, vpc_id=network.vpc_id, subnet_ids=entry_subnets,
+                              node_group_id=peers.group_id),
         )
+        for port in balancer.node_ports:
+            peers.rule(f"from_load_balancer_{port}", "ingress", port,
+                       f"Load balancer to node port {port} (traffic and health checks)",
+                       peer_group=balancer.security_group_id)
         share, channel = None, None
         if settings.uses_efs:
             share = SharedFileSystem(
                 self,
                 "shared_fs",
                 SharedFileSystemProps(
-                    settings=settings, vpc_id=network.vpc_id, subnet_ids=network.subnet_ids, peers=peers,
-                    kms_key_arn=key.key_arn, node_role_arn=identity.role_arn,
+                    settings=settings, vpc_id=network.vpc_id, subnet_ids=network.subnet_ids,
+                    node_group_id=peers.group_id, kms_key_arn=key.key_arn, node_role_arn=identity.role_arn,
                 ),
             )
+            peers.rule("egress_nfs", "egress", ports.NFS, "NFS to the EFS mount targets",
+                       peer_group=share.security_group_id)
         else:
             channel = RsyncChannel(
                 self, "rsync", RsyncChannelProps(settings=settings, vpc_id=network.vpc_id, kms_key_arn=key.key_arn)
@@ -60,10 +67,17 @@ class ActiveActiveStack(TerraformStack):
             self,
             "database",
             DatabaseProps(
-                settings=settings, vpc_id=network.vpc_id, subnet_ids=network.subnet_ids, peers=peers,
-                kms_key_arn=key.key_arn,
+                settings=settings, vpc_id=network.vpc_id, subnet_ids=network.subnet_ids,
+                node_group_id=peers.group_id, kms_key_arn=key.key_arn,
             ),
         )
+        existing = settings.database.existing
+        if existing:
+            peers.rule("egress_database", "egress", database.port, f"Database at {existing.cidr}",
+                       cidrs=[str(existing.cidr)])
+        else:
+            peers.rule("egress_database", "egress", database.port, "Database (RDS)",
+                       peer_group=database.security_group_id)
         secrets = GeneratedSecrets(self, "secrets", GeneratedSecretsProps(settings=settings, kms_key_arn=key.key_arn))
         grant = identity.grant("use_secrets", secret_statements(database, secrets, key, channel,
                                                                 settings.encryption.node_decrypt_key_arns))
