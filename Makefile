@@ -25,13 +25,13 @@ export CLOUD_INIT_PYTHONPATH := $(CURDIR)/$(CLOUD_INIT)
 CDKTF := npx --no-install cdktf
 LOCAL_AWS := AWS_ENDPOINT_URL=$(LOCAL_ENDPOINT) AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1
 
-.PHONY: help install demo deploy-local destroy-local emulator-start emulator-stop synth test check rehearse bench docs lock clean
+.PHONY: help install demo deploy-local destroy-local emulator-start emulator-stop synth test check lint rehearse bench docs lock clean
 
 help:
 	@echo "make demo           install, start the local AWS emulator, deploy the 'local' stack, show it"
 	@echo "make destroy-local  tear the 'local' stack down and stop the emulator"
 	@echo "make test           install, then run every test (unit, synth, validators, emulator end to end)"
-	@echo "make check          the inner loop: unit and synth tests, without the slow ones (under a minute)"
+	@echo "make check          the inner loop: lint, types, unit and synth tests without the slow ones (about a minute)"
 	@echo "make rehearse       boot both nodes' real user data at once on this machine (root), print the checks"
 	@echo "make bench          synth time: our provider loading vs the stock import (same run)"
 	@echo "make synth          synthesize every environment into cdktf.out/"
@@ -107,11 +107,16 @@ destroy-local: emulator-start
 synth: install
 	$(CDKTF) synth
 
-test: install
+test: install lint
 	$(PY) -m pytest
 
-check: install
+check: install lint
 	$(PY) -m pytest -q tests/unit tests/synth -m "not slow and not e2e"
+
+# The lint and type gate (settings in pyproject.toml).
+lint: install
+	$(VENV)/bin/ruff check apim_active_active scripts tests main.py
+	$(VENV)/bin/mypy
 
 rehearse: install
 	$(PY) scripts/rehearse.py $(REHEARSE_ARGS)

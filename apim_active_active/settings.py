@@ -9,6 +9,7 @@ import ipaddress
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Annotated, Literal
@@ -125,7 +126,7 @@ class NetworkSettings(_Strict):
                 if first.overlaps(second):
                     problems.add(field, f"subnets overlap: {first} and {second}")
         for field, cidr in cidrs:
-            if new_vpc and not cidr.subnet_of(self.vpc_cidr):
+            if self.vpc_cidr is not None and not cidr.subnet_of(self.vpc_cidr):
                 kind = "public subnet" if field.startswith("public") else "subnet"
                 problems.add(field, f"{kind} {cidr} is outside the VPC {self.vpc_cidr}")
         for cidr in self.subnet_cidrs:
@@ -531,12 +532,13 @@ class Settings(_Strict):
             problems.add("shared_fs", 'content_sync = "rsync" has no shared file system; remove [shared_fs]')
         if self.content_sync == "efs" and self.rsync is not None:
             problems.add("rsync", 'only with content_sync = "rsync"; remove [rsync] or set content_sync')
-        zone = self.load_balancer.route53_zone
-        if zone is not None:
+        dns_zone = self.load_balancer.route53_zone
+        if dns_zone is not None:
             if self.apim.hostname is None:
                 problems.add("apim.hostname", "load_balancer.route53_zone needs apim.hostname (the record's name)")
-            elif not self.apim.hostname.endswith("." + zone):
-                problems.add("apim.hostname", f"apim.hostname {self.apim.hostname} is not inside load_balancer.route53_zone {zone}")
+            elif not self.apim.hostname.endswith("." + dns_zone):
+                problems.add("apim.hostname",
+                             f"apim.hostname {self.apim.hostname} is not inside load_balancer.route53_zone {dns_zone}")
         problems.raise_any()
         return self
 
@@ -576,12 +578,12 @@ def _describe(error: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def parse_settings(data: dict, source: str = "settings", environ: dict[str, str] | None = None) -> Settings:
+def parse_settings(data: dict, source: str = "settings", environ: Mapping[str, str] | None = None) -> Settings:
     """Validate a settings mapping; raises SettingsError naming every bad setting."""
-    environ = os.environ if environ is None else environ
+    variables = os.environ if environ is None else environ
     emulator = data.get("emulator")
-    if isinstance(emulator, dict) and environ.get(ENDPOINT_ENV):
-        data = {**data, "emulator": {**emulator, "endpoint_url": environ[ENDPOINT_ENV]}}
+    if isinstance(emulator, dict) and variables.get(ENDPOINT_ENV):
+        data = {**data, "emulator": {**emulator, "endpoint_url": variables[ENDPOINT_ENV]}}
     try:
         return Settings.model_validate(data)
     except ValidationError as error:

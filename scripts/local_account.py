@@ -27,7 +27,7 @@ def self_signed_certificate(domain: str, *, ip: str | None = None, ca: bool = Fa
     or for an IP address (`ip`); `ca` makes it its own CA (a trust anchor for clients such as curl)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     alternative = x509.IPAddress(ipaddress.ip_address(ip)) if ip else x509.DNSName(domain)
     builder = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())

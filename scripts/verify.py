@@ -8,7 +8,8 @@ Checks: both instances running with status checks ok; an available EFS mount tar
 content_sync = "rsync": both nodes' public keys handed over through their SSM parameters);
 every security group of the stack holds exactly the rules synthesized for it (none missing, none
 extra); both nodes healthy in every target group; the management and gateway endpoints answer under
-the public name (any HTTP answer below 500 from the dev portal and the gateway; skipped with --skip-http, or against the emulator unless --connect-to says where).
+the public name (any HTTP answer below 500 from the dev portal and the gateway; skipped with --skip-http, or against the
+emulator unless --connect-to says where).
 Exits 1 on any failure; --wait retries until all pass or the timeout.
 """
 from __future__ import annotations

@@ -44,7 +44,9 @@ class Database(Construct):
         self.security_group_id: str | None = None
         if database.existing:
             existing = database.existing
-            self.host, self.port, self.secret_arn = existing.host, existing.port, existing.secret_arn
+            self.host: str = existing.host
+            self.secret_arn: str = existing.secret_arn
+            self.port = existing.port
             return
         group = aws.security_group.SecurityGroup(
             self, "group", name=resource_name(settings, "db"), description="WSO2 API-M database",
@@ -101,8 +103,8 @@ class Database(Construct):
             monitoring_role_arn=self._monitoring_role(settings) if database.enhanced_monitoring_seconds else None,
             tags={"Name": resource_name(settings, "db")},
         )
-        self.host: str = instance.address
-        self.secret_arn: str = instance.master_user_secret.get(0).secret_arn
+        self.host = instance.address
+        self.secret_arn = instance.master_user_secret.get(0).secret_arn
 
     def _monitoring_role(self, settings: Settings) -> str:
         role = aws.iam_role.IamRole(

@@ -107,7 +107,7 @@ class LoadBalancer(Construct):
                 self,
                 "public_name",
                 zone_id=zone.zone_id,
-                name=settings.apim.hostname,
+                name=public_name(settings, ""),  # apim.hostname: the settings require it with a zone
                 type="A",
                 alias=aws.route53_record.Route53RecordAlias(
                     name=balancer.dns_name, zone_id=balancer.zone_id, evaluate_target_health=True

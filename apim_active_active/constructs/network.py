@@ -24,7 +24,6 @@ from apim_active_active.iam_documents import assume_role_policy, policy_document
 from apim_active_active.names import resource_name
 from apim_active_active.settings import Settings
 
-
 # What a node calls besides S3: its secrets at boot, and Session Manager (no SSH).
 INTERFACE_ENDPOINTS = ("secretsmanager", "ssm", "ssmmessages", "ec2messages")
 
@@ -40,6 +39,7 @@ class Network(Construct):
         super().__init__(scope, id_)
         settings, net = props.settings, props.settings.network
         if net.vpc_cidr is None:
+            assert net.vpc_id and net.subnet_ids, "settings validate an existing VPC's ids"
             self.vpc_id: str = net.vpc_id
             self.subnet_ids: list[str] = self._reserve_node_addresses(settings, list(net.subnet_ids))
             self.public_subnet_ids: list[str] = list(net.public_subnet_ids or ())
@@ -78,7 +78,7 @@ class Network(Construct):
         )
         # Only the load balancer lives here.
         routes, subnet_ids = self._subnets(settings, vpc_id, "public", "public_subnet",
-                                           settings.network.public_subnet_cidrs)
+                                           settings.network.public_subnet_cidrs or ())
         aws.route.Route(
             self, "public_default_route", route_table_id=routes.id, destination_cidr_block="0.0.0.0/0",
             gateway_id=gateway.id,

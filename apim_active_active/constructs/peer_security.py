@@ -17,7 +17,6 @@ from apim_active_active.names import resource_name
 from apim_active_active.settings import Settings
 
 
-
 @dataclass(frozen=True)
 class PeerSecurityProps:
     settings: Settings

@@ -1,7 +1,8 @@
 """Shared file system: an encrypted EFS file system with a mount target in each node's subnet.
 
 Defaults: encrypted at rest with the stack's KMS key; a file system policy that lets only the node
-role mount, through a mount target, and denies every request made without TLS (`shared_fs.tls_only_policy`); elastic throughput; its own security group admitting NFS (2049)
+role mount, through a mount target, and denies every request made without TLS (`shared_fs.tls_only_policy`); elastic
+throughput; its own security group admitting NFS (2049)
 only from the nodes' group; the nodes' group may reach it on 2049; AWS Backup on unless
 `shared_fs.backup = false`.
 Exposes: file_system_id, dns_name, security_group_id, mount_targets.
@@ -16,7 +17,6 @@ from apim_active_active import aws, ports
 from apim_active_active.iam_documents import policy_document
 from apim_active_active.names import resource_name
 from apim_active_active.settings import Settings
-
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from importlib.resources import files
 
 import yaml
 
+from apim_active_active import ports
 from apim_active_active.engines import APIM_DB_MARKER_TABLE, APP_DB_USER, ENGINES, SHARED_DB_MARKER_TABLE
 from apim_active_active.names import rsync_parameter
 from apim_active_active.renderers import rsync, shared_folders
@@ -43,9 +44,9 @@ from apim_active_active.renderers.systemd_units import (  # noqa: F401 (re-expor
     render_systemd_unit,
 )
 from apim_active_active.settings import Settings
-from apim_active_active import ports
 from apim_active_active.traffic import VERSION_PATH, public_name
 from apim_active_active.versions import traits
+
 
 @dataclass(frozen=True)
 class Deployed:

@@ -1,11 +1,13 @@
 """Each node's `<API-M_HOME>/repository/conf/deployment.toml` for the active-active pair."""
 from __future__ import annotations
 
+from typing import Any
+
 import tomli_w
 
+from apim_active_active import ports
 from apim_active_active.engines import ENGINES, jdbc_url
 from apim_active_active.settings import Settings
-from apim_active_active import ports
 from apim_active_active.traffic import gateway_endpoints, public_name, public_urls
 from apim_active_active.versions import traits
 
@@ -146,7 +148,7 @@ def render_deployment_toml(settings: Settings, node_index: int, db_host: str, db
         raise ValueError(f"node_index must be 0 or 1, not {node_index}")
     name = public_name(settings, lb_dns_name)
     keystore, truststore = _keystores()
-    document = {
+    document: dict[str, Any] = {
         "server": {
             "hostname": name,
             "node_ip": node_ips(settings)[node_index],

@@ -24,6 +24,9 @@ def _umask(settings: Settings, node_index: int) -> str:
     return "UMask=0007\n" if sync_role(settings, node_index) == "worker" else "UMask=0027\n"
 
 
+KEEP_RETRYING = "# Keep retrying (e.g. while an external Key Manager is down): never give up after a burst of failures."
+
+
 def render_systemd_unit(settings: Settings, node_index: int = 0) -> str:
     home = settings.apim.home
     script = f"{home}/bin/{traits(settings.apim.version).start_script}"
@@ -37,7 +40,7 @@ def render_systemd_unit(settings: Settings, node_index: int = 0) -> str:
 Description=WSO2 API Manager {settings.apim.version} (active-active node)
 Wants=network-online.target
 After=network-online.target remote-fs.target
-{_never_without_the_share(settings, node_index)}# Keep retrying (e.g. while an external Key Manager is down): never give up after a burst of failures.
+{_never_without_the_share(settings, node_index)}{KEEP_RETRYING}
 StartLimitIntervalSec=0
 
 [Service]

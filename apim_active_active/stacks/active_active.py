@@ -126,4 +126,5 @@ class ActiveActiveStack(TerraformStack):
         ami = settings.node.ami
         if ami.id:
             return ami.id
+        assert ami.ssm_parameter, "settings require an AMI id or its parameter"
         return aws.data_aws_ssm_parameter.DataAwsSsmParameter(self, "ami", name=ami.ssm_parameter).insecure_value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from cdktf import LocalBackend, S3Backend, TerraformStack
 
@@ -14,7 +15,7 @@ def configure_backend(stack: TerraformStack, settings: Settings, environment: st
     if state is None:
         LocalBackend(stack, path=str(state_dir / f"{environment}.tfstate"))
         return
-    emulator = {}
+    emulator: dict[str, Any] = {}
     if settings.emulator:
         url = settings.emulator.endpoint_url
         emulator = dict(

@@ -1,7 +1,8 @@
 """STAND-IN for the RDS instance: a MariaDB server (MySQL protocol) in a namespace of its own.
 
 It listens on an address in node 1's subnet that each node's /etc/hosts gives the RDS
-endpoint name, and like the parameter group it refuses clients without TLS; its master user is the one in the secret RDS manages (read from the emulator).
+endpoint name, and like the parameter group it refuses clients without TLS; its master user is the one in the secret
+RDS manages (read from the emulator).
 """
 from __future__ import annotations
 

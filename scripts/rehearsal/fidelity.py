@@ -8,9 +8,9 @@ import re
 import tomllib
 from datetime import datetime
 
+from apim_active_active.names import OUTPUT_LB_DNS
 from apim_active_active.renderers.boot_script import SERVICE
 from apim_active_active.renderers.deployment_toml import render_deployment_toml
-from apim_active_active.names import OUTPUT_LB_DNS
 from apim_active_active.traffic import public_name
 from scripts.rehearsal.lab import NodeHost
 from scripts.rehearsal.product import shipped_deployment_toml

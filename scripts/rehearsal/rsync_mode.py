@@ -189,9 +189,9 @@ class RsyncRehearsal(Rehearsal):
             "push key": hashlib.sha256(read(f"{rsync.SYNC_KEY_DIR}/id_ed25519").encode()).hexdigest(),
             "known_hosts": read(f"{rsync.SYNC_KEY_DIR}/known_hosts"),
             "authorized_keys": read(f"{rsync.SYNC_HOME}/.ssh/authorized_keys"),
-            "users": [l for l in read("/etc/passwd").splitlines() if l.split(":")[0] in (rsync.SYNC_USER,
+            "users": [line for line in read("/etc/passwd").splitlines() if line.split(":")[0] in (rsync.SYNC_USER,
                                                                                           self.settings.apim.os_user)],
-            "hosts": [l for l in read("/etc/hosts").splitlines() if l.startswith("127.0.0.1 ")],
+            "hosts": [line for line in read("/etc/hosts").splitlines() if line.startswith("127.0.0.1 ")],
         }
 
     def second_boot(self) -> None:

@@ -30,9 +30,9 @@ from scripts.emulator import free_loopback_url, start
 from scripts.local_account import prepare
 from scripts.local_stack import ROOT, STACK, aws_env, cdktf_flags, client, deploy, destroy
 from scripts.rehearsal.database import MariaDbStandIn
+from scripts.rehearsal.fidelity import ProductFidelity
 from scripts.rehearsal.lab import Lab, NodeHost
 from scripts.rehearsal.product import build_archive, build_jdbc_driver, files_on_the_share
-from scripts.rehearsal.fidelity import ProductFidelity
 from scripts.rehearsal.stage import AWS_RELAY_PORT, CLOUD_INIT_MODULE, fresh_stage, stage_node
 from scripts.show_deployment import user_data
 
@@ -225,7 +225,7 @@ class Rehearsal(ProductFidelity):
             time.sleep(0.5)
         time.sleep(2)  # both nodes now wait at the lock, or (without it) would already be seeding
         self.check("no node seeded while another held the seed lock", "both",
-                   not self.seed_markers() and SEED_LINE not in "".join(l.read_text() for l in logs))
+                   not self.seed_markers() and SEED_LINE not in "".join(log.read_text() for log in logs))
         fcntl.flock(lock_file, fcntl.LOCK_UN)
         lock_file.close()
         return self.first_boots_done(boots, logs, deadline)
@@ -245,7 +245,6 @@ class Rehearsal(ProductFidelity):
         return {marker.name: marker.read_text() for marker in sorted(self.export.glob(".wso2am-seeded-*"))}
 
     def check_first_boot(self, texts: list[str]) -> None:
-        home = self.settings.apim.home
         names = ", ".join(self.folders)
         for index, (node, text) in enumerate(zip(self.nodes, texts)):
             number = str(index + 1)
@@ -428,16 +427,16 @@ class Rehearsal(ProductFidelity):
         points = mount_points(self.settings)
         read = lambda inside: node.path(inside).read_text() if node.path(inside).exists() else ""  # noqa: E731
         return {
-            "fstab": [l for l in read("/etc/fstab").splitlines() if l.split()[1:2] and l.split()[1] in points],
+            "fstab": [line for line in read("/etc/fstab").splitlines() if line.split()[1:2] and line.split()[1] in points],
             "unit": hashlib.sha256(read(f"/etc/systemd/system/{SERVICE}").encode()).hexdigest(),
-            "user": [l for l in read("/etc/passwd").splitlines() if l.startswith(f"{self.settings.apim.os_user}:")],
+            "user": [line for line in read("/etc/passwd").splitlines() if line.startswith(f"{self.settings.apim.os_user}:")],
             "seeded": self.seed_markers(),
             "wants": sorted(os.listdir(node.path("/etc/systemd/system/multi-user.target.wants"))),
             "pid": read(f"{self.settings.apim.home}/wso2carbon.pid"),
             "mounts": [node.run("findmnt", "-rn", "-o", "TARGET", point).stdout for point in points],
             "secrets": hashlib.sha256(read(SECRETS_FILE).encode()).hexdigest(),
             "schema": str(self.database.tables(self.engine.apim_db)),
-            "hosts": [l for l in read("/etc/hosts").splitlines() if l.startswith("127.0.0.1 ")],
+            "hosts": [line for line in read("/etc/hosts").splitlines() if line.startswith("127.0.0.1 ")],
         }
 
     def second_boot(self) -> None:

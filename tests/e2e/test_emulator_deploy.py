@@ -54,7 +54,8 @@ def test_load_balancer_listeners_targets_and_health_checks(deployment, emulator,
     # moto does not report Scheme; the synth tests check `internal` against load_balancer.scheme.
     assert balancer["Type"] == "application"
     assert sorted(z["ZoneName"] for z in balancer["AvailabilityZones"]) == list(settings.availability_zones)
-    listeners = {l["Port"]: l for l in elb.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"]}
+    described = elb.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"]
+    listeners = {listener["Port"]: listener for listener in described}
     certificate = client("acm", emulator).list_certificates(CertificateStatuses=["ISSUED"])["CertificateSummaryList"]
     (arn,) = [c["CertificateArn"] for c in certificate if c["DomainName"] == settings.load_balancer.certificate_domain]
     assert sorted(listeners) == [80, 443, 8099, 8243]

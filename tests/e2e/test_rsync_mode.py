@@ -1,6 +1,6 @@
 """content_sync = "rsync" against the emulator: `local` switched to rsync (its own name prefix), deployed with
-cdktf at the same time as the shared EFS deployment (each in its own emulator) and read back with boto3; verify's rsync check failing until both nodes'
-keys are in their parameters; a plan showing nothing to do. The destroy is checked in test_teardown.py."""
+cdktf at the same time as the shared EFS deployment (each in its own emulator) and read back with boto3; verify's rsync
+check failing until both nodes' keys are in their parameters; a plan showing nothing to do. The destroy is checked in test_teardown.py."""
 from __future__ import annotations
 
 import json

@@ -43,7 +43,8 @@ def test_synthesized_stack_has_no_violation(stacks, env):
 
 
 def test_policy_module_is_pure():
-    code = "import sys, apim_active_active.policy\nprint(sorted(m for m in sys.modules if m.split('.')[0] in ('cdktf', 'constructs', 'jsii')))"
+    code = ("import sys, apim_active_active.policy\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('cdktf', 'constructs', 'jsii')))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 

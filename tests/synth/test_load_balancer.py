@@ -41,7 +41,7 @@ def test_one_application_load_balancer_across_both_zones(stacks, environments, e
 @pytest.mark.parametrize("env", ENVS)
 def test_https_listeners_with_a_tls12_policy_and_plain_http_redirected(stacks, environments, env):
     stack, settings = stacks[env], environments[env]
-    listeners = {l["port"]: l for l in resources(stack, "aws_lb_listener").values()}
+    listeners = {listener["port"]: listener for listener in resources(stack, "aws_lb_listener").values()}
     assert set(listeners) == {443, 8243, 8099, 80}, "plain HTTP only on 80, for browsers"
     if settings.load_balancer.certificate_arn:
         certificate = settings.load_balancer.certificate_arn
@@ -79,7 +79,7 @@ def test_management_is_sticky_and_every_target_group_checks_apim_health(stacks, 
     for name, expected in (("mgmt", liveness), ("gw", gateway), ("ws", gateway)):
         check = groups[name]["health_check"]
         assert (check["protocol"], check["port"], check["path"], check["matcher"]) == (*expected, "200"), name
-    listeners = {l["port"]: l for l in resources(stack, "aws_lb_listener").values()}
+    listeners = {listener["port"]: listener for listener in resources(stack, "aws_lb_listener").values()}
     by_arn = {f"${{aws_lb_target_group.{key}.arn}}": g["port"] for key, g in resources(stack, "aws_lb_target_group").items()}
     assert {port: by_arn[listeners[port]["default_action"][0]["target_group_arn"]] for port in LISTENERS} == {
         443: 9443, 8243: 8243, 8099: 8099
@@ -155,7 +155,7 @@ def test_outputs_give_the_public_urls(stacks, environments, env):
 @pytest.mark.parametrize("env", ENVS)
 def test_console_and_admin_services_answer_403_except_to_admin_cidrs(stacks, environments, env):
     stack, settings = stacks[env], environments[env]
-    management = next(key for key, l in resources(stack, "aws_lb_listener").items() if l["port"] == 443)
+    management = next(key for key, listener in resources(stack, "aws_lb_listener").items() if listener["port"] == 443)
     rules = sorted(resources(stack, "aws_lb_listener_rule").values(), key=lambda r: r["priority"])
     assert all(r["listener_arn"] == f"${{aws_lb_listener.{management}.arn}}" for r in rules)
     paths = {"path_pattern": {"values": ["/carbon", "/carbon/*", "/services/*"]}}

@@ -13,8 +13,7 @@ from apim_active_active import names
 from apim_active_active.engines import ENGINES
 from apim_active_active.renderers.boot_script import CONFIG_SOURCE, render_deployment_toml
 from apim_active_active.terraform_text import template_of_base64gzip
-from tests.conftest import ROOT, tool_env
-from tests.conftest import synthesize
+from tests.conftest import synthesize, tool_env
 
 PEER_PORTS = {9443, 9611, 9711, 5672}
 ENVS = ["local", "dev", "legacy32", "prod"]

@@ -108,7 +108,8 @@ def test_node_1s_artifacts_reach_node_2_and_nothing_else_changes_there(pair):
     authorized = pair["worker"]["run"]("check-share")
     assert authorized.returncode == 0, authorized.stderr
     line = (worker["root"] / "sync" / ".ssh" / "authorized_keys").read_text()
-    assert line.startswith(f'command="rsync --server --daemon --config={worker["root"]}/rsyncd.conf .",restrict,from="127.0.0.1" ssh-ed25519 ')
+    forced = f'command="rsync --server --daemon --config={worker["root"]}/rsyncd.conf .",restrict,from="127.0.0.1"'
+    assert line.startswith(f"{forced} ssh-ed25519 ")
     (manager["server"] / "synapse-configs").mkdir()
     (manager["server"] / "synapse-configs" / "PizzaAPI.xml").write_text("<api name='Pizza'/>")
     (worker["server"] / "stale.xml").write_text("deleted on node 1 long ago")

@@ -72,7 +72,7 @@ def test_mounts_seeds_once_and_binds_each_shared_folder(version, scope, tenants,
     first = node.run(f"{SHARE_STEPS}; {probe}")
     assert first.returncode == 0, first.stderr
     assert sorted(line.split()[1] for line in first.stdout.splitlines()) == sorted(node.folders)
-    for name, path in node.folders.items():
+    for name in node.folders:
         assert (export / name / "written-on-node.txt").read_text() == "from-node\n", f"{name} is the share's"
         assert (export / f".wso2am-seeded-{name}").exists()
     # The distribution's files under each shared folder are on the share, and nothing else of it.
