@@ -60,7 +60,8 @@ $(TOOLS)/terraformrc:
 	@test -z "$(TF_PROVIDER_MIRROR)" || test -d "$(TF_PROVIDER_MIRROR)/$(PROVIDER)" || \
 	  { echo "TF_PROVIDER_MIRROR=$(TF_PROVIDER_MIRROR) holds no $(PROVIDER)" >&2; exit 1; }
 	mkdir -p $(TOOLS)
-	mirror="$(TF_PROVIDER_MIRROR)"; [ -n "$$mirror" ] || { [ -d "$(DEFAULT_MIRROR)/$(PROVIDER)" ] && mirror="$(DEFAULT_MIRROR)"; } || true; \
+	mirror="$(TF_PROVIDER_MIRROR)"; \
+	if [ -z "$$mirror" ] && [ -d "$(DEFAULT_MIRROR)/$(PROVIDER)" ]; then mirror="$(DEFAULT_MIRROR)"; fi; \
 	if [ -n "$$mirror" ]; then \
 	  printf 'provider_installation {\n  filesystem_mirror {\n    path    = "%s"\n    include = ["$(PROVIDER)"]\n  }\n  direct {\n    exclude = ["$(PROVIDER)"]\n  }\n}\n' "$$mirror" > $@; \
 	else \

@@ -12,6 +12,8 @@ WEBSOCKET_TLS = 8099
 THROTTLE_BINARY = 9611  # throttle events (4.x: and the event hub), binary TCP
 THROTTLE_AUTH = 9711  # the binary transport's SSL authentication
 BROKER = 5672  # the embedded message broker (event_duplicate_url)
+WEBSUB_HTTP = 9021  # 4.x WebSub receivers (not routed by the load balancer)
+WEBSUB_HTTPS = 8021
 
 # Between the peers only: what one node reaches on the other.
 PEERS = {

@@ -47,8 +47,8 @@ def _gateway_environment(settings: Settings, node_index: int, name: str) -> dict
     if version.has_event_hub:
         # The pair's entry replaces the shipped one whole: keep the product's WebSub receivers (not routed by the
         # load balancer).
-        environment |= {"websub_event_receiver_http_endpoint": "http://localhost:9021",
-                        "websub_event_receiver_https_endpoint": "https://localhost:8021"}
+        environment |= {"websub_event_receiver_http_endpoint": f"http://localhost:{ports.WEBSUB_HTTP}",
+                        "websub_event_receiver_https_endpoint": f"https://localhost:{ports.WEBSUB_HTTPS}"}
     return environment
 
 
@@ -148,6 +148,7 @@ def render_deployment_toml(settings: Settings, node_index: int, db_host: str, db
         raise ValueError(f"node_index must be 0 or 1, not {node_index}")
     name = public_name(settings, lb_dns_name)
     keystore, truststore = _keystores()
+    node_idle_ms = _node_idle_ms(settings)
     document: dict[str, Any] = {
         "server": {
             "hostname": name,
@@ -156,9 +157,9 @@ def render_deployment_toml(settings: Settings, node_index: int, db_host: str, db
         },
         # TLS ends at the load balancer on 443: links and redirects the portals build must use it. A node keeps an idle
         # connection from the load balancer open longer than the load balancer does (Tomcat's default is 60 s).
-        "transport": {"https": {"properties": {"proxyPort": ports.HTTPS, "keepAliveTimeout": _node_idle_ms(settings)}}},
+        "transport": {"https": {"properties": {"proxyPort": ports.HTTPS, "keepAliveTimeout": node_idle_ms}}},
         # The gateway's side (passthru's socket timeout, 180 s as shipped): never shorter than the load balancer's.
-        "passthru_http": {"http.socket.timeout": max(GATEWAY_SOCKET_TIMEOUT_MS, _node_idle_ms(settings))},
+        "passthru_http": {"http.socket.timeout": max(GATEWAY_SOCKET_TIMEOUT_MS, node_idle_ms)},
         "super_admin": {
             "username": "admin",
             "password": f"$env{{{ADMIN_PASSWORD_ENV}}}",

@@ -41,9 +41,8 @@ class ProductFidelity:
         shipped_text = shipped_deployment_toml(self.settings.apim.version)
         pair = tomllib.loads(render_deployment_toml(self.settings, index, self.db_host, self.engine.port,
                                                     self.outputs[OUTPUT_LB_DNS]))
-        problems = ["not installed"] if not installed.exists() else \
-            config_differences(tomllib.loads(installed.read_text()), tomllib.loads(shipped_text), pair)
         merged = tomllib.loads(installed.read_text()) if installed.exists() else {}
+        problems = config_differences(merged, tomllib.loads(shipped_text), pair) if merged else ["not installed"]
         listeners = [listener.get("id") for listener in merged.get("event_listener", [])]
         headers = merged.get("apim", {}).get("cors", {}).get("allow_headers", [])
         self.check("deployment.toml where API-M reads it: the product's own file with the pair's settings merged over "
