@@ -1,7 +1,8 @@
 """Each node's EC2 user data: a cloud-config that writes the node's files and runs the boot step.
 
-The boot step (files/wso2am-boot.sh) is the same on every node; what differs per node lives in
-/etc/wso2am/node.env and /etc/wso2am/deployment.toml. Nothing secret is written here.
+The boot step is assembled from the parts in files/boot/ (BOOT_PARTS): the same on every node of a content_sync
+mode, each mode's node getting only its mode's part; what differs per node lives in /etc/wso2am/node.env and
+/etc/wso2am/deployment.toml. Nothing secret is written here.
 """
 from __future__ import annotations
 
@@ -65,8 +66,23 @@ class Deployed:
     encryption_key_secret_arn: str = ""  # versions with symmetric internal crypto (4.7): the pair's [encryption] key
 
 
-def boot_script_source() -> str:
-    return files("apim_active_active.renderers").joinpath("files/wso2am-boot.sh").read_text()
+# The boot step's parts, in the order they are assembled, per content_sync mode: the header (node.env and the contract
+# with it), what every node does, the mode's own part (only that one: an EFS node's script has no rsync code and
+# the other way round), and main (boot's order of steps, the commands).
+BOOT_PARTS: dict[str, tuple[str, ...]] = {
+    "efs": ("header.sh", "common.sh", "secrets.sh", "database.sh", "config.sh", "service.sh", "efs.sh", "main.sh"),
+    "rsync": ("header.sh", "common.sh", "secrets.sh", "database.sh", "config.sh", "service.sh", "rsync.sh", "main.sh"),
+}
+
+
+def boot_part(name: str) -> str:
+    """One part of the boot step, with its comments (files/boot/NAME)."""
+    return files("apim_active_active.renderers").joinpath("files/boot", name).read_text()
+
+
+def boot_script_source(content_sync: str) -> str:
+    """The boot step of a node of that mode ("efs" or "rsync"), with its comments: its parts, a blank line apart."""
+    return "\n".join(boot_part(name) for name in BOOT_PARTS[content_sync])
 
 
 def merge_config_text() -> str:
@@ -78,13 +94,13 @@ def merge_config_text() -> str:
 BASE_PACKAGES = ("unzip", "openssl", "python3", "python3-tomli", "python3-tomli-w")
 
 
-def boot_script_text() -> str:
-    """The boot step as the nodes get it: its source without the comment lines, a quarter of its size (EC2 takes
-    at most 16 KB of user data). A test keeps any heredoc line from starting with '#'."""
-    shebang, *lines = boot_script_source().splitlines(keepends=True)
+def boot_script_text(content_sync: str) -> str:
+    """The boot step as a node of that mode gets it: its source without the comment lines, a quarter of its size
+    (EC2 takes at most 16 KB of user data). A test keeps any heredoc line from starting with '#'."""
+    shebang, *lines = boot_script_source(content_sync).splitlines(keepends=True)
     kept = [line for line in lines if not line.lstrip().startswith("#") or line.lstrip().startswith("# shellcheck ")]
-    return f"{shebang}# {BOOT_SCRIPT} [boot|wait-key-manager|check-share|push]: see wso2am-boot.sh in the toolkit, " \
-        f"with its comments.\n{''.join(kept)}"
+    return f"{shebang}# {BOOT_SCRIPT} (content_sync = {content_sync}): see apim_active_active/renderers/files/boot/ " \
+        f"in the toolkit, with its comments.\n{''.join(kept)}"
 
 
 def java_package_and_home(jdk: int) -> tuple[str, str]:
@@ -225,7 +241,7 @@ def render_user_data(settings: Settings, node_index: int, deployed: Deployed) ->
         _file(NODE_ENV, render_node_env(settings, deployed, node_index), "0644"),
         _file(CONFIG_SOURCE, toml, "0644"),
         _file(f"/etc/systemd/system/{SERVICE}", render_systemd_unit(settings, node_index), "0644"),
-        _file(BOOT_SCRIPT, boot_script_text(), "0755"),
+        _file(BOOT_SCRIPT, boot_script_text(settings.content_sync), "0755"),
         _file(MERGE_CONFIG, merge_config_text(), "0755"),
     ]
     if settings.uses_efs:

@@ -50,7 +50,7 @@ def ensure_schema(environments, database, home: Path) -> subprocess.CompletedPro
     env_text = re.sub(r"^APIM_HOME=.*$", f"APIM_HOME={home}", env_text, flags=re.M)
     work = database["work"]
     (work / "node.env").write_text(env_text)
-    (work / "wso2am-boot").write_text(boot_script.boot_script_text())
+    (work / "wso2am-boot").write_text(boot_script.boot_script_text(environments["local"].content_sync))
     (work / "secrets.env").write_text("APIM_DB_PASSWORD=app-password\n")
     script = (f'. "{work / "wso2am-boot"}"\n'
               f'load_db_admin() {{ DB_ADMIN_USER={MASTER}; DB_ADMIN_PASSWORD={PASSWORD}; }}\n'

@@ -29,6 +29,16 @@ EFS = DEPLOYED.efs_id
 CLOUD_INIT = os.environ.get("CLOUD_INIT_PYTHONPATH", str(ROOT / ".tools/cloud-init/usr/lib/python3/dist-packages"))
 
 
+MODES = tuple(boot_script.BOOT_PARTS)
+FUNCTION = re.compile(r"^([a-z_][a-z0-9_]*)\(\) \{", re.M)
+# The commands, at the end of main.sh (only run, not sourced).
+DISPATCH = '\nif [[ "${BASH_SOURCE[0]}" == "$0" ]]; then\n'
+
+
+def _defined(text: str) -> list[str]:
+    return FUNCTION.findall(text)
+
+
 def _files(user_data: str) -> dict[str, dict]:
     assert user_data.startswith("#cloud-config\n")
     return {entry["path"]: entry for entry in yaml.safe_load(user_data)["write_files"]}
@@ -62,7 +72,7 @@ def test_user_data_writes_the_node_files(environments):
     files = _files(render_user_data(settings, 1, DEPLOYED))
     assert files[CONFIG_SOURCE]["content"] == render_deployment_toml(settings, 1, DEPLOYED.db_host, DEPLOYED.db_port, DEPLOYED.lb_dns_name)
     assert files[BOOT_SCRIPT]["permissions"] == "0755"
-    assert files[BOOT_SCRIPT]["content"] == boot_script.boot_script_text()
+    assert files[BOOT_SCRIPT]["content"] == boot_script.boot_script_text("efs")
     assert f"/etc/systemd/system/{SERVICE}" in files
     user_data = yaml.safe_load(render_user_data(settings, 1, DEPLOYED))
     assert user_data["runcmd"] == [[BOOT_SCRIPT]]
@@ -92,17 +102,21 @@ def test_node_env_is_shell_sourceable(environments, tmp_path):
     )
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("text", [boot_script.boot_script_source, boot_script.boot_script_text], ids=["source", "shipped"])
-def test_boot_script_is_shellcheck_clean(text, tmp_path):
+def test_boot_script_is_shellcheck_clean(text, mode, tmp_path):
     assert shutil.which("shellcheck"), "shellcheck is installed by `make install`"
     script = tmp_path / "wso2am-boot"
-    script.write_text(text())
+    script.write_text(text(mode))
     result = subprocess.run(["shellcheck", "-S", "style", str(script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+    assert "# shellcheck source=/dev/null\n" in text(mode), "the directive survives the comment stripping"
 
 
-def test_the_shipped_boot_script_is_the_source_without_its_comment_lines():
-    source, shipped = boot_script.boot_script_source(), boot_script.boot_script_text()
+@pytest.mark.parametrize("mode", MODES)
+def test_the_shipped_boot_script_is_the_source_without_its_comment_lines(mode):
+    source, shipped = boot_script.boot_script_source(mode), boot_script.boot_script_text(mode)
+    assert source.startswith("#!/bin/bash\n") and shipped.startswith("#!/bin/bash\n")
     code = [line for line in source.splitlines() if not line.lstrip().startswith("#")]
     assert [line for line in shipped.splitlines() if not line.lstrip().startswith("#")] == code
     assert len(shipped) < 0.85 * len(source)
@@ -179,3 +193,38 @@ def test_user_data_fits_ec2s_16_kb_with_room_to_grow(environments, env, node):
         tomllib.loads((EXAMPLES / "rsync.toml").read_text()), environ={})
     size = len(gzip.compress(render_user_data(settings, node, DEPLOYED).encode(), compresslevel=6))
     assert size < 12 * 1024, f"{size} bytes gzipped"
+
+
+@pytest.mark.parametrize("mode, other", [("efs", "rsync"), ("rsync", "efs")])
+def test_a_nodes_boot_step_holds_its_own_modes_part_only(mode, other):
+    """A node gets the common parts, its mode's part and main: each function once, none of the other mode's,
+    and every function the script calls defined in it."""
+    script = boot_script.boot_script_text(mode)
+    defined = _defined(script)
+    assert sorted(name for name in set(defined) if defined.count(name) > 1) == []
+    other_only = set(_defined(boot_script.boot_part(f"{other}.sh"))) - set(defined)
+    assert {"mount_share", "seed_share_once", "prepare_sender", "push"}.intersection(defined) == (
+        {"mount_share", "seed_share_once"} if mode == "efs" else {"prepare_sender", "push"})
+    assert other_only >= ({"prepare_sender", "prepare_receiver", "push"} if mode == "efs" else {"mount_share", "copy_whole"})
+    # Every word of the code (strings and comments left out) that names a function of any part is one this script
+    # defines: no step calls a function of the other mode. The commands' `push` is rsync's only.
+    every_function = {name for part in {p for parts in boot_script.BOOT_PARTS.values() for p in parts}
+                      for name in _defined(boot_script.boot_part(part))}
+    steps, dispatch = script.rsplit(DISPATCH, 1)
+    called = set()
+    for line in steps.splitlines():
+        code = re.sub(r"\s#.*$", "", re.sub(r"'[^']*'|\"(?:[^\"\\]|\\.)*\"", "", line))
+        called |= set(re.findall(r"[a-z_][a-z0-9_]*", code)) & every_function
+    assert called - set(defined) == set()
+    commands = dict(re.findall(r"^ {4}([a-z-]+)\) ([a-z_]+) ;;", dispatch, re.M))
+    assert set(commands) == {"boot", "wait-key-manager", "check-share", "push"}
+    assert {name for name in commands.values() if name not in defined} == (set() if mode == "rsync" else {"push"})
+
+
+@pytest.mark.parametrize("env, mode", [("local", "efs"), ("rsync", "rsync")])
+@pytest.mark.parametrize("node", [0, 1])
+def test_each_node_gets_its_modes_boot_step(environments, env, mode, node):
+    settings = environments[env] if env != "rsync" else parse_settings(
+        tomllib.loads((EXAMPLES / "rsync.toml").read_text()), environ={})
+    assert settings.content_sync == mode
+    assert _files(render_user_data(settings, node, DEPLOYED))[BOOT_SCRIPT]["content"] == boot_script.boot_script_text(mode)

@@ -19,7 +19,7 @@ def node_2(environments, tmp_path):
     port = free_port()
     cert, key = _self_signed(tmp_path, "node-1")
     script = tmp_path / "wso2am-boot"
-    script.write_text(boot_script.boot_script_text())
+    script.write_text(boot_script.boot_script_text(environments["local"].content_sync))
 
     def run(*, wait_seconds: int, url: str = f"https://{LOOPBACK}:{port}/services/") -> tuple[subprocess.CompletedProcess, float]:
         env_text = boot_script.render_node_env(environments["local"], DEPLOYED, 1)

@@ -73,7 +73,7 @@ def wait_case(tmp_path):
     settings = parse_settings(data, environ={})
     env_text = boot_script.render_node_env(settings, DEPLOYED).replace(boot_script.KEY_MANAGER_CA, ca_cert)
     script = tmp_path / "wso2am-boot"
-    script.write_text(boot_script.boot_script_text())
+    script.write_text(boot_script.boot_script_text(settings.content_sync))
     return {"port": port, "cert": ca_cert, "key": ca_key, "env_text": env_text, "script": script, "tmp": tmp_path}
 
 
@@ -147,7 +147,7 @@ def test_resident_key_manager_waits_for_nothing(environments, tmp_path):
     env_file = tmp_path / "node.env"
     env_file.write_text(boot_script.render_node_env(environments["local"], DEPLOYED))
     script = tmp_path / "wso2am-boot"
-    script.write_text(boot_script.boot_script_text())
+    script.write_text(boot_script.boot_script_text(environments["local"].content_sync))
     result = subprocess.run(["bash", str(script), "wait-key-manager"], env={"PATH": "/usr/bin:/bin", "NODE_ENV": str(env_file)},
                             capture_output=True, text=True, timeout=10)
     assert (result.returncode, result.stderr) == (0, "")

@@ -42,7 +42,7 @@ def _at(document: dict, path: tuple[str, ...]):
 def merge_config(tmp_path: Path, shipped: str, pair: str) -> subprocess.CompletedProcess:
     """`wso2am-boot merge-config SHIPPED PAIR` with an empty environment (no node.env, no AWS)."""
     paths = {name: tmp_path / name for name in ("wso2am-boot", "wso2am-merge-config", "shipped.toml", "pair.toml")}
-    for name, text in (("wso2am-boot", boot_script_source()), ("wso2am-merge-config", merge_config_text()),
+    for name, text in (("wso2am-boot", boot_script_source("efs")), ("wso2am-merge-config", merge_config_text()),
                        ("shipped.toml", shipped), ("pair.toml", pair)):
         paths[name].write_text(text)
         paths[name].chmod(0o755)

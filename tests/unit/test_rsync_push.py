@@ -53,7 +53,7 @@ def _node(tmp: Path, node: int, port: int, answers: Path) -> dict:
     for stub in bin_dir.iterdir():
         stub.chmod(0o755)
     script = root / "wso2am-boot"
-    script.write_text(boot_script.boot_script_text())
+    script.write_text(boot_script.boot_script_text(settings.content_sync))
 
     def run(command: str) -> subprocess.CompletedProcess:
         return subprocess.run(

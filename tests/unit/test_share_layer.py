@@ -49,7 +49,7 @@ class Node:
 
     def run(self, commands: str) -> subprocess.CompletedProcess:
         script = (f"set -e; mount --bind {self.fstab} /etc/fstab; export NODE_ENV={self.root / 'node.env'}; "
-                  f". /dev/stdin <<'BOOT'\n{boot_script.boot_script_text()}\nBOOT\n{commands}")
+                  f". /dev/stdin <<'BOOT'\n{boot_script.boot_script_text(self.settings.content_sync)}\nBOOT\n{commands}")
         return subprocess.run(["unshare", "--mount", "--propagation", "private", "bash", "-c", script],
                               capture_output=True, text=True, timeout=120)
 

@@ -20,7 +20,7 @@ def watch(tmp_path):
     share.mkdir()
     (tmp_path / "node.env").write_text(boot_script.render_node_env(settings, DEPLOYED).replace(SHARE_ROOT, str(share)))
     script = tmp_path / "wso2am-boot"
-    script.write_text(boot_script.boot_script_text())
+    script.write_text(boot_script.boot_script_text(settings.content_sync))
     stubs = tmp_path / "bin"
     stubs.mkdir()
     # mountpoint -q PATH: mounted while PATH is a line of the file "mounts"; systemctl: records its calls, and

@@ -1,0 +1,90 @@
+# --- what every node does, whatever its mode: the log, retries, the product, its shared folders, the driver --
+log() { echo "wso2am-boot: $*" >&2; }
+
+# retry TRIES FIRST_DELAY COMMAND...: exponential back-off, capped at RETRY_MAX_DELAY seconds.
+retry() {
+  local tries=$1 delay=$2 attempt=1
+  shift 2
+  until "$@"; do
+    if ((attempt >= tries)); then
+      log "giving up after $attempt attempts: $*"
+      return 1
+    fi
+    log "attempt $attempt failed, retrying in ${delay}s: $*"
+    sleep "$delay"
+    attempt=$((attempt + 1))
+    delay=$((delay * 2 > RETRY_MAX_DELAY ? RETRY_MAX_DELAY : delay * 2))
+  done
+}
+
+ensure_user() {
+  # A fixed uid/gid on both nodes, so ownership on the shared file system agrees.
+  getent group "$OS_USER" >/dev/null || groupadd --system --gid "$OS_UID" "$OS_USER"
+  getent passwd "$OS_USER" >/dev/null ||
+    useradd --system --uid "$OS_UID" --gid "$OS_UID" --home-dir "$INSTALL_DIR" --no-create-home \
+      --shell /sbin/nologin "$OS_USER"
+}
+
+# fetch URL FILE: from S3 with the instance role, or over HTTPS.
+fetch() {
+  case "$1" in
+    s3://*) aws s3 cp --only-show-errors --region "$AWS_REGION" "$1" "$2" ;;
+    https://*) curl --fail --silent --show-error --location --output "$2" "$1" ;;
+    *) log "unsupported URL: $1"; return 1 ;;
+  esac
+}
+
+install_product() {
+  if [[ -x "$APIM_HOME/bin/$START_SCRIPT" ]]; then
+    return 0
+  fi
+  local work
+  work=$(mktemp -d)
+  retry "$RETRY_TRIES" 2 fetch "$ARCHIVE_URL" "$work/product.zip"
+  mkdir -p "$INSTALL_DIR"
+  unzip -q "$work/product.zip" -d "$work/unpacked"
+  # The pack's own deployment.toml, kept before anything can change it (every boot merges the pair's over it).
+  cp -p "$work/unpacked/$(basename "$APIM_HOME")/repository/conf/deployment.toml"{,.shipped}
+  # Nothing of API-M is for other users: the config mapper writes the values it resolves ($env{} secrets included)
+  # into the files it generates.
+  chmod -R o-rwx "$work/unpacked"
+  mv "$work/unpacked/$(basename "$APIM_HOME")" "$APIM_HOME"
+  rm -rf "$work"
+  chown -R "$OS_USER:$OS_USER" "$APIM_HOME"
+  log "installed $APIM_HOME"
+}
+
+ensure_shared_folders() {
+  # A folder the product only creates once used (repository/tenants) is shared from the start, in both modes.
+  local folder
+  for folder in $SHARED_FOLDERS; do
+    [[ -d "${folder#*=}" ]] || install -d -o "$OS_USER" -g "$OS_USER" "${folder#*=}"
+  done
+}
+
+install_jdbc_driver() {
+  local jar
+  jar="$APIM_HOME/repository/components/lib/$(basename "$JDBC_DRIVER_URL")"
+  if [[ ! -s "$jar" ]]; then
+    retry "$RETRY_TRIES" 2 fetch "$JDBC_DRIVER_URL" "$jar.part"
+    mv "$jar.part" "$jar"
+    chown "$OS_USER:$OS_USER" "$jar"
+    log "installed the JDBC driver $(basename "$jar")"
+  fi
+}
+
+# wait_until SECONDS WHAT OTHERWISE COMMAND...: poll COMMAND until it succeeds (0) or SECONDS have passed (1, saying
+# what happens OTHERWISE), logging the wait.
+wait_until() {
+  local deadline=$((SECONDS + $1)) seconds=$1 what=$2 otherwise=$3
+  shift 3
+  until "$@"; do
+    if ((SECONDS >= deadline)); then
+      log "$what did not answer within ${seconds}s: $otherwise"
+      return 1
+    fi
+    log "waiting for $what"
+    sleep "$KEY_MANAGER_POLL_SECONDS"
+  done
+  log "$what answers"
+}

@@ -1,0 +1,44 @@
+#!/bin/bash
+# Boot step of a WSO2 API-M active-active node, run by cloud-init (runcmd) on first boot.
+# Safe to run again (reboot, re-run by hand): every step checks before it acts.
+#   wso2am-boot [boot]             the whole boot step
+#   wso2am-boot wait-key-manager   only wait for an external Key Manager (the unit's ExecStartPre)
+#   wso2am-boot check-share        stop API-M while its share is unreachable, start it again once it is back
+#                                  (the share watch timer, every 15 seconds)
+#   wso2am-boot push               content_sync = rsync, node 1: one push of the artifacts to node 2 (its timer)
+#   wso2am-boot merge-config SHIPPED PAIR
+#                                  the product's deployment.toml with the pair's merged over it, on stdout
+#                                  (on its own: no node environment, no network)
+# Parameters come from the node's env file, written by cloud-init next to this script.
+#
+# Assembled from the parts in renderers/files/boot/ (boot_script.py's BOOT_PARTS): this header, the steps every node
+# runs, the part of the node's content_sync mode (efs.sh or rsync.sh: only that one is shipped), and main.sh.
+set -euo pipefail
+
+MERGE_CONFIG=${MERGE_CONFIG:-/usr/local/sbin/wso2am-merge-config}
+if [[ "${BASH_SOURCE[0]}" == "$0" && "${1:-}" == merge-config ]]; then
+  exec "$MERGE_CONFIG" "${@:2}"
+fi
+
+NODE_ENV=${NODE_ENV:-/etc/wso2am/node.env}
+# shellcheck source=/dev/null
+. "$NODE_ENV"
+# The contract with the rendered node.env (checked by tests/unit/test_node_env_contract.py): what every node needs
+# here, what only its mode needs at the top of the mode's part.
+: "${APIM_HOME:?}" "${ARCHIVE_URL:?}" "${INSTALL_DIR:?}" "${OS_USER:?}" "${OS_UID:?}" "${CONTENT_SYNC:?}"
+: "${SHARED_FOLDERS:?}" "${CONFIG_SOURCE:?}" "${JAVA_HOME:?}" "${HEAP_PERCENT:?}" "${SERVICE:?}"
+: "${RUNTIME_ENV:?}" "${AWS_REGION:?}" "${START_SCRIPT:?}" "${SECRETS_FILE:?}" "${JDBC_DRIVER_URL:?}"
+: "${DB_ENGINE:?}" "${DB_HOST:?}" "${DB_PORT:?}" "${APIM_DB:?}" "${SHARED_DB:?}" "${DB_SCRIPT:?}" "${DB_SECRET_ARN:?}"
+: "${ADMIN_SECRET_ARN:?}" "${KEYSTORE_SECRET_ARN:?}" "${KEYSTORE_FILE:?}" "${KEYSTORE_ALIAS:?}" "${TRUSTSTORE_FILE:?}"
+: "${CERT_NAME:?}" "${CERT_SAN:?}" "${SHARED_DB_MARKER:?}" "${APIM_DB_MARKER:?}" "${PUBLIC_NAME:?}"
+: "${KEY_MANAGER_URL?}" "${KEY_MANAGER_WAIT_SECONDS:?}" "${KEY_MANAGER_CA?}" "${DB_APP_SECRET_ARN?}" "${DB_APP_USER:?}"
+: "${SHARE_WATCH_TIMER:?}" "${KEYSTORE_VALIDITY_DAYS:?}" "${FIRST_NODE_URL?}" "${FIRST_START_WAIT_SECONDS:?}"
+: "${ENCRYPTION_KEY_SECRET_ARN?}"
+SYNC_ROLE=${SYNC_ROLE:-}  # rsync: manager (node 1) or worker (node 2); efs: none
+# Under /var/lib: a hold made before a reboot (e.g. node 2 waiting for its first push) must survive it.
+STOPPED_BY_WATCH=${STOPPED_BY_WATCH:-/var/lib/wso2am/stopped-by-share-watch}
+KEY_MANAGER_POLL_SECONDS=${KEY_MANAGER_POLL_SECONDS:-5}
+STARTED_ONCE=${STARTED_ONCE:-/var/lib/wso2am/started-once}
+RETRY_TRIES=${RETRY_TRIES:-10}
+RETRY_MAX_DELAY=${RETRY_MAX_DELAY:-60}
+SECURITY="$APIM_HOME/repository/resources/security"
