@@ -17,13 +17,13 @@ OUTPUT_EFS_SG = "efs_security_group_id"
 OUTPUT_VPC_ID = "vpc_id"
 
 
-def rsync_parameter(settings: Settings, what: str) -> str:
+def rsync_parameter(name_prefix: str, what: str) -> str:
     """SSM parameter through which the rsync peers hand over public keys (what: manager-key or worker-host-key)."""
-    return f"/{settings.name_prefix}/rsync/{what}"
+    return f"/{name_prefix}/rsync/{what}"
 
 
-def resource_name(settings: Settings, suffix: str) -> str:
-    return f"{settings.name_prefix}-{suffix}"
+def resource_name(name_prefix: str, suffix: str) -> str:
+    return f"{name_prefix}-{suffix}"
 
 
 def default_tags(settings: Settings, environment: str) -> dict[str, str]:

@@ -62,10 +62,9 @@ def routes(settings: Settings) -> tuple[Route, ...]:
     )
 
 
-def node_ports_from_load_balancer(settings: Settings) -> tuple[int, ...]:
-    """Every node port the load balancer reaches: traffic and health checks."""
-    ports = {r.node_port for r in routes(settings)} | {r.health.port for r in routes(settings)}
-    return tuple(sorted(ports))
+def node_ports_of(routes: tuple[Route, ...]) -> tuple[int, ...]:
+    """Every node port the load balancer reaches through these routes: traffic and health checks."""
+    return tuple(sorted({r.node_port for r in routes} | {r.health.port for r in routes}))
 
 
 def _url(scheme: str, host: str, port: int, path: str = "") -> str:

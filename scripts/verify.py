@@ -63,7 +63,7 @@ def key_parameters(aws: Aws, settings: Settings) -> Result:
     ssm = aws.client("ssm")
     waiting = []
     for what in (rsync.MANAGER_KEY, rsync.WORKER_HOST_KEY):
-        name = names.rsync_parameter(settings, what)
+        name = names.rsync_parameter(settings.name_prefix, what)
         value = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
         if not value.startswith("ssh-ed25519 "):
             waiting.append(name)

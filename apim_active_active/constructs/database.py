@@ -20,7 +20,7 @@ from apim_active_active import aws
 from apim_active_active.engines import ENGINES
 from apim_active_active.iam_documents import assume_role_policy
 from apim_active_active.names import resource_name
-from apim_active_active.settings import Settings
+from apim_active_active.settings import DatabaseSettings
 
 MASTER_USERNAME = "wso2admin"
 MONITORING_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
@@ -28,7 +28,8 @@ MONITORING_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonit
 
 @dataclass(frozen=True)
 class DatabaseProps:
-    settings: Settings
+    name_prefix: str
+    database: DatabaseSettings
     vpc_id: str
     subnet_ids: list[str]
     node_group_id: str  # the nodes' security group: the database is reached from there only
@@ -38,7 +39,7 @@ class DatabaseProps:
 class Database(Construct):
     def __init__(self, scope: Construct, id_: str, props: DatabaseProps) -> None:
         super().__init__(scope, id_)
-        settings, database = props.settings, props.settings.database
+        prefix, database = props.name_prefix, props.database
         engine = ENGINES[database.engine]
         self.port: int = engine.port
         self.security_group_id: str | None = None
@@ -49,8 +50,8 @@ class Database(Construct):
             self.port = existing.port
             return
         group = aws.security_group.SecurityGroup(
-            self, "group", name=resource_name(settings, "db"), description="WSO2 API-M database",
-            vpc_id=props.vpc_id, tags={"Name": resource_name(settings, "db")},
+            self, "group", name=resource_name(prefix, "db"), description="WSO2 API-M database",
+            vpc_id=props.vpc_id, tags={"Name": resource_name(prefix, "db")},
         )
         aws.security_group_rule.SecurityGroupRule(
             self, "from_nodes", type="ingress", security_group_id=group.id, protocol="tcp",
@@ -59,20 +60,20 @@ class Database(Construct):
         )
         self.security_group_id = group.id
         subnets = aws.db_subnet_group.DbSubnetGroup(
-            self, "subnets", name=resource_name(settings, "db"), subnet_ids=props.subnet_ids,
-            tags={"Name": resource_name(settings, "db")},
+            self, "subnets", name=resource_name(prefix, "db"), subnet_ids=props.subnet_ids,
+            tags={"Name": resource_name(prefix, "db")},
         )
         parameters = None
         if database.parameter_group:
             parameters = aws.db_parameter_group.DbParameterGroup(
-                self, "parameters", name=resource_name(settings, "db"), family=engine.parameter_family,
+                self, "parameters", name=resource_name(prefix, "db"), family=engine.parameter_family,
                 parameter=[aws.db_parameter_group.DbParameterGroupParameter(name=n, value=v) for n, v in engine.parameters],
-                tags={"Name": resource_name(settings, "db")},
+                tags={"Name": resource_name(prefix, "db")},
             )
         instance = aws.db_instance.DbInstance(
             self,
             "instance",
-            identifier=resource_name(settings, "db"),
+            identifier=resource_name(prefix, "db"),
             engine=engine.rds_engine,
             engine_version=engine.rds_version,
             instance_class=database.instance_class,
@@ -91,7 +92,7 @@ class Database(Construct):
             multi_az=database.multi_az,
             deletion_protection=database.deletion_protection,
             skip_final_snapshot=not database.final_snapshot,
-            final_snapshot_identifier=resource_name(settings, "db-final") if database.final_snapshot else None,
+            final_snapshot_identifier=resource_name(prefix, "db-final") if database.final_snapshot else None,
             backup_retention_period=database.backup_retention_days,
             copy_tags_to_snapshot=True,
             auto_minor_version_upgrade=True,
@@ -100,15 +101,15 @@ class Database(Construct):
             performance_insights_enabled=database.performance_insights,
             performance_insights_kms_key_id=props.kms_key_arn if database.performance_insights else None,
             monitoring_interval=database.enhanced_monitoring_seconds,
-            monitoring_role_arn=self._monitoring_role(settings) if database.enhanced_monitoring_seconds else None,
-            tags={"Name": resource_name(settings, "db")},
+            monitoring_role_arn=self._monitoring_role(prefix) if database.enhanced_monitoring_seconds else None,
+            tags={"Name": resource_name(prefix, "db")},
         )
         self.host = instance.address
         self.secret_arn = instance.master_user_secret.get(0).secret_arn
 
-    def _monitoring_role(self, settings: Settings) -> str:
+    def _monitoring_role(self, prefix: str) -> str:
         role = aws.iam_role.IamRole(
-            self, "monitoring", name=resource_name(settings, "db-monitoring"),
+            self, "monitoring", name=resource_name(prefix, "db-monitoring"),
             assume_role_policy=assume_role_policy("monitoring.rds.amazonaws.com"),
         )
         aws.iam_role_policy_attachment.IamRolePolicyAttachment(

@@ -13,16 +13,12 @@ from dataclasses import dataclass
 from cdktf import DataResource, ITerraformDependable, LocalExecProvisioner
 from constructs import Construct
 
-from apim_active_active.protection import destroy_refusal
-from apim_active_active.settings import Settings
-
 REFUSE = 'if [ -n "$REFUSAL" ]; then echo "$REFUSAL" >&2; exit 1; fi'
 
 
 @dataclass(frozen=True)
 class DestroyGuardProps:
-    settings: Settings
-    environment: str
+    refusal: str  # apim_active_active.protection.destroy_refusal(): empty when nothing protects the stack
     protected: tuple[ITerraformDependable, ...]  # every resource of the stack
 
 
@@ -32,7 +28,7 @@ class DestroyGuard(Construct):
         DataResource(
             self,
             "guard",
-            input={"refusal": destroy_refusal(props.settings, props.environment)},
+            input={"refusal": props.refusal},
             depends_on=list(props.protected),
             provisioners=[
                 LocalExecProvisioner(

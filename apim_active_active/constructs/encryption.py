@@ -13,18 +13,19 @@ from constructs import Construct
 from apim_active_active import aws
 from apim_active_active.iam_documents import policy_document
 from apim_active_active.names import resource_name
-from apim_active_active.settings import Settings
 
 
 @dataclass(frozen=True)
 class StackKeyProps:
-    settings: Settings
+    name_prefix: str
+    region: str
+    deletion_window_days: int
 
 
 class StackKey(Construct):
     def __init__(self, scope: Construct, id_: str, props: StackKeyProps) -> None:
         super().__init__(scope, id_)
-        settings = props.settings
+        prefix = props.name_prefix
         account = aws.data_aws_caller_identity.DataAwsCallerIdentity(self, "account")
         statements = [
             {
@@ -37,13 +38,13 @@ class StackKey(Construct):
             {
                 "Sid": "CloudWatchLogsOfThisStack",
                 "Effect": "Allow",
-                "Principal": {"Service": f"logs.{settings.region}.amazonaws.com"},
+                "Principal": {"Service": f"logs.{props.region}.amazonaws.com"},
                 "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
                 "Resource": "*",
                 "Condition": {
                     "ArnLike": {
                         "kms:EncryptionContext:aws:logs:arn":
-                            f"arn:aws:logs:{settings.region}:{account.account_id}:log-group:/{settings.name_prefix}/*"
+                            f"arn:aws:logs:{props.region}:{account.account_id}:log-group:/{prefix}/*"
                     }
                 },
             },
@@ -51,12 +52,12 @@ class StackKey(Construct):
         key = aws.kms_key.KmsKey(
             self,
             "key",
-            description=f"{settings.name_prefix}: WSO2 API-M shared file system, volumes, secrets, database",
+            description=f"{prefix}: WSO2 API-M shared file system, volumes, secrets, database",
             enable_key_rotation=True,
-            deletion_window_in_days=settings.encryption.deletion_window_days,
+            deletion_window_in_days=props.deletion_window_days,
             policy=policy_document(statements),
-            tags={"Name": resource_name(settings, "key")},
+            tags={"Name": resource_name(prefix, "key")},
         )
-        aws.kms_alias.KmsAlias(self, "alias", name=f"alias/{settings.name_prefix}", target_key_id=key.key_id)
+        aws.kms_alias.KmsAlias(self, "alias", name=f"alias/{prefix}", target_key_id=key.key_id)
         self.key_arn: str = key.arn
         self.key_id: str = key.key_id

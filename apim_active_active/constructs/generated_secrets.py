@@ -14,35 +14,34 @@ from dataclasses import dataclass
 from constructs import Construct
 
 from apim_active_active import aws
-from apim_active_active.settings import Settings
-from apim_active_active.versions import traits
 
 
 @dataclass(frozen=True)
 class GeneratedSecretsProps:
-    settings: Settings
+    name_prefix: str
     kms_key_arn: str
+    recovery_window_days: int
+    db_app_user: bool  # RDS: API-M's own database user (an existing database brings its own)
+    encryption_key: bool  # the version's internal crypto is symmetric (4.7): the pair's [encryption] key
 
 
 class GeneratedSecrets(Construct):
     def __init__(self, scope: Construct, id_: str, props: GeneratedSecretsProps) -> None:
         super().__init__(scope, id_)
-        settings = props.settings
-
         def secret(name: str, what: str) -> str:
             return aws.secretsmanager_secret.SecretsmanagerSecret(
                 self,
                 name,
-                name=f"{settings.name_prefix}/{name}",
+                name=f"{props.name_prefix}/{name}",
                 description=f"{what}: generated once, at first boot, by the first API-M node",
                 kms_key_id=props.kms_key_arn,
-                recovery_window_in_days=settings.encryption.secret_recovery_days,
+                recovery_window_in_days=props.recovery_window_days,
             ).arn
 
         self.admin_arn = secret("apim-admin", "API-M admin user (JSON username, password)")
         self.keystore_arn = secret("keystore", "Keystore of the pair (JSON password, base64 JKS keystore)")
         # RDS rotates its master password; API-M logs in as a user of its own whose password nothing rotates.
-        self.db_app_arn = None if settings.database.existing else secret(
-            "database-app", "API-M's own database user (JSON username, password)")
+        self.db_app_arn = secret("database-app", "API-M's own database user (JSON username, password)") \
+            if props.db_app_user else None
         self.encryption_key_arn = secret("encryption-key", "API-M's internal encryption key of the pair (JSON key)") \
-            if traits(settings.apim.version).symmetric_internal_crypto else None
+            if props.encryption_key else None

@@ -18,22 +18,18 @@ from constructs import Construct
 
 from apim_active_active import aws
 from apim_active_active.names import resource_name
-from apim_active_active.settings import Settings
-from apim_active_active.traffic import (
-    ADMIN_PATHS,
-    CERTIFICATE_KEY_TYPES,
-    node_ports_from_load_balancer,
-    public_name,
-    routes,
-)
+from apim_active_active.settings import LoadBalancerSettings
+from apim_active_active.traffic import ADMIN_PATHS, CERTIFICATE_KEY_TYPES, Route, node_ports_of
 
 TARGET_GROUP_SUFFIX = {"management": "mgmt", "gateway": "gw", "websocket": "ws"}  # names are at most 32 characters
 
 
-
 @dataclass(frozen=True)
 class LoadBalancerProps:
-    settings: Settings
+    name_prefix: str
+    load_balancer: LoadBalancerSettings
+    routes: tuple[Route, ...]  # apim_active_active.traffic.routes(): listener, node port and health check of each
+    hostname: str | None  # apim.hostname: the public name (with a Route 53 zone, its alias record); else the DNS name
     vpc_id: str
     subnet_ids: list[str]  # public subnets for internet-facing, else the nodes' subnets
     node_group_id: str  # the nodes' security group: the load balancer's egress goes there
@@ -42,17 +38,17 @@ class LoadBalancerProps:
 class LoadBalancer(Construct):
     def __init__(self, scope: Construct, id_: str, props: LoadBalancerProps) -> None:
         super().__init__(scope, id_)
-        self._settings = settings = props.settings
-        lb_settings = settings.load_balancer
+        self._props = props
+        prefix, lb_settings = props.name_prefix, props.load_balancer
         group = self._security_group(props)
         access_logs = None
         if lb_settings.access_logs_bucket:
-            access_logs = aws.lb.LbAccessLogs(bucket=lb_settings.access_logs_bucket, prefix=settings.name_prefix,
+            access_logs = aws.lb.LbAccessLogs(bucket=lb_settings.access_logs_bucket, prefix=prefix,
                                               enabled=True)
         balancer = aws.lb.Lb(
             self,
             "alb",
-            name=resource_name(settings, "alb"),
+            name=resource_name(prefix, "alb"),
             load_balancer_type="application",
             internal=lb_settings.scheme == "internal",
             security_groups=[group.id],
@@ -61,15 +57,15 @@ class LoadBalancer(Construct):
             idle_timeout=lb_settings.idle_timeout_seconds,
             enable_deletion_protection=lb_settings.deletion_protection,
             access_logs=access_logs,
-            tags={"Name": resource_name(settings, "alb")},
+            tags={"Name": resource_name(prefix, "alb")},
         )
         self.dns_name: str = balancer.dns_name
-        self.node_ports: tuple[int, ...] = node_ports_from_load_balancer(settings)
+        self.node_ports: tuple[int, ...] = node_ports_of(props.routes)
         self.security_group_id: str = group.id
         self.target_group_arns: dict[str, str] = {}
-        certificate_arn = self._certificate_arn(settings)
-        for route in routes(settings):
-            target_group = self._target_group(settings, props.vpc_id, route)
+        certificate_arn = self._certificate_arn()
+        for route in props.routes:
+            target_group = self._target_group(route)
             self.target_group_arns[route.name] = target_group.arn
             listener = aws.lb_listener.LbListener(
                 self,
@@ -82,7 +78,7 @@ class LoadBalancer(Construct):
                 default_action=[aws.lb_listener.LbListenerDefaultAction(type="forward", target_group_arn=target_group.arn)],
             )
             if route.name == "management":
-                self._guard_admin_paths(settings, listener.arn, target_group.arn)
+                self._guard_admin_paths(listener.arn, target_group.arn)
             if route.plain_port is None:
                 continue
             redirect = aws.lb_listener.LbListenerDefaultActionRedirect(
@@ -96,8 +92,9 @@ class LoadBalancer(Construct):
                 protocol="HTTP",
                 default_action=[aws.lb_listener.LbListenerDefaultAction(type="redirect", redirect=redirect)],
             )
-        self.public_name: str = public_name(settings, balancer.dns_name)
+        self.public_name: str = props.hostname or balancer.dns_name
         if lb_settings.route53_zone:
+            assert props.hostname, "the settings require apim.hostname with a Route 53 zone"
             private = lb_settings.scheme == "internal"
             zone = aws.data_aws_route53_zone.DataAwsRoute53Zone(
                 self, "zone", name=lb_settings.route53_zone, private_zone=private,
@@ -107,7 +104,7 @@ class LoadBalancer(Construct):
                 self,
                 "public_name",
                 zone_id=zone.zone_id,
-                name=public_name(settings, ""),  # apim.hostname: the settings require it with a zone
+                name=props.hostname,
                 type="A",
                 alias=aws.route53_record.Route53RecordAlias(
                     name=balancer.dns_name, zone_id=balancer.zone_id, evaluate_target_health=True
@@ -120,7 +117,7 @@ class LoadBalancer(Construct):
 
     def attach(self, index: int, instance_id: str) -> None:
         """Register node `index` (0 or 1) in every target group."""
-        for route in routes(self._settings):
+        for route in self._props.routes:
             aws.lb_target_group_attachment.LbTargetGroupAttachment(
                 self,
                 f"node_{index + 1}_{route.name}",
@@ -129,8 +126,8 @@ class LoadBalancer(Construct):
                 port=route.node_port,
             )
 
-    def _certificate_arn(self, settings: Settings) -> str:
-        lb_settings = settings.load_balancer
+    def _certificate_arn(self) -> str:
+        lb_settings = self._props.load_balancer
         if lb_settings.certificate_arn:
             return lb_settings.certificate_arn
         return aws.data_aws_acm_certificate.DataAwsAcmCertificate(
@@ -138,12 +135,12 @@ class LoadBalancer(Construct):
             key_types=list(CERTIFICATE_KEY_TYPES),
         ).arn
 
-    def _guard_admin_paths(self, settings: Settings, listener_arn: str, target_group_arn: str) -> None:
+    def _guard_admin_paths(self, listener_arn: str, target_group_arn: str) -> None:
         """/carbon and /services through the load balancer: forwarded from admin_cidrs only, else 403."""
         paths = aws.lb_listener_rule.LbListenerRuleCondition(
             path_pattern=aws.lb_listener_rule.LbListenerRuleConditionPathPattern(values=list(ADMIN_PATHS))
         )
-        admins = [str(cidr) for cidr in settings.load_balancer.admin_cidrs]
+        admins = [str(cidr) for cidr in self._props.load_balancer.admin_cidrs]
         if admins:
             aws.lb_listener_rule.LbListenerRule(
                 self, "admin_paths_from_admins", listener_arn=listener_arn, priority=10,
@@ -160,15 +157,15 @@ class LoadBalancer(Construct):
             )],
         )
 
-    def _target_group(self, settings: Settings, vpc_id: str, route) -> aws.lb_target_group.LbTargetGroup:
-        health = route.health
+    def _target_group(self, route: Route) -> aws.lb_target_group.LbTargetGroup:
+        health, name = route.health, resource_name(self._props.name_prefix, TARGET_GROUP_SUFFIX[route.name])
         return aws.lb_target_group.LbTargetGroup(
             self,
             route.name,
-            name=resource_name(settings, TARGET_GROUP_SUFFIX[route.name]),
+            name=name,
             port=route.node_port,
             protocol="HTTPS",  # the nodes only serve TLS; the load balancer does not verify their certificate
-            vpc_id=vpc_id,
+            vpc_id=self._props.vpc_id,
             target_type="instance",
             deregistration_delay="60",
             health_check=aws.lb_target_group.LbTargetGroupHealthCheck(
@@ -176,26 +173,26 @@ class LoadBalancer(Construct):
                 interval=15, timeout=5, healthy_threshold=2, unhealthy_threshold=3,
             ),
             stickiness=aws.lb_target_group.LbTargetGroupStickiness(
-                type="lb_cookie", enabled=route.sticky, cookie_duration=settings.load_balancer.stickiness_seconds
+                type="lb_cookie", enabled=route.sticky, cookie_duration=self._props.load_balancer.stickiness_seconds
             ),
-            tags={"Name": resource_name(settings, TARGET_GROUP_SUFFIX[route.name])},
+            tags={"Name": name},
         )
 
     def _security_group(self, props: LoadBalancerProps) -> aws.security_group.SecurityGroup:
-        settings = props.settings
+        prefix = props.name_prefix
         group = aws.security_group.SecurityGroup(
-            self, "group", name=resource_name(settings, "alb"), description="WSO2 API-M load balancer",
-            vpc_id=props.vpc_id, tags={"Name": resource_name(settings, "alb")},
+            self, "group", name=resource_name(prefix, "alb"), description="WSO2 API-M load balancer",
+            vpc_id=props.vpc_id, tags={"Name": resource_name(prefix, "alb")},
         )
-        listener_ports = sorted({p for r in routes(settings) for p in (r.listener_port, r.plain_port) if p})
-        for index, cidr in enumerate(settings.load_balancer.client_cidrs):
+        listener_ports = sorted({p for r in props.routes for p in (r.listener_port, r.plain_port) if p})
+        for index, cidr in enumerate(props.load_balancer.client_cidrs):
             for port in listener_ports:
                 aws.security_group_rule.SecurityGroupRule(
                     self, f"client_{index}_{port}", type="ingress", security_group_id=group.id, protocol="tcp",
                     from_port=port, to_port=port, cidr_blocks=[str(cidr)],
                     description=f"Clients from {cidr} to listener {port}",
                 )
-        for port in node_ports_from_load_balancer(settings):
+        for port in node_ports_of(props.routes):
             aws.security_group_rule.SecurityGroupRule(
                 self, f"to_nodes_{port}", type="egress", security_group_id=group.id, protocol="tcp",
                 from_port=port, to_port=port, source_security_group_id=props.node_group_id,

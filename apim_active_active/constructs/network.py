@@ -22,7 +22,7 @@ from constructs import Construct
 from apim_active_active import aws, ports
 from apim_active_active.iam_documents import assume_role_policy, policy_document
 from apim_active_active.names import resource_name
-from apim_active_active.settings import Settings
+from apim_active_active.settings import NetworkSettings
 
 # What a node calls besides S3: its secrets at boot, and Session Manager (no SSH).
 INTERFACE_ENDPOINTS = ("secretsmanager", "ssm", "ssmmessages", "ec2messages")
@@ -30,18 +30,22 @@ INTERFACE_ENDPOINTS = ("secretsmanager", "ssm", "ssmmessages", "ec2messages")
 
 @dataclass(frozen=True)
 class NetworkProps:
-    settings: Settings
+    name_prefix: str
+    region: str
+    availability_zones: tuple[str, str]
+    network: NetworkSettings
     kms_key_arn: str
 
 
 class Network(Construct):
     def __init__(self, scope: Construct, id_: str, props: NetworkProps) -> None:
         super().__init__(scope, id_)
-        settings, net = props.settings, props.settings.network
+        self._props = props
+        net = props.network
         if net.vpc_cidr is None:
             assert net.vpc_id and net.subnet_ids, "settings validate an existing VPC's ids"
             self.vpc_id: str = net.vpc_id
-            self.subnet_ids: list[str] = self._reserve_node_addresses(settings, list(net.subnet_ids))
+            self.subnet_ids: list[str] = self._reserve_node_addresses(list(net.subnet_ids))
             self.public_subnet_ids: list[str] = list(net.public_subnet_ids or ())
             return
         vpc = aws.vpc.Vpc(
@@ -50,49 +54,52 @@ class Network(Construct):
             cidr_block=str(net.vpc_cidr),
             enable_dns_support=True,
             enable_dns_hostnames=True,
-            tags={"Name": resource_name(settings, "vpc")},
+            tags={"Name": self._name( "vpc")},
         )
         aws.default_security_group.DefaultSecurityGroup(
-            self, "default_group", vpc_id=vpc.id, tags={"Name": resource_name(settings, "default-unused")}
+            self, "default_group", vpc_id=vpc.id, tags={"Name": self._name( "default-unused")}
         )
         if net.flow_logs_retention_days:
-            self._flow_logs(settings, vpc.id, props.kms_key_arn)
+            self._flow_logs(vpc.id, props.kms_key_arn)
         self.vpc_id = vpc.id
-        routes, subnet_ids = self._subnets(settings, vpc.id, "private", "subnet", net.subnet_cidrs)
-        self.subnet_ids = self._reserve_node_addresses(settings, subnet_ids)
-        self.public_subnet_ids = self._public_subnets(settings, vpc.id) if net.public_subnet_cidrs else []
-        self._interface_endpoints(settings, vpc.id, str(net.vpc_cidr))
+        routes, subnet_ids = self._subnets(vpc.id, "private", "subnet", net.subnet_cidrs)
+        self.subnet_ids = self._reserve_node_addresses(subnet_ids)
+        self.public_subnet_ids = self._public_subnets(vpc.id) if net.public_subnet_cidrs else []
+        self._interface_endpoints(vpc.id, str(net.vpc_cidr))
         aws.vpc_endpoint.VpcEndpoint(
             self,
             "s3_endpoint",
             vpc_id=vpc.id,
-            service_name=f"com.amazonaws.{settings.region}.s3",
+            service_name=f"com.amazonaws.{self._props.region}.s3",
             vpc_endpoint_type="Gateway",
             route_table_ids=[routes.id],
-            tags={"Name": resource_name(settings, "s3")},
+            tags={"Name": self._name( "s3")},
         )
 
-    def _public_subnets(self, settings: Settings, vpc_id: str) -> list[str]:
+    def _name(self, suffix: str) -> str:
+        return resource_name(self._props.name_prefix, suffix)
+
+    def _public_subnets(self, vpc_id: str) -> list[str]:
         gateway = aws.internet_gateway.InternetGateway(
-            self, "internet_gateway", vpc_id=vpc_id, tags={"Name": resource_name(settings, "igw")}
+            self, "internet_gateway", vpc_id=vpc_id, tags={"Name": self._name( "igw")}
         )
         # Only the load balancer lives here.
-        routes, subnet_ids = self._subnets(settings, vpc_id, "public", "public_subnet",
-                                           settings.network.public_subnet_cidrs or ())
+        routes, subnet_ids = self._subnets(vpc_id, "public", "public_subnet",
+                                           self._props.network.public_subnet_cidrs or ())
         aws.route.Route(
             self, "public_default_route", route_table_id=routes.id, destination_cidr_block="0.0.0.0/0",
             gateway_id=gateway.id,
         )
         return subnet_ids
 
-    def _subnets(self, settings: Settings, vpc_id: str, kind: str, id_prefix: str,
+    def _subnets(self, vpc_id: str, kind: str, id_prefix: str,
                  cidrs: Sequence[IPv4Network]) -> tuple[aws.route_table.RouteTable, list[str]]:
         """One subnet per zone (no public addresses on launch), sharing one route table."""
         routes = aws.route_table.RouteTable(
-            self, f"{kind}_routes", vpc_id=vpc_id, tags={"Name": resource_name(settings, kind)}
+            self, f"{kind}_routes", vpc_id=vpc_id, tags={"Name": self._name( kind)}
         )
         subnet_ids = []
-        for index, (zone, cidr) in enumerate(zip(settings.availability_zones, cidrs)):
+        for index, (zone, cidr) in enumerate(zip(self._props.availability_zones, cidrs)):
             subnet = aws.subnet.Subnet(
                 self,
                 f"{id_prefix}_{index + 1}",
@@ -100,7 +107,7 @@ class Network(Construct):
                 cidr_block=str(cidr),
                 availability_zone=zone,
                 map_public_ip_on_launch=False,
-                tags={"Name": resource_name(settings, f"{kind}-{zone}")},
+                tags={"Name": self._name( f"{kind}-{zone}")},
             )
             aws.route_table_association.RouteTableAssociation(
                 self, f"{id_prefix}_{index + 1}_routes", subnet_id=subnet.id, route_table_id=routes.id
@@ -108,24 +115,24 @@ class Network(Construct):
             subnet_ids.append(subnet.id)
         return routes, subnet_ids
 
-    def _reserve_node_addresses(self, settings: Settings, subnet_ids: list[str]) -> list[str]:
+    def _reserve_node_addresses(self, subnet_ids: list[str]) -> list[str]:
         reserved = []
         for index, subnet_id in enumerate(subnet_ids):
             reservation = aws.ec2_subnet_cidr_reservation.Ec2SubnetCidrReservation(
                 self,
                 f"node_{index + 1}_address",
                 subnet_id=subnet_id,
-                cidr_block=f"{settings.network.node_ip(index)}/32",
+                cidr_block=f"{self._props.network.node_ip(index)}/32",
                 reservation_type="explicit",
             )
             reserved.append(reservation.subnet_id)
         return reserved
 
-    def _interface_endpoints(self, settings: Settings, vpc_id: str, vpc_cidr: str) -> None:
+    def _interface_endpoints(self, vpc_id: str, vpc_cidr: str) -> None:
         group = aws.security_group.SecurityGroup(
-            self, "endpoints", name=resource_name(settings, "endpoints"),
+            self, "endpoints", name=self._name( "endpoints"),
             description="AWS API interface endpoints of the VPC", vpc_id=vpc_id,
-            tags={"Name": resource_name(settings, "endpoints")},
+            tags={"Name": self._name( "endpoints")},
         )
         aws.security_group_rule.SecurityGroupRule(
             self, "endpoints_https", type="ingress", security_group_id=group.id, protocol="tcp", from_port=ports.HTTPS,
@@ -136,24 +143,24 @@ class Network(Construct):
                 self,
                 f"{service}_endpoint",
                 vpc_id=vpc_id,
-                service_name=f"com.amazonaws.{settings.region}.{service}",
+                service_name=f"com.amazonaws.{self._props.region}.{service}",
                 vpc_endpoint_type="Interface",
                 private_dns_enabled=True,
                 subnet_ids=self.subnet_ids,
                 security_group_ids=[group.id],
-                tags={"Name": resource_name(settings, service)},
+                tags={"Name": self._name( service)},
             )
 
-    def _flow_logs(self, settings: Settings, vpc_id: str, kms_key_arn: str) -> None:
+    def _flow_logs(self, vpc_id: str, kms_key_arn: str) -> None:
         group = aws.cloudwatch_log_group.CloudwatchLogGroup(
             self,
             "flow_log_group",
-            name=f"/{settings.name_prefix}/vpc-flow-logs",
-            retention_in_days=settings.network.flow_logs_retention_days,
+            name=f"/{self._props.name_prefix}/vpc-flow-logs",
+            retention_in_days=self._props.network.flow_logs_retention_days,
             kms_key_id=kms_key_arn,
         )
         role = aws.iam_role.IamRole(
-            self, "flow_log_role", name=resource_name(settings, "flow-logs"),
+            self, "flow_log_role", name=self._name( "flow-logs"),
             assume_role_policy=assume_role_policy("vpc-flow-logs.amazonaws.com"),
         )
         deliver = {
@@ -172,5 +179,5 @@ class Network(Construct):
             log_destination_type="cloud-watch-logs",
             log_destination=group.arn,
             iam_role_arn=role.arn,
-            tags={"Name": resource_name(settings, "flow-logs")},
+            tags={"Name": self._name( "flow-logs")},
         )

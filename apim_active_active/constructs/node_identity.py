@@ -15,14 +15,14 @@ from constructs import Construct
 from apim_active_active import aws
 from apim_active_active.iam_documents import assume_role_policy, policy_document
 from apim_active_active.names import resource_name
-from apim_active_active.settings import Settings
 
 SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
 
 
 @dataclass(frozen=True)
 class NodeIdentityProps:
-    settings: Settings
+    name_prefix: str
+    artifact_urls: tuple[str, ...]  # what the nodes fetch at boot: those in S3 get a read grant
 
 
 def artifact_read_policy(*urls: str) -> str | None:
@@ -36,18 +36,17 @@ def artifact_read_policy(*urls: str) -> str | None:
 class NodeIdentity(Construct):
     def __init__(self, scope: Construct, id_: str, props: NodeIdentityProps) -> None:
         super().__init__(scope, id_)
-        settings = props.settings
         role = aws.iam_role.IamRole(
-            self, "role", name=resource_name(settings, "node"), assume_role_policy=assume_role_policy("ec2.amazonaws.com")
+            self, "role", name=resource_name(props.name_prefix, "node"), assume_role_policy=assume_role_policy("ec2.amazonaws.com")
         )
         aws.iam_role_policy_attachment.IamRolePolicyAttachment(
             self, "ssm_core", role=role.name, policy_arn=SSM_CORE_POLICY
         )
-        artifacts = artifact_read_policy(settings.apim.archive_url, settings.database.jdbc_driver_url)
+        artifacts = artifact_read_policy(*props.artifact_urls)
         if artifacts:
             aws.iam_role_policy.IamRolePolicy(self, "artifacts", name="read-artifacts", role=role.id, policy=artifacts)
         profile = aws.iam_instance_profile.IamInstanceProfile(
-            self, "profile", name=resource_name(settings, "node"), role=role.name
+            self, "profile", name=resource_name(props.name_prefix, "node"), role=role.name
         )
         self._role_id = role.id
         self.role_name: str = role.name

@@ -14,32 +14,32 @@ from constructs import Construct
 
 from apim_active_active import aws, ports
 from apim_active_active.names import resource_name
-from apim_active_active.settings import Settings
+from apim_active_active.settings import KeyManagerSettings
 
 
 @dataclass(frozen=True)
 class PeerSecurityProps:
-    settings: Settings
+    name_prefix: str
     vpc_id: str
+    key_manager: KeyManagerSettings
 
 
 class PeerSecurity(Construct):
     def __init__(self, scope: Construct, id_: str, props: PeerSecurityProps) -> None:
         super().__init__(scope, id_)
-        settings = props.settings
         group = aws.security_group.SecurityGroup(
             self,
             "nodes",
-            name=resource_name(settings, "nodes"),
+            name=resource_name(props.name_prefix, "nodes"),
             description="WSO2 API-M active-active nodes",
             vpc_id=props.vpc_id,
-            tags={"Name": resource_name(settings, "nodes")},
+            tags={"Name": resource_name(props.name_prefix, "nodes")},
         )
         self.group_id: str = group.id
         for port, what in ports.PEERS.items():
             for direction in ("ingress", "egress"):
                 self.rule(f"peer_{direction}_{port}", direction, port, f"Peer {what}", peer_group=group.id)
-        key_manager = settings.key_manager
+        key_manager = props.key_manager
         if key_manager.cidr is not None:
             self.rule("egress_key_manager", "egress", key_manager.port, f"External Key Manager at {key_manager.cidr}",
                       cidrs=[str(key_manager.cidr)])

@@ -17,14 +17,14 @@ from constructs import Construct
 from apim_active_active import aws, ports
 from apim_active_active.names import resource_name, rsync_parameter
 from apim_active_active.renderers.rsync import MANAGER_KEY, WORKER_HOST_KEY
-from apim_active_active.settings import Settings
 
 PLACEHOLDER = "written by the node at first boot"
 
 
 @dataclass(frozen=True)
 class RsyncChannelProps:
-    settings: Settings
+    name_prefix: str
+    region: str
     vpc_id: str
     kms_key_arn: str
 
@@ -32,7 +32,7 @@ class RsyncChannelProps:
 class RsyncChannel(Construct):
     def __init__(self, scope: Construct, id_: str, props: RsyncChannelProps) -> None:
         super().__init__(scope, id_)
-        settings = self._settings = props.settings
+        self._prefix = props.name_prefix
         sender = self._group("sender", "node 1: pushes artifacts to node 2 over SSH", props.vpc_id)
         receiver = self._group("receiver", "node 2: receives the pushes of node 1 over SSH", props.vpc_id)
         self._rule("ssh_to_receiver", "egress", sender.id, receiver.id, "SSH (rsync) to node 2")
@@ -40,7 +40,7 @@ class RsyncChannel(Construct):
         parameters = [
             aws.ssm_parameter.SsmParameter(
                 self, what.replace("-", "_"),
-                name=rsync_parameter(settings, what), description=description, type="SecureString",
+                name=rsync_parameter(props.name_prefix, what), description=description, type="SecureString",
                 key_id=props.kms_key_arn, value=PLACEHOLDER,
                 lifecycle=TerraformResourceLifecycle(ignore_changes=["value"]),
             )
@@ -50,7 +50,7 @@ class RsyncChannel(Construct):
             )
         ]
         self._arns = [parameter.arn for parameter in parameters]
-        self._region = settings.region
+        self._region = props.region
         self.sender_group_id: str = sender.id
         self.receiver_group_id: str = receiver.id
 
@@ -64,7 +64,7 @@ class RsyncChannel(Construct):
         ]
 
     def _group(self, id_: str, description: str, vpc_id: str) -> aws.security_group.SecurityGroup:
-        name = resource_name(self._settings, f"rsync-{id_}")
+        name = resource_name(self._prefix, f"rsync-{id_}")
         return aws.security_group.SecurityGroup(
             self, id_, name=name, description=f"WSO2 API-M {description}", vpc_id=vpc_id, tags={"Name": name},
         )

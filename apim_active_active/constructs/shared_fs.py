@@ -16,12 +16,13 @@ from constructs import Construct
 from apim_active_active import aws, ports
 from apim_active_active.iam_documents import policy_document
 from apim_active_active.names import resource_name
-from apim_active_active.settings import Settings
+from apim_active_active.settings import SharedFsSettings
 
 
 @dataclass(frozen=True)
 class SharedFileSystemProps:
-    settings: Settings
+    name_prefix: str
+    shared_fs: SharedFsSettings
     vpc_id: str
     subnet_ids: list[str]
     node_group_id: str  # the nodes' security group: NFS is taken from there only
@@ -52,14 +53,14 @@ def tls_only_policy(file_system_arn: str, node_role_arn: str) -> str:
 class SharedFileSystem(Construct):
     def __init__(self, scope: Construct, id_: str, props: SharedFileSystemProps) -> None:
         super().__init__(scope, id_)
-        settings = props.settings
+        prefix, shared_fs = props.name_prefix, props.shared_fs
         group = aws.security_group.SecurityGroup(
             self,
             "efs",
-            name=resource_name(settings, "efs"),
+            name=resource_name(prefix, "efs"),
             description="EFS mount targets of the WSO2 API-M share",
             vpc_id=props.vpc_id,
-            tags={"Name": resource_name(settings, "efs")},
+            tags={"Name": resource_name(prefix, "efs")},
         )
         aws.security_group_rule.SecurityGroupRule(
             self,
@@ -75,14 +76,14 @@ class SharedFileSystem(Construct):
         file_system = aws.efs_file_system.EfsFileSystem(
             self,
             "share",
-            creation_token=resource_name(settings, "share"),
+            creation_token=resource_name(prefix, "share"),
             encrypted=True,
             kms_key_id=props.kms_key_arn,
             performance_mode="generalPurpose",
-            throughput_mode=settings.shared_fs.throughput_mode,
-            tags={"Name": resource_name(settings, "share")},
+            throughput_mode=shared_fs.throughput_mode,
+            tags={"Name": resource_name(prefix, "share")},
         )
-        if settings.shared_fs.tls_only_policy:
+        if shared_fs.tls_only_policy:
             aws.efs_file_system_policy.EfsFileSystemPolicy(
                 self, "policy", file_system_id=file_system.id,
                 policy=tls_only_policy(file_system.arn, props.node_role_arn),
@@ -97,7 +98,7 @@ class SharedFileSystem(Construct):
             )
             for index, subnet_id in enumerate(props.subnet_ids)
         ]
-        if settings.shared_fs.backup:
+        if shared_fs.backup:
             aws.efs_backup_policy.EfsBackupPolicy(
                 self,
                 "backup",

@@ -142,8 +142,8 @@ def _content_sync_env(settings: Settings, node_index: int, deployed: Deployed) -
         "SYNC_EXCLUDES": " ".join(rsync.NODE_LOCAL),
         "SYNC_WAIT_SECONDS": str(settings.rsync_settings.wait_seconds),
         "SYNC_KEY_ARN": deployed.stack_key_arn,
-        "MANAGER_KEY_PARAMETER": rsync_parameter(settings, rsync.MANAGER_KEY),
-        "WORKER_HOST_KEY_PARAMETER": rsync_parameter(settings, rsync.WORKER_HOST_KEY),
+        "MANAGER_KEY_PARAMETER": rsync_parameter(settings.name_prefix, rsync.MANAGER_KEY),
+        "WORKER_HOST_KEY_PARAMETER": rsync_parameter(settings.name_prefix, rsync.WORKER_HOST_KEY),
         "PUSH_TIMER": f"{rsync.PUSH}.timer",
     }
 

@@ -164,7 +164,7 @@ class RsyncRehearsal(Rehearsal):
         key = self.nodes[0].path(f"{rsync.SYNC_KEY_DIR}/id_ed25519")
         body = "".join(key.read_text().splitlines()[1:-1]) if key.exists() else ""
         ssm = client("ssm", self.endpoint)
-        parameters = [ssm.get_parameter(Name=rsync_parameter(self.settings, what), WithDecryption=True)["Parameter"]["Value"]
+        parameters = [ssm.get_parameter(Name=rsync_parameter(self.settings.name_prefix, what), WithDecryption=True)["Parameter"]["Value"]
                       for what in (rsync.MANAGER_KEY, rsync.WORKER_HOST_KEY)]
         places = {
             "SSM parameters": "".join(parameters),
