@@ -19,7 +19,6 @@ from apim_active_active.constructs.network import Network, NetworkProps
 from apim_active_active.constructs.node import Node, NodeProps
 from apim_active_active.constructs.node_identity import NodeIdentity, NodeIdentityProps
 from apim_active_active.constructs.peer_security import PeerSecurity, PeerSecurityProps
-from apim_active_active.constructs.provider import configure_provider
 from apim_active_active.constructs.rsync_channel import RsyncChannel, RsyncChannelProps
 from apim_active_active.constructs.shared_fs import SharedFileSystem, SharedFileSystemProps
 from apim_active_active.protection import destroy_refusal
@@ -27,6 +26,7 @@ from apim_active_active.settings import Settings
 from apim_active_active.stacks.backend import configure_backend
 from apim_active_active.stacks.node_grants import secret_statements
 from apim_active_active.stacks.outputs import add_outputs
+from apim_active_active.stacks.provider import configure_provider
 from apim_active_active.stacks.user_data import NodeUserData
 from apim_active_active.traffic import routes
 from apim_active_active.versions import traits

@@ -45,3 +45,13 @@ def test_port_numbers_live_in_one_place():
             if isinstance(node, ast.Constant) and type(node.value) is int and node.value in numbers:
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value}")
     assert offenders == []
+
+
+def test_constructs_take_their_own_part_of_the_settings_never_the_whole():
+    """A construct's props name the settings part it uses (DatabaseSettings, ...); only the stack reads Settings."""
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "apim_active_active" / "constructs").glob("*.py")
+        if re.search(r"^from apim_active_active\.settings import .*\bSettings\b", path.read_text(), re.MULTILINE)
+    ]
+    assert offenders == []
