@@ -6,30 +6,17 @@ import http.server
 import json
 import ssl
 import subprocess
-import sys
 import threading
-import time
 
 import pytest
 
 from apim_active_active import names
 from scripts.local_account import self_signed_certificate
-from tests.conftest import ROOT, synthesize
+from tests.conftest import synthesize
 from tests.e2e.conftest import STACK, aws_env, client, write_local_settings
+from tests.helpers import results_of, run_script, verify
 
 pytestmark = pytest.mark.e2e
-SCRIPT_SECONDS = 120
-
-
-def run_script(script: str, *args: str, env: dict[str, str]) -> tuple[subprocess.CompletedProcess, float]:
-    started = time.monotonic()
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args], env=env, capture_output=True,
-                            text=True, timeout=SCRIPT_SECONDS, cwd=ROOT)
-    return result, time.monotonic() - started
-
-
-def results_of(result: subprocess.CompletedProcess) -> dict[str, dict]:
-    return {r["check"]: r for r in json.loads(result.stdout)["results"]}
 
 
 @pytest.fixture()
@@ -48,6 +35,8 @@ def variant(emulator, tmp_path):
 
 # pre-flight ---------------------------------------------------------------------------------------
 MISSING_KEY = "arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-0000-4000-8000-000000000000"
+
+
 def test_preflight_passes_for_local(variant):
     result, seconds = run_script("preflight.py", STACK, env=variant())
     assert result.returncode == 0, result.stdout + result.stderr
@@ -176,11 +165,6 @@ def test_state_lives_in_s3_under_the_lock_table(emulator, variant, tmp_path):
 
 
 # verify -------------------------------------------------------------------------------------------
-def verify(deployment, *args: str) -> tuple[subprocess.CompletedProcess, float]:
-    return run_script("verify.py", STACK, "--outputs", str(deployment["outputs_file"]),
-                      "--synth-dir", str(deployment["outdir"]), "--json", *args, env=deployment["env"])
-
-
 class _Health(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         self.send_response(200 if self.path == "/devportal" else 404)

@@ -14,7 +14,7 @@ from scripts import commands
 from scripts.show_deployment import user_data_files
 from scripts.verify import KEYS_CHECK
 from tests.e2e.conftest import DEPLOY_SECONDS, RSYNC_PREFIX, STACK, client, destroy_rsync_deployment
-from tests.e2e.test_operations import results_of, verify
+from tests.helpers import results_of, verify
 
 pytestmark = pytest.mark.e2e
 

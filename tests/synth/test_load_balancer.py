@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.synth.test_stack import ENVS, group_named, only, ref, resources
+from tests.helpers import ENVS, group_named, only, ref, resources
 
 LISTENERS = {443: 80, 8243: None, 8099: None}  # HTTPS listener: the plain-HTTP port that redirects to it
 NODE_PORTS_FROM_LB = {9443, 8243, 8099, 9763}  # traffic, plus Carbon's HTTP port for /services/Version

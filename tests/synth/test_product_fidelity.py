@@ -8,7 +8,7 @@ import json
 import pytest
 
 from apim_active_active.terraform_text import template_of_base64gzip
-from tests.synth.test_stack import ENVS, named, only, ref, resources
+from tests.helpers import ENVS, named, only, ref, resources
 
 EXTRA_KEY = "arn:aws:kms:eu-west-1:210987654321:key/7b8c9d0e-1f2a-4b3c-8d4e-5f6a7b8c9d0e"
 

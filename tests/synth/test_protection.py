@@ -8,7 +8,7 @@ import pytest
 
 from apim_active_active.protection import protections_on
 from tests.conftest import tool_env
-from tests.synth.test_stack import ENVS, only, resources
+from tests.helpers import ENVS, only, resources
 
 
 @pytest.mark.parametrize("env", ENVS)

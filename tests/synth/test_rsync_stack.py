@@ -9,7 +9,7 @@ import yaml
 
 from apim_active_active.renderers import rsync
 from apim_active_active.terraform_text import template_of_base64gzip
-from tests.synth.test_stack import group_named, named, only, ref, resources
+from tests.helpers import group_named, named, only, ref, resources
 
 
 def test_no_shared_file_system_and_no_nfs(example_stacks):

@@ -14,30 +14,17 @@ from apim_active_active.engines import ENGINES
 from apim_active_active.renderers.boot_script import CONFIG_SOURCE, render_deployment_toml
 from apim_active_active.terraform_text import template_of_base64gzip
 from tests.conftest import synthesize, tool_env
+from tests.helpers import ENVS, group_named, named, only, ref, resources
 
 PEER_PORTS = {9443, 9611, 9711, 5672}
-ENVS = ["local", "dev", "legacy32", "prod"]
 
 
-def resources(stack: dict, kind: str) -> dict[str, dict]:
-    return stack.get("resource", {}).get(kind, {})
 
 
-def ref(kind: str, name: str, attribute: str = "id") -> str:
-    return f"${{{kind}.{name}.{attribute}}}"
 
 
-def only(stack: dict, kind: str) -> tuple[str, dict]:
-    found = resources(stack, kind)
-    assert len(found) == 1, f"expected one {kind}, found {list(found)}"
-    return next(iter(found.items()))
 
 
-def group_named(stack: dict, suffix: str) -> str:
-    for name, group in resources(stack, "aws_security_group").items():
-        if group["name"].endswith(f"-{suffix}"):
-            return name
-    raise AssertionError(f"no security group *-{suffix}")
 
 
 def test_one_stack_per_environment_file(stacks):
@@ -168,10 +155,6 @@ def test_outputs_and_tags(stacks, env):
     assert tags["Environment"] == env and tags["ManagedBy"] == names.MANAGED_BY
 
 
-def named(stack: dict, kind: str, name: str) -> tuple[str, dict]:
-    found = [(key, r) for key, r in resources(stack, kind).items() if r.get("name") == name]
-    assert len(found) == 1, f"expected one {kind} named {name}"
-    return found[0]
 
 
 def test_archive_read_is_limited_to_the_archive_object(stacks):
