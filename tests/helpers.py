@@ -1,13 +1,24 @@
 """Helpers the tests share (one module, so no test file imports another): reading synthesized Terraform JSON and
-running the operations scripts. Fixtures live in the conftest files."""
+running the operations scripts, settings variants, user data read back, servers on loopback. Fixtures live in
+the conftest files."""
 from __future__ import annotations
 
+import copy
+import http.server
 import json
+import os
+import ssl
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 
-from tests.conftest import ROOT
+import yaml
+
+from apim_active_active.settings import Settings, parse_settings
+from scripts.local_account import self_signed_certificate
+from tests.conftest import ROOT, local_settings_dict
 
 # Synthesized Terraform JSON ------------------------------------------------------------------------------------------
 ENVS = ["local", "dev", "legacy32", "prod"]
@@ -58,3 +69,87 @@ def verify(deployment: dict, *args: str, stack: str = "local") -> tuple[subproce
 
 def results_of(result: subprocess.CompletedProcess) -> dict[str, dict]:
     return {r["check"]: r for r in json.loads(result.stdout)["results"]}
+
+
+# Settings and user data ------------------------------------------------------------------------------------------------
+CLOUD_INIT = os.environ.get("CLOUD_INIT_PYTHONPATH", str(ROOT / ".tools/cloud-init/usr/lib/python3/dist-packages"))
+
+
+def local_settings(version: str = "4.3.0", scope: str | None = None, tenants: bool = False) -> Settings:
+    """The local environment's settings at another version (its archive and JDK with it), share scope or tenants."""
+    data = copy.deepcopy(local_settings_dict())
+    data["apim"] |= {"version": version, "tenants": tenants, "archive_url": f"s3://a/wso2am-{version}.zip",
+                     "jdk": 11}
+    if scope:
+        data["shared_fs"]["scope"] = scope
+    return parse_settings(data, environ={})
+
+
+def rsync_local(**apim) -> Settings:
+    """The local environment's settings with content_sync = "rsync" (and these apim settings)."""
+    data = copy.deepcopy(local_settings_dict())
+    del data["shared_fs"]
+    data["content_sync"] = "rsync"
+    data["apim"] |= {"tenants": False, **apim}
+    return parse_settings(data, environ={})
+
+
+def cloud_config_files(user_data: str) -> dict[str, dict]:
+    """The write_files entries of a cloud-config, by path."""
+    assert user_data.startswith("#cloud-config\n")
+    return {entry["path"]: entry for entry in yaml.safe_load(user_data)["write_files"]}
+
+
+def cloud_init_schema(path) -> subprocess.CompletedProcess:
+    """The real `cloud-init schema` on a cloud-config file."""
+    return subprocess.run(
+        [sys.executable, "-m", "cloudinit.cmd.main", "schema", "--config-file", str(path)],
+        env={**os.environ, "PYTHONPATH": CLOUD_INIT}, capture_output=True, text=True, timeout=120,
+    )
+
+
+# Servers on loopback -----------------------------------------------------------------------------------------------
+LOOPBACK = "127.0.0.1"
+
+
+def self_signed_files(tmp_path, name: str) -> tuple[str, str]:
+    """(certificate PEM path, key PEM path) for 127.0.0.1, its own CA."""
+    certificate, key = self_signed_certificate(name, ip=LOOPBACK, ca=True)
+    cert_path, key_path = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
+    cert_path.write_bytes(certificate)
+    key_path.write_bytes(key)
+    return str(cert_path), str(key_path)
+
+
+class _Services(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802
+        self.send_response(200 if self.path == "/services/" else 404)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextmanager
+def key_manager(port: int, cert: str, key: str, *, after_seconds: float = 0.0):
+    """An HTTPS server on loopback standing in for a Key Manager's /services/, answering after `after_seconds`."""
+    servers = []
+
+    def serve() -> None:
+        server = http.server.ThreadingHTTPServer((LOOPBACK, port), _Services)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        servers.append(server)
+        server.serve_forever(poll_interval=0.1)
+
+    timer = threading.Timer(after_seconds, serve)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+        timer.join(timeout=5)

@@ -7,7 +7,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import tomllib
 
 import pytest
@@ -24,6 +23,7 @@ from apim_active_active.renderers.boot_script import (
 )
 from apim_active_active.settings import parse_settings
 from tests.conftest import DEPLOYED, EXAMPLES, ROOT
+from tests.helpers import cloud_config_files, cloud_init_schema
 
 EFS = DEPLOYED.efs_id
 CLOUD_INIT = os.environ.get("CLOUD_INIT_PYTHONPATH", str(ROOT / ".tools/cloud-init/usr/lib/python3/dist-packages"))
@@ -38,25 +38,12 @@ DISPATCH = '\nif [[ "${BASH_SOURCE[0]}" == "$0" ]]; then\n'
 def _defined(text: str) -> list[str]:
     return FUNCTION.findall(text)
 
-
-def _files(user_data: str) -> dict[str, dict]:
-    assert user_data.startswith("#cloud-config\n")
-    return {entry["path"]: entry for entry in yaml.safe_load(user_data)["write_files"]}
-
-
-def _schema(path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "cloudinit.cmd.main", "schema", "--config-file", str(path)],
-        env={**os.environ, "PYTHONPATH": CLOUD_INIT}, capture_output=True, text=True, timeout=120,
-    )
-
-
 @pytest.mark.parametrize("env", ["local", "dev", "legacy32", "prod"])
 @pytest.mark.parametrize("node", [0, 1])
 def test_user_data_passes_cloud_init_schema(environments, env, node, tmp_path):
     path = tmp_path / "user-data.yaml"
     path.write_text(render_user_data(environments[env], node, DEPLOYED))
-    result = _schema(path)
+    result = cloud_init_schema(path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Valid cloud-config" in result.stdout
 
@@ -64,12 +51,12 @@ def test_user_data_passes_cloud_init_schema(environments, env, node, tmp_path):
 def test_cloud_init_schema_rejects_a_broken_document(environments, tmp_path):
     path = tmp_path / "user-data.yaml"
     path.write_text(render_user_data(environments["local"], 0, DEPLOYED).replace("permissions:", "permision:"))
-    assert _schema(path).returncode != 0
+    assert cloud_init_schema(path).returncode != 0
 
 
 def test_user_data_writes_the_node_files(environments):
     settings = environments["local"]
-    files = _files(render_user_data(settings, 1, DEPLOYED))
+    files = cloud_config_files(render_user_data(settings, 1, DEPLOYED))
     assert files[CONFIG_SOURCE]["content"] == render_deployment_toml(settings, 1, DEPLOYED.db_host, DEPLOYED.db_port, DEPLOYED.lb_dns_name)
     assert files[BOOT_SCRIPT]["permissions"] == "0755"
     assert files[BOOT_SCRIPT]["content"] == boot_script.boot_script_text("efs")
@@ -90,7 +77,7 @@ def test_user_data_writes_the_node_files(environments):
 def test_node_env_is_shell_sourceable(environments, tmp_path):
     settings = environments["local"]
     env_file = tmp_path / "node.env"
-    env_file.write_text(_files(render_user_data(settings, 0, DEPLOYED))[NODE_ENV]["content"])
+    env_file.write_text(cloud_config_files(render_user_data(settings, 0, DEPLOYED))[NODE_ENV]["content"])
     shown = subprocess.run(
         ["bash", "-c", f'. "{env_file}"; echo "$SHARE_ROOT|$SHARED_FOLDERS|$EFS_ID|$EFS_DNS|$FSTAB_ENTRIES|$START_SCRIPT"'],
         capture_output=True, text=True, check=True,
@@ -161,7 +148,7 @@ def test_systemd_unit(environments, env, script, shared, tmp_path):
 
 
 def test_node_env_names_the_secrets_by_arn_and_holds_no_secret_value(environments):
-    files = _files(render_user_data(environments["local"], 0, DEPLOYED))
+    files = cloud_config_files(render_user_data(environments["local"], 0, DEPLOYED))
     env = {k: shlex.split(v)[0] for k, v in (line.split("=", 1) for line in files[NODE_ENV]["content"].splitlines())}
     assert env["DB_SECRET_ARN"] == DEPLOYED.db_secret_arn
     assert (env["DB_APP_SECRET_ARN"], env["DB_APP_USER"]) == (DEPLOYED.db_app_secret_arn, "wso2apim")
@@ -176,7 +163,7 @@ def test_node_env_names_the_secrets_by_arn_and_holds_no_secret_value(environment
 
 def test_only_node_2_waits_for_node_1_on_its_first_start(environments):
     def env_of(node: int) -> dict[str, str]:
-        content = _files(render_user_data(environments["local"], node, DEPLOYED))[NODE_ENV]["content"]
+        content = cloud_config_files(render_user_data(environments["local"], node, DEPLOYED))[NODE_ENV]["content"]
         return {k: shlex.split(v)[0] if v else "" for k, v in (line.split("=", 1) for line in content.splitlines())}
     first, second = env_of(0), env_of(1)
     assert first["FIRST_NODE_URL"] == ""
@@ -227,4 +214,4 @@ def test_each_node_gets_its_modes_boot_step(environments, env, mode, node):
     settings = environments[env] if env != "rsync" else parse_settings(
         tomllib.loads((EXAMPLES / "rsync.toml").read_text()), environ={})
     assert settings.content_sync == mode
-    assert _files(render_user_data(settings, node, DEPLOYED))[BOOT_SCRIPT]["content"] == boot_script.boot_script_text(mode)
+    assert cloud_config_files(render_user_data(settings, node, DEPLOYED))[BOOT_SCRIPT]["content"] == boot_script.boot_script_text(mode)

@@ -11,13 +11,13 @@ import pytest
 
 from apim_active_active.renderers import boot_script
 from tests.conftest import DEPLOYED, free_port
-from tests.unit.test_key_manager_wait import LOOPBACK, _self_signed, key_manager
+from tests.helpers import LOOPBACK, key_manager, self_signed_files
 
 
 @pytest.fixture()
 def node_2(environments, tmp_path):
     port = free_port()
-    cert, key = _self_signed(tmp_path, "node-1")
+    cert, key = self_signed_files(tmp_path, "node-1")
     script = tmp_path / "wso2am-boot"
     script.write_text(boot_script.boot_script_text(environments["local"].content_sync))
 

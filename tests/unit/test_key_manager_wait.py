@@ -2,71 +2,22 @@
 step's own code against an HTTPS server on loopback, its certificate checked against the configured CA."""
 from __future__ import annotations
 
-import http.server
-import ssl
 import subprocess
-import threading
 import time
-from contextlib import contextmanager
 
 import pytest
 
 from apim_active_active.renderers import boot_script
 from apim_active_active.settings import parse_settings
-from scripts.local_account import self_signed_certificate
 from tests.conftest import DEPLOYED, free_port, local_settings_dict
-
-LOOPBACK = "127.0.0.1"
-
-
-def _self_signed(tmp_path, name: str) -> tuple[str, str]:
-    """(certificate PEM path, key PEM path) for 127.0.0.1, its own CA."""
-    certificate, key = self_signed_certificate(name, ip=LOOPBACK, ca=True)
-    cert_path, key_path = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
-    cert_path.write_bytes(certificate)
-    key_path.write_bytes(key)
-    return str(cert_path), str(key_path)
-
-
-class _Services(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
-        self.send_response(200 if self.path == "/services/" else 404)
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@contextmanager
-def key_manager(port: int, cert: str, key: str, *, after_seconds: float = 0.0):
-    """An HTTPS server on loopback that starts answering after `after_seconds`."""
-    servers = []
-
-    def serve() -> None:
-        server = http.server.ThreadingHTTPServer((LOOPBACK, port), _Services)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert, key)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        servers.append(server)
-        server.serve_forever(poll_interval=0.1)
-
-    timer = threading.Timer(after_seconds, serve)
-    timer.start()
-    try:
-        yield
-    finally:
-        timer.cancel()
-        for server in servers:
-            server.shutdown()
-            server.server_close()
-        timer.join(timeout=5)
+from tests.helpers import LOOPBACK, key_manager, self_signed_files
 
 
 @pytest.fixture()
 def wait_case(tmp_path):
     """The boot step and a node.env for a pair with an external Key Manager on loopback."""
     port = free_port()
-    ca_cert, ca_key = _self_signed(tmp_path, "key-manager")
+    ca_cert, ca_key = self_signed_files(tmp_path, "key-manager")
     data = local_settings_dict()
     data["key_manager"] = {"type": "wso2-is", "url": f"https://{LOOPBACK}:{port}", "cidr": "127.0.0.0/8",
                            "ca_certificate": open(ca_cert).read(), "wait_seconds": 30}
@@ -106,7 +57,7 @@ def test_gives_up_after_wait_seconds_naming_the_key_manager(wait_case):
 
 
 def test_a_key_manager_whose_certificate_the_ca_did_not_sign_is_not_trusted(wait_case):
-    other_cert, other_key = _self_signed(wait_case["tmp"], "impostor")
+    other_cert, other_key = self_signed_files(wait_case["tmp"], "impostor")
     with key_manager(wait_case["port"], other_cert, other_key):
         result, _ = _run_wait(wait_case, wait_seconds=3)
     assert result.returncode != 0 and "did not answer" in result.stderr

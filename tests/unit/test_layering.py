@@ -55,3 +55,14 @@ def test_constructs_take_their_own_part_of_the_settings_never_the_whole():
         if re.search(r"^from apim_active_active\.settings import .*\bSettings\b", path.read_text(), re.MULTILINE)
     ]
     assert offenders == []
+
+
+def test_no_test_module_imports_another():
+    """Shared test code lives in tests/helpers.py (and fixtures in the conftest files), not in test modules."""
+    offenders = [
+        f"{path.relative_to(ROOT)}: {line}"
+        for path in (ROOT / "tests").rglob("test_*.py")
+        for line in path.read_text().splitlines()
+        if re.match(r"^\s*(from|import) tests\.\w+\.test_", line)
+    ]
+    assert offenders == []

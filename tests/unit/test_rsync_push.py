@@ -16,7 +16,7 @@ import pytest
 from apim_active_active.renderers import boot_script, rsync
 from apim_active_active.renderers.shared_folders import shared_folders
 from tests.conftest import DEPLOYED, free_port
-from tests.unit.test_rsync_rendering import rsync_local
+from tests.helpers import rsync_local
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("sshd"),
                                 reason="needs root and sshd (make install)")

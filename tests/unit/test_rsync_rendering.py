@@ -2,7 +2,6 @@
 by the real renderers and read back."""
 from __future__ import annotations
 
-import copy
 import tomllib
 
 import pytest
@@ -11,17 +10,8 @@ import yaml
 from apim_active_active.renderers import boot_script, rsync
 from apim_active_active.renderers.deployment_toml import LOCAL_SERVICE_URL, render_deployment_toml
 from apim_active_active.renderers.shared_folders import shared_folders
-from apim_active_active.settings import parse_settings
-from tests.conftest import DEPLOYED, local_settings_dict
-from tests.unit.test_boot_script import _schema
-
-
-def rsync_local(**apim):
-    data = copy.deepcopy(local_settings_dict())
-    del data["shared_fs"]
-    data["content_sync"] = "rsync"
-    data["apim"] |= {"tenants": False, **apim}
-    return parse_settings(data, environ={})
+from tests.conftest import DEPLOYED
+from tests.helpers import cloud_init_schema, rsync_local
 
 
 def _service_url(settings, node: int) -> str:
@@ -117,5 +107,5 @@ def test_no_key_material_is_in_the_user_data(node):
 def test_user_data_passes_cloud_init_schema(node, tmp_path):
     path = tmp_path / "user-data.yaml"
     path.write_text(boot_script.render_user_data(rsync_local(tenants=True), node, DEPLOYED))
-    result = _schema(path)
+    result = cloud_init_schema(path)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -15,7 +15,7 @@ from apim_active_active.renderers import boot_script
 from apim_active_active.renderers.shared_folders import SHARE_ROOT, render_fstab, shared_folders
 from scripts.rehearsal.product import SERVER_FILES, files_on_the_share
 from tests.conftest import DEPLOYED
-from tests.unit.test_share_scope import local
+from tests.helpers import local_settings
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
                                 reason="mount namespaces need root (CI has it)")
@@ -65,7 +65,7 @@ def export(tmp_path) -> Path:
     ("4.3.0", None, True), ("3.2.0", None, False), ("3.2.0", "artifacts", True), ("4.3.0", "server", True),
 ])
 def test_mounts_seeds_once_and_binds_each_shared_folder(version, scope, tenants, tmp_path, export):
-    settings = local(version, scope, tenants)
+    settings = local_settings(version, scope, tenants)
     node = Node(settings, tmp_path, export)
     probe = " ".join(f"mountpoint -q {path} && echo bound {name} && echo from-node > {path}/written-on-node.txt;"
                      for name, path in node.folders.items())
@@ -91,7 +91,7 @@ def test_mounts_seeds_once_and_binds_each_shared_folder(version, scope, tenants,
 
 
 def test_the_second_node_finds_the_share_seeded_and_binds_it(tmp_path, export):
-    settings = local("4.3.0", None, True)
+    settings = local_settings("4.3.0", None, True)
     first, second = Node(settings, tmp_path, export, "node-1"), Node(settings, tmp_path, export, "node-2")
     assert first.run(f"{SHARE_STEPS}; echo v1 > {first.folders['userstores']}/store.xml").returncode == 0
     seen = second.run(f"{SHARE_STEPS}; cat {second.folders['userstores']}/store.xml")
@@ -99,7 +99,7 @@ def test_the_second_node_finds_the_share_seeded_and_binds_it(tmp_path, export):
 
 
 def test_a_half_copied_folder_is_copied_again_and_a_folder_put_there_is_kept(tmp_path, export):
-    settings = local("3.2.0", "artifacts", False)
+    settings = local_settings("3.2.0", "artifacts", False)
     (export / ".synapse-configs.part").mkdir()  # a first boot that died while copying
     (export / ".synapse-configs.part/half.xml").write_text("half")
     (export / "userstores").mkdir()  # an operator's copy, made before the scope was switched
@@ -122,7 +122,7 @@ def test_a_share_of_the_earlier_layout_is_adopted(scope, tmp_path, export):
     (export / "webapps").mkdir()
     (export / ".wso2am-seeded").write_text("2026-01-01T00:00:00Z")
     (export / ".wso2am-seed.lock").touch()
-    node = Node(local("3.2.0", scope, False), tmp_path, export)
+    node = Node(local_settings("3.2.0", scope, False), tmp_path, export)
     api = "synapse-configs/default/api"
     server = node.home / "repository/deployment/server"
     result = node.run(f"{SHARE_STEPS}; cat {server}/{api}/Published_v1.xml {server}/{api}/_TokenAPI_.xml")

@@ -13,30 +13,20 @@ from apim_active_active.renderers import boot_script
 from apim_active_active.renderers.shared_folders import SHARE_ROOT, render_fstab, shared_folders
 from apim_active_active.settings import SettingsError, parse_settings
 from tests.conftest import DEPLOYED, local_settings_dict
-from tests.unit.test_boot_script import _files
-from tests.unit.test_rsync_rendering import rsync_local
+from tests.helpers import cloud_config_files, local_settings, rsync_local
 
 GENERATOR = Path("/usr/lib/systemd/system-generators/systemd-fstab-generator")
 HOME_43 = "/opt/wso2/wso2am-4.3.0"
 HOME_32 = "/opt/wso2/wso2am-3.2.0"
 
 
-def local(version: str = "4.3.0", scope: str | None = None, tenants: bool = False):
-    data = copy.deepcopy(local_settings_dict())
-    data["apim"] |= {"version": version, "tenants": tenants, "archive_url": f"s3://a/wso2am-{version}.zip",
-                     "jdk": 11}
-    if scope:
-        data["shared_fs"]["scope"] = scope
-    return parse_settings(data, environ={})
-
-
 def test_the_default_is_per_version(environments):
-    assert local("4.3.0").share_scope == "artifacts"
-    assert local("4.0.0").share_scope == "artifacts"
-    assert local("3.2.0").share_scope == "server", "the seed (3.2) shares the whole folder"
+    assert local_settings("4.3.0").share_scope == "artifacts"
+    assert local_settings("4.0.0").share_scope == "artifacts"
+    assert local_settings("3.2.0").share_scope == "server", "the seed (3.2) shares the whole folder"
     assert environments["legacy32"].share_scope == "server"
-    assert local("4.3.0", scope="server").share_scope == "server"
-    assert local("3.2.0", scope="artifacts").share_scope == "artifacts"
+    assert local_settings("4.3.0", scope="server").share_scope == "server"
+    assert local_settings("3.2.0", scope="artifacts").share_scope == "artifacts"
 
 
 @pytest.mark.parametrize("version, scope, tenants, expected", [
@@ -50,7 +40,7 @@ def test_the_default_is_per_version(environments):
                                "tenants": f"{HOME_43}/repository/tenants"}),
 ])
 def test_the_shared_folders_of_each_scope_and_version(version, scope, tenants, expected):
-    assert shared_folders(local(version, scope, tenants)) == expected
+    assert shared_folders(local_settings(version, scope, tenants)) == expected
 
 
 def test_an_unknown_scope_is_refused_naming_the_setting():
@@ -72,7 +62,7 @@ def test_a_scope_with_rsync_is_refused():
 @pytest.mark.skipif(not GENERATOR.exists(), reason="systemd's fstab generator is installed by `make install`")
 @pytest.mark.parametrize("version, scope, tenants", [("4.3.0", None, True), ("3.2.0", None, False), ("3.2.0", "artifacts", True)])
 def test_systemd_mounts_the_share_then_binds_each_folder_after_the_network(version, scope, tenants, tmp_path):
-    settings = local(version, scope, tenants)
+    settings = local_settings(version, scope, tenants)
     fstab = tmp_path / "fstab"
     fstab.write_text(render_fstab(settings, DEPLOYED.efs_id))
     out = tmp_path / "units"
@@ -102,6 +92,6 @@ def test_systemd_mounts_the_share_then_binds_each_folder_after_the_network(versi
 
 
 def test_efs_user_data_carries_the_fstab_lines_and_rsync_none(environments):
-    files = _files(boot_script.render_user_data(environments["local"], 0, DEPLOYED))
+    files = cloud_config_files(boot_script.render_user_data(environments["local"], 0, DEPLOYED))
     assert files[boot_script.FSTAB_ENTRIES]["content"] == render_fstab(environments["local"], DEPLOYED.efs_id)
-    assert boot_script.FSTAB_ENTRIES not in _files(boot_script.render_user_data(rsync_local(), 1, DEPLOYED))
+    assert boot_script.FSTAB_ENTRIES not in cloud_config_files(boot_script.render_user_data(rsync_local(), 1, DEPLOYED))

@@ -10,12 +10,12 @@ import pytest
 from apim_active_active.renderers import boot_script
 from apim_active_active.renderers.shared_folders import SHARE_ROOT, shared_folders
 from tests.conftest import DEPLOYED
-from tests.unit.test_share_scope import local
+from tests.helpers import local_settings
 
 
 @pytest.fixture()
 def watch(tmp_path):
-    settings = local(tenants=True)  # two folders bound from the share: userstores and tenants
+    settings = local_settings(tenants=True)  # two folders bound from the share: userstores and tenants
     share = tmp_path / "share"
     share.mkdir()
     (tmp_path / "node.env").write_text(boot_script.render_node_env(settings, DEPLOYED).replace(SHARE_ROOT, str(share)))
