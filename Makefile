@@ -117,6 +117,7 @@ check: install lint
 # The lint and type gate (settings in pyproject.toml).
 lint: install
 	$(VENV)/bin/ruff check apim_active_active scripts tests main.py
+	$(VENV)/bin/ruff format --check apim_active_active scripts tests main.py
 	$(VENV)/bin/mypy
 
 rehearse: install

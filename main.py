@@ -4,6 +4,7 @@
 Settings are validated first; any error is printed, naming the setting, and the app exits 2
 before anything is synthesized, planned or created.
 """
+
 import os
 import sys
 from pathlib import Path

@@ -5,6 +5,7 @@ the package without running that __init__ and import only the submodules the sta
 synthesized output is identical (`make bench` compares it against a stock import).
 Set APIM_STOCK_PROVIDER_IMPORT=1 to load the package the stock way.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -1,4 +1,5 @@
 """What differs between the two database engines (pure facts; no cdktf import)."""
+
 from dataclasses import dataclass
 
 
@@ -25,14 +26,38 @@ class Engine:
 
 
 ENGINES = {
-    "mysql": Engine("mysql", "8.0", 3306, "WSO2AM_DB", "WSO2SHARED_DB", "mysql", "com.mysql.cj.jdbc.Driver", "mysql",
-                    "sslMode=REQUIRED",
-                    "mysql.sql", "mariadb105", ("error", "slowquery"), "mysql8.0",
-                    (("require_secure_transport", "1"), ("slow_query_log", "1"), ("long_query_time", "2"))),
-    "postgres": Engine("postgres", "16", 5432, "wso2am_db", "wso2shared_db", "postgre", "org.postgresql.Driver",
-                       "postgresql", "sslmode=require",
-                       "postgresql.sql", "postgresql15", ("postgresql",), "postgres16",
-                       (("rds.force_ssl", "1"), ("log_statement", "ddl"), ("log_min_duration_statement", "2000"))),
+    "mysql": Engine(
+        "mysql",
+        "8.0",
+        3306,
+        "WSO2AM_DB",
+        "WSO2SHARED_DB",
+        "mysql",
+        "com.mysql.cj.jdbc.Driver",
+        "mysql",
+        "sslMode=REQUIRED",
+        "mysql.sql",
+        "mariadb105",
+        ("error", "slowquery"),
+        "mysql8.0",
+        (("require_secure_transport", "1"), ("slow_query_log", "1"), ("long_query_time", "2")),
+    ),
+    "postgres": Engine(
+        "postgres",
+        "16",
+        5432,
+        "wso2am_db",
+        "wso2shared_db",
+        "postgre",
+        "org.postgresql.Driver",
+        "postgresql",
+        "sslmode=require",
+        "postgresql.sql",
+        "postgresql15",
+        ("postgresql",),
+        "postgres16",
+        (("rds.force_ssl", "1"), ("log_statement", "ddl"), ("log_min_duration_statement", "2000")),
+    ),
 }
 # API-M's own database user (with RDS): TLS only, rights on the two databases, a password nothing rotates.
 APP_DB_USER = "wso2apim"

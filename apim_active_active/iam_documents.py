@@ -1,4 +1,5 @@
 """IAM policy documents as JSON text (pure; no cdktf import)."""
+
 import json
 
 

@@ -1,4 +1,5 @@
 """Names shared by the stack, the scripts and the tests (outputs, tags, resource names)."""
+
 from apim_active_active.settings import Settings
 
 MANAGED_BY = "cdktf:wso2-apim-active-active"

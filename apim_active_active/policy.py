@@ -10,6 +10,7 @@ violations(stack) returns one human-readable finding per breach, empty when the 
 
 User data in cdk.tf.json is Terraform-escaped: `${...}` is a Terraform reference, `$${` a literal `${` on the node.
 """
+
 from __future__ import annotations
 
 import base64
@@ -31,9 +32,7 @@ TCP = {"tcp", "6"}
 SECRET_WORD = re.compile(r"password|passwd|secret|token|private[_-]?key", re.IGNORECASE)
 # A key ending in one of these names where a secret is, or something about it, not the secret itself
 # (SECRET_ARN, private_key_file, show_as_token_endpoint_url).
-LOCATOR_SUFFIX = re.compile(
-    r"[_.\-](arn|id|name|url|uri|endpoint|file|path|dir|region|ttl|expiry|length)$", re.IGNORECASE
-)
+LOCATOR_SUFFIX = re.compile(r"[_.\-](arn|id|name|url|uri|endpoint|file|path|dir|region|ttl|expiry|length)$", re.IGNORECASE)
 # Resolved elsewhere: WSO2 $env{}/$sys{}, Terraform ${...}, a literal ${...} ($${ escaped), shell $(...) or $VAR.
 PLACEHOLDER = re.compile(r"^(\$env\{|\$sys\{|\$\{|\$\$\{|\$\(|\$[A-Za-z_])")
 NOT_A_SECRET = {"true", "false"}
@@ -87,9 +86,7 @@ def ingress_rules(stack: dict) -> Iterator[tuple[str, dict]]:
         blocks = group.get("ingress") or []
         for index, block in enumerate([blocks] if isinstance(blocks, dict) else blocks):
             if isinstance(block, dict):
-                yield f"aws_security_group.{name}.ingress[{index}]", normalised(
-                    block, "protocol", "cidr_blocks", "ipv6_cidr_blocks"
-                )
+                yield f"aws_security_group.{name}.ingress[{index}]", normalised(block, "protocol", "cidr_blocks", "ipv6_cidr_blocks")
     for name, rule in resources(stack, "aws_vpc_security_group_ingress_rule").items():
         yield f"aws_vpc_security_group_ingress_rule.{name}", normalised(rule, "ip_protocol", "cidr_ipv4", "cidr_ipv6")
 
@@ -99,8 +96,7 @@ def normalised(rule: dict, protocol_key: str, *cidr_keys: str) -> dict:
     for key in cidr_keys:
         value = rule.get(key)
         cidrs.extend([value] if isinstance(value, str) else list(value or []))
-    return {"protocol": rule.get(protocol_key), "from_port": rule.get("from_port"), "to_port": rule.get("to_port"),
-            "cidrs": cidrs}
+    return {"protocol": rule.get(protocol_key), "from_port": rule.get("from_port"), "to_port": rule.get("to_port"), "cidrs": cidrs}
 
 
 def covered_ports(from_port, to_port, protocol: str) -> list[int]:

@@ -1,5 +1,6 @@
 """What keeps an environment from being destroyed, as data (no cdktf): the settings that protect it,
 and the message `cdktf destroy` stops with while any of them is on."""
+
 from __future__ import annotations
 
 from apim_active_active.settings import Settings

@@ -3,6 +3,7 @@
 No cdktf import here. Every field carries a description; docs/settings.md is generated
 from this model (`make docs`) and a test fails when it is stale.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -119,10 +120,9 @@ class NetworkSettings(_Strict):
             problems.add("public_subnet_ids", "public_subnet_ids are for an existing VPC; a new VPC takes public_subnet_cidrs")
         if not new_vpc and self.public_subnet_cidrs:
             problems.add("public_subnet_cidrs", "public_subnet_cidrs are for a new VPC; an existing VPC takes public_subnet_ids")
-        cidrs = [("subnet_cidrs", c) for c in self.subnet_cidrs] + \
-            [("public_subnet_cidrs", c) for c in self.public_subnet_cidrs or ()]
+        cidrs = [("subnet_cidrs", c) for c in self.subnet_cidrs] + [("public_subnet_cidrs", c) for c in self.public_subnet_cidrs or ()]
         for index, (_, first) in enumerate(cidrs):
-            for field, second in cidrs[index + 1:]:
+            for field, second in cidrs[index + 1 :]:
                 if first.overlaps(second):
                     problems.add(field, f"subnets overlap: {first} and {second}")
         for field, cidr in cidrs:
@@ -149,12 +149,8 @@ class NodeSettings(_Strict):
     ami: AmiSettings = Field(description="Image of both nodes (Amazon Linux 2023 expected: dnf, systemd).")
     root_volume_gb: int = Field(30, ge=20, le=1024, description="Size of the encrypted gp3 root volume, GiB.")
     detailed_monitoring: bool = Field(True, description="EC2 detailed (1-minute) monitoring.")
-    termination_protection: bool = Field(
-        True, description="EC2 termination protection; `cdktf destroy` refuses while it is on."
-    )
-    heap_percent: int = Field(
-        50, ge=10, le=80, description="JVM heap (Xms = Xmx) as a share of the node's memory, computed at boot."
-    )
+    termination_protection: bool = Field(True, description="EC2 termination protection; `cdktf destroy` refuses while it is on.")
+    heap_percent: int = Field(50, ge=10, le=80, description="JVM heap (Xms = Xmx) as a share of the node's memory, computed at boot.")
 
 
 class ApimSettings(_Strict):
@@ -174,16 +170,18 @@ class ApimSettings(_Strict):
     os_uid: int = Field(
         802, ge=500, le=60000, description="Fixed uid/gid of that user, the same on both nodes so files on the share match."
     )
-    tenants: bool = Field(
-        False, description="Tenants are used: `repository/tenants` is kept the same on both nodes too."
-    )
+    tenants: bool = Field(False, description="Tenants are used: `repository/tenants` is kept the same on both nodes too.")
     keystore_validity_days: int = Field(
-        3650, ge=365, le=36500,
+        3650,
+        ge=365,
+        le=36500,
         description="Validity of the pair's generated keystore certificate, in days. Long, as WSO2 asks: a new "
         "keystore later means re-encrypting what the product encrypted with it (a registry and user-store migration).",
     )
     first_start_wait_seconds: int = Field(
-        900, ge=60, le=3600,
+        900,
+        ge=60,
+        le=3600,
         description="How long node 2's first start waits for node 1's API-M to answer (node 1 fills the empty "
         "databases on its first start); later starts do not wait.",
     )
@@ -239,9 +237,7 @@ class SharedFsSettings(_Strict):
         True,
         description="File system policy: only the node role may mount, only through a mount target, only over TLS.",
     )
-    retain_on_destroy: bool = Field(
-        True, description="Keep the shared artifacts: `cdktf destroy` refuses while this is on."
-    )
+    retain_on_destroy: bool = Field(True, description="Keep the shared artifacts: `cdktf destroy` refuses while this is on.")
 
 
 class RsyncSettings(_Strict):
@@ -249,7 +245,9 @@ class RsyncSettings(_Strict):
         60, ge=15, le=3600, description="How often node 1 (the manager) pushes its artifacts to node 2 (systemd timer)."
     )
     wait_seconds: int = Field(
-        900, ge=60, le=3600,
+        900,
+        ge=60,
+        le=3600,
         description="How long a booting node waits for its peer's SSH key in SSM (node 1 publishes its key once "
         "the secrets and the schema exist).",
     )
@@ -278,12 +276,8 @@ class DatabaseSettings(_Strict):
     instance_class: str = Field("db.m6g.large", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$", description="RDS instance class.")
     allocated_storage_gb: int = Field(50, ge=20, le=65536, description="RDS storage (gp3, encrypted), GiB.")
     multi_az: bool = Field(True, description="RDS standby in a second zone.")
-    deletion_protection: bool = Field(
-        True, description="RDS refuses deletion until this is turned off; so does `cdktf destroy`."
-    )
-    final_snapshot: bool = Field(
-        True, description="Take a final snapshot when the database is deleted (kept after `cdktf destroy`)."
-    )
+    deletion_protection: bool = Field(True, description="RDS refuses deletion until this is turned off; so does `cdktf destroy`.")
+    final_snapshot: bool = Field(True, description="Take a final snapshot when the database is deleted (kept after `cdktf destroy`).")
     backup_retention_days: int = Field(7, ge=1, le=35, description="RDS automated backups kept this many days.")
     performance_insights: bool = Field(True, description="RDS Performance Insights (encrypted with the stack's key).")
     parameter_group: bool = Field(
@@ -315,7 +309,8 @@ class LoadBalancerSettings(_Strict):
         (), description="CIDRs that may reach the load balancer (its listeners only; never the nodes). Empty: nobody."
     )
     admin_cidrs: tuple[IPv4Network, ...] = Field(
-        (), max_length=2,
+        (),
+        max_length=2,
         description="CIDRs (at most 2) that may reach the Carbon console and admin services (/carbon, /services) "
         "through the load balancer; everyone else gets 403. Empty: nobody.",
     )
@@ -327,12 +322,9 @@ class LoadBalancerSettings(_Strict):
     certificate_domain: str | None = Field(
         None,
         pattern=r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
-        description="Use the newest ISSUED ACM certificate for this domain (looked up at plan time). "
-        "Set this or `certificate_arn`.",
+        description="Use the newest ISSUED ACM certificate for this domain (looked up at plan time). Set this or `certificate_arn`.",
     )
-    ssl_policy: str = Field(
-        "ELBSecurityPolicy-TLS13-1-2-2021-06", description="Listener TLS policy; only TLS 1.2+ policies are accepted."
-    )
+    ssl_policy: str = Field("ELBSecurityPolicy-TLS13-1-2-2021-06", description="Listener TLS policy; only TLS 1.2+ policies are accepted.")
     stickiness_seconds: int = Field(
         86400, ge=1, le=604800, description="Management (9443) session stickiness: load-balancer cookie lifetime."
     )
@@ -347,15 +339,19 @@ class LoadBalancerSettings(_Strict):
         "private zone for an internal load balancer, public otherwise. Unset: no DNS record.",
     )
     access_logs_bucket: str | None = Field(
-        None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        None,
+        pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
         description="Existing S3 bucket (SSE-S3, ELB log delivery allowed) for access logs. Unset: no access logs.",
     )
     web_acl_arn: str | None = Field(
-        None, pattern=r"^arn:aws[a-z-]*:wafv2:[a-z0-9-]+:\d{12}:regional/webacl/.+$",
+        None,
+        pattern=r"^arn:aws[a-z-]*:wafv2:[a-z0-9-]+:\d{12}:regional/webacl/.+$",
         description="WAFv2 web ACL associated with the load balancer. Unset: none.",
     )
     idle_timeout_seconds: int = Field(
-        300, ge=1, le=4000,
+        300,
+        ge=1,
+        le=4000,
         description="Seconds a connection may stay idle before the load balancer closes it (AWS's default of 60 drops "
         "idle WebSocket connections on 8099; clients idle for longer must ping). The nodes keep their side of a "
         "connection open 5 s longer (9443's keepAliveTimeout, the gateway's socket timeout), as AWS asks, so the load "
@@ -378,21 +374,22 @@ class LoadBalancerSettings(_Strict):
 
 class KeyManagerSettings(_Strict):
     type: Literal["resident", "wso2-is"] = Field(
-        "resident", description="`resident`: each node's own Key Manager. `wso2-is`: an external WSO2 Identity Server "
-        "(the seed's hybrid pattern), started before the nodes."
+        "resident",
+        description="`resident`: each node's own Key Manager. `wso2-is`: an external WSO2 Identity Server "
+        "(the seed's hybrid pattern), started before the nodes.",
     )
     url: str | None = Field(
-        None, pattern=r"^https://[A-Za-z0-9.-]+(:\d{1,5})?$",
+        None,
+        pattern=r"^https://[A-Za-z0-9.-]+(:\d{1,5})?$",
         description="wso2-is: its base URL (https://host[:port]); `/services/` is appended for API-M.",
     )
     cidr: IPv4Network | None = Field(None, description="wso2-is: network it is in; the nodes may reach its port there.")
     ca_certificate: str | None = Field(
-        None, description="wso2-is: PEM of the CA that signed its certificate (added to both nodes' truststore). "
-        "Unset: its certificate must chain to a public CA."
+        None,
+        description="wso2-is: PEM of the CA that signed its certificate (added to both nodes' truststore). "
+        "Unset: its certificate must chain to a public CA.",
     )
-    wait_seconds: int = Field(
-        900, ge=30, le=3600, description="wso2-is: how long a node waits at boot for it to answer before giving up."
-    )
+    wait_seconds: int = Field(900, ge=30, le=3600, description="wso2-is: how long a node waits at boot for it to answer before giving up.")
 
     @model_validator(mode="after")
     def _external_needs(self) -> KeyManagerSettings:
@@ -403,7 +400,7 @@ class KeyManagerSettings(_Strict):
                 problems.add(field, "key_manager type wso2-is needs url and cidr")
         for field in ("url", "cidr", "ca_certificate"):
             if not external and getattr(self, field):
-                problems.add(field, "url, cidr and ca_certificate are for an external key manager (type = \"wso2-is\")")
+                problems.add(field, 'url, cidr and ca_certificate are for an external key manager (type = "wso2-is")')
         if self.ca_certificate is not None and not self.ca_certificate.strip().startswith("-----BEGIN CERTIFICATE-----"):
             problems.add("ca_certificate", "ca_certificate must be a PEM certificate (-----BEGIN CERTIFICATE-----)")
         problems.raise_any()
@@ -416,9 +413,7 @@ class KeyManagerSettings(_Strict):
 
 
 class EncryptionSettings(_Strict):
-    deletion_window_days: int = Field(
-        30, ge=7, le=30, description="Days a deleted KMS key waits before it is gone (its data with it)."
-    )
+    deletion_window_days: int = Field(30, ge=7, le=30, description="Days a deleted KMS key waits before it is gone (its data with it).")
     secret_recovery_days: int = Field(
         30, ge=0, le=30, description="Days a deleted secret can be restored; 0 deletes at once (lets a stack be re-created)."
     )
@@ -450,11 +445,10 @@ class StateSettings(_Strict):
 
     bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", description="S3 bucket of the state.")
     region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="Region of the bucket and the lock table.")
-    lock_table: str = Field(
-        "terraform-locks", pattern=r"^[A-Za-z0-9_.-]{3,255}$", description="DynamoDB table holding the state lock."
-    )
+    lock_table: str = Field("terraform-locks", pattern=r"^[A-Za-z0-9_.-]{3,255}$", description="DynamoDB table holding the state lock.")
     key: str | None = Field(
-        None, pattern=r"^[A-Za-z0-9!_.*'()/-]+\.tfstate$",
+        None,
+        pattern=r"^[A-Za-z0-9!_.*'()/-]+\.tfstate$",
         description="Object key of the state; unset: `wso2-apim-active-active/<environment>.tfstate`.",
     )
 
@@ -465,9 +459,7 @@ class StateSettings(_Strict):
 class EmulatorSettings(_Strict):
     """Only for the local environment: a moto server on loopback."""
 
-    endpoint_url: str = Field(
-        "http://127.0.0.1:4566", description=f"Emulator address (loopback only); `{ENDPOINT_ENV}` overrides it."
-    )
+    endpoint_url: str = Field("http://127.0.0.1:4566", description=f"Emulator address (loopback only); `{ENDPOINT_ENV}` overrides it.")
     ignore_instance_sg_drift: bool = Field(
         True, description="moto drops an instance's security group ids on read-back, so every plan would show a change."
     )
@@ -501,7 +493,7 @@ class Settings(_Strict):
         "preference); `rsync`, node 1 pushes to node 2 over SSH (no EFS; node 1 is then the only publisher).",
     )
     shared_fs: SharedFsSettings = SharedFsSettings()
-    rsync: RsyncSettings | None = Field(None, description="With content_sync = \"rsync\" only (defaults apply).")
+    rsync: RsyncSettings | None = Field(None, description='With content_sync = "rsync" only (defaults apply).')
     encryption: EncryptionSettings = EncryptionSettings()
     state: StateSettings | None = Field(
         None, description="Remote state (required outside the emulator). Unset with the emulator: a local state file."
@@ -520,14 +512,21 @@ class Settings(_Strict):
                 problems.add("availability_zones", f"{zone!r} is not a zone of region {self.region}")
         for name, url in (("apim.archive_url", self.apim.archive_url), ("database.jdbc_driver_url", self.database.jdbc_driver_url)):
             if self.network.vpc_cidr is not None and not url.startswith("s3://"):
-                problems.add(name, "a new VPC has no internet egress (only an S3 endpoint); use s3://, or existing "
-                             "subnets that have egress")
+                problems.add(
+                    name, "a new VPC has no internet egress (only an S3 endpoint); use s3://, or existing subnets that have egress"
+                )
         if self.load_balancer.scheme == "internet-facing" and not self.network.has_public_subnets:
-            problems.add("load_balancer.scheme", "load_balancer.scheme internet-facing needs network.public_subnet_cidrs "
-                         "(new VPC) or network.public_subnet_ids (existing VPC)")
+            problems.add(
+                "load_balancer.scheme",
+                "load_balancer.scheme internet-facing needs network.public_subnet_cidrs "
+                "(new VPC) or network.public_subnet_ids (existing VPC)",
+            )
         if self.emulator is None and self.state is None:
-            problems.add("state", "an AWS environment keeps its Terraform state in S3 with a lock table: set "
-                         "state.bucket and state.region (scripts/bootstrap_state.py creates them)")
+            problems.add(
+                "state",
+                "an AWS environment keeps its Terraform state in S3 with a lock table: set "
+                "state.bucket and state.region (scripts/bootstrap_state.py creates them)",
+            )
         if self.content_sync == "rsync" and "shared_fs" in self.model_fields_set:
             problems.add("shared_fs", 'content_sync = "rsync" has no shared file system; remove [shared_fs]')
         if self.content_sync == "efs" and self.rsync is not None:
@@ -537,8 +536,7 @@ class Settings(_Strict):
             if self.apim.hostname is None:
                 problems.add("apim.hostname", "load_balancer.route53_zone needs apim.hostname (the record's name)")
             elif not self.apim.hostname.endswith("." + dns_zone):
-                problems.add("apim.hostname",
-                             f"apim.hostname {self.apim.hostname} is not inside load_balancer.route53_zone {dns_zone}")
+                problems.add("apim.hostname", f"apim.hostname {self.apim.hostname} is not inside load_balancer.route53_zone {dns_zone}")
         problems.raise_any()
         return self
 

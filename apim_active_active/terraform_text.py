@@ -17,7 +17,7 @@ def embed(text: str, values: dict[str, str]) -> str:
 
 
 _HCL_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-GZIP_CALL = ("${base64gzip(\"", "\")}")
+GZIP_CALL = ('${base64gzip("', '")}')
 
 
 def base64gzip_of(template: str) -> str:
@@ -32,7 +32,7 @@ def template_of_base64gzip(expression: str) -> str:
     start, end = GZIP_CALL
     if not (expression.startswith(start) and expression.endswith(end)):
         raise ValueError("not a base64gzip(...) expression")
-    quoted, text, index = expression[len(start):-len(end)], [], 0
+    quoted, text, index = expression[len(start) : -len(end)], [], 0
     unescape = {value[1]: key for key, value in _HCL_ESCAPES.items()}
     while index < len(quoted):
         if quoted[index] == "\\":

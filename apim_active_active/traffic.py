@@ -6,6 +6,7 @@ TLS ends at the load balancer on every listener. Plain HTTP is offered only on p
 redirects to 443; the gateway is reached over TLS only (HTTPS 8243, WebSocket wss 8099), and its "http" and
 "ws" endpoints are advertised as those TLS URLs.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

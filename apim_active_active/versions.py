@@ -1,4 +1,5 @@
 """What differs between API-M versions (from WSO2's docs; see shared reference facts)."""
+
 from dataclasses import dataclass
 
 
@@ -28,12 +29,30 @@ def traits(version: str) -> VersionTraits:
     """Traits for an API-M version string like "4.3.0"; raises ValueError if unsupported."""
     major, minor = (int(p) for p in version.split(".")[:2])
     if (major, minor) == (3, 2):
-        return VersionTraits("wso2server.sh", (8, 11), "Production and Sandbox", False, False, False, None,
-                             ("synapse-configs", "executionplans", "userstores"), "server", False)
+        return VersionTraits(
+            "wso2server.sh",
+            (8, 11),
+            "Production and Sandbox",
+            False,
+            False,
+            False,
+            None,
+            ("synapse-configs", "executionplans", "userstores"),
+            "server",
+            False,
+        )
     if major != 4 or minor > 7:
         raise ValueError(f"API-M {version} is not supported (3.2.x and 4.0-4.7 are)")
     jdk = {0: (8, 11), 1: (8, 11), 2: (11, 17), 7: (21, 25)}.get(minor, (11, 21))
     return VersionTraits(
-        "api-manager.sh", jdk, "Default", True, minor >= 2, True, "/api/am/gateway/v2/server-startup-healthcheck",
-        ("userstores",), "artifacts", minor >= 7,
+        "api-manager.sh",
+        jdk,
+        "Default",
+        True,
+        minor >= 2,
+        True,
+        "/api/am/gateway/v2/server-startup-healthcheck",
+        ("userstores",),
+        "artifacts",
+        minor >= 7,
     )

@@ -5,6 +5,7 @@ Runs both in the same session, alternating, and checks the targets:
   our synth median <= 6.0 s wall, ratio ours/stock <= 0.35, byte-identical cdk.tf.json.
 Exit status 1 when a target is missed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,7 +40,11 @@ def synth_once(outdir: Path, stock: bool) -> tuple[float, int]:
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-c", MEASURE, sys.executable, str(ROOT / "main.py")],
-        env=env, capture_output=True, text=True, timeout=600, cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
     )
     seconds = time.monotonic() - started
     if result.returncode != 0:

@@ -8,6 +8,7 @@ whenever; it changes only what differs.
 The bucket: versioned, encrypted (SSE-KMS with a bucket key), all public access blocked, owner-enforced,
 TLS-only bucket policy. The table: LockID hash key, on-demand, encrypted, point-in-time recovery.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,15 +45,41 @@ def ensure_bucket(aws: Aws, state: StateSettings) -> list[Result]:
         location = {} if state.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": state.region}}
         s3.create_bucket(Bucket=bucket, **location)
     s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
-    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
-        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+    s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [
-        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}, "BucketKeyEnabled": True}]})
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}, "BucketKeyEnabled": True}]
+        },
+    )
     arn = f"arn:aws:s3:::{bucket}"
-    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
-        "Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": [arn, f"{arn}/*"],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}))
+    s3.put_bucket_policy(
+        Bucket=bucket,
+        Policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "TlsOnly",
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "s3:*",
+                        "Resource": [arn, f"{arn}/*"],
+                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                    }
+                ],
+            }
+        ),
+    )
     return [Result(f"state bucket {bucket}", "pass", "created" if created else "already there, settings re-applied")]
 
 
@@ -61,15 +88,16 @@ def ensure_lock_table(aws: Aws, state: StateSettings) -> list[Result]:
     created = not _exists(lambda: dynamodb.describe_table(TableName=table))
     if created:
         dynamodb.create_table(
-            TableName=table, BillingMode="PAY_PER_REQUEST", SSESpecification={"Enabled": True},
+            TableName=table,
+            BillingMode="PAY_PER_REQUEST",
+            SSESpecification={"Enabled": True},
             AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
             KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
         )
         dynamodb.get_waiter("table_exists").wait(TableName=table, WaiterConfig=TABLE_WAIT)
     for attempt in range(PITR_ATTEMPTS):  # a table just created answers "backups are being enabled" for a while
         try:
-            dynamodb.update_continuous_backups(
-                TableName=table, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+            dynamodb.update_continuous_backups(TableName=table, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
             break
         except ClientError as error:
             if error.response["Error"]["Code"] != "ContinuousBackupsUnavailableException" or attempt == PITR_ATTEMPTS - 1:

@@ -1,5 +1,6 @@
 """Running an outside command so that a failure can be read: its standard error and the tail of its output travel
 with the error (a bare CalledProcessError names only the exit status)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -22,8 +23,7 @@ class CommandFailed(RuntimeError):
         self.argv, self.why = list(argv), why
         self.stdout, self.stderr = _tail(stdout), _tail(stderr)
         super().__init__(
-            f"`{' '.join(self.argv)}` {why}\n--- stderr ---\n{self.stderr or '(empty)'}\n"
-            f"--- stdout (tail) ---\n{self.stdout or '(empty)'}"
+            f"`{' '.join(self.argv)}` {why}\n--- stderr ---\n{self.stderr or '(empty)'}\n--- stdout (tail) ---\n{self.stdout or '(empty)'}"
         )
 
 

@@ -6,6 +6,7 @@
   scripts/emulator.py stop
 The address comes from AWS_ENDPOINT_URL when set, else http://127.0.0.1:4566.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -6,6 +6,7 @@ driver (small placeholders: only the rehearsal boots a node, and it uploads its 
 The certificate is self-signed and made here; its private key goes only to the emulator's ACM (never to
 the stack, its state or a file), as a real one is imported into or issued by ACM.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -30,16 +31,19 @@ def self_signed_certificate(domain: str, *, ip: str | None = None, ca: bool = Fa
     now = datetime.datetime.now(datetime.UTC)
     alternative = x509.IPAddress(ipaddress.ip_address(ip)) if ip else x509.DNSName(domain)
     builder = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=30))
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=30))
         .add_extension(x509.SubjectAlternativeName([alternative]), critical=False)
     )
     if ca:
         builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
     certificate = builder.sign(key, hashes.SHA256())
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
     return certificate.public_bytes(serialization.Encoding.PEM), key_pem
 
 

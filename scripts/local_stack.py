@@ -1,4 +1,5 @@
 """Driving the `local` stack against the emulator: cdktf with the project's tool environment, boto3 clients."""
+
 from __future__ import annotations
 
 import os
@@ -46,29 +47,35 @@ def tool_env(**extra: str) -> dict[str, str]:
 def aws_env(endpoint: str, **extra: str) -> dict[str, str]:
     """Environment for a cdktf or AWS CLI run against the emulator (its fixed dummy credentials)."""
     return tool_env(
-        AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
-        AWS_DEFAULT_REGION=REGION, **extra,
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID="test",
+        AWS_SECRET_ACCESS_KEY="test",
+        AWS_DEFAULT_REGION=REGION,
+        **extra,
     )
 
 
 def client(service: str, endpoint: str):
-    return boto3.client(
-        service, endpoint_url=endpoint, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test"
-    )
+    return boto3.client(service, endpoint_url=endpoint, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
 
 
 def cdktf(args: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess, float]:
     """Run the pinned cdktf CLI in the project; returns the result and the seconds it took."""
     started = time.monotonic()
     result = subprocess.run(
-        ["npx", "--no-install", "cdktf", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+        ["npx", "--no-install", "cdktf", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=CDKTF_TIMEOUT,
     )
     return result, time.monotonic() - started
 
 
-def _once_more_after(args: list[str], env: dict[str, str], answer: str, remedy: str,
-                     mend: Callable[[], object]) -> tuple[subprocess.CompletedProcess, float]:
+def _once_more_after(
+    args: list[str], env: dict[str, str], answer: str, remedy: str, mend: Callable[[], object]
+) -> tuple[subprocess.CompletedProcess, float]:
     """`cdktf ARGS`, run once more after mend() when it failed with exactly the emulator's answer to a resent call.
 
     Now and then the provider's HTTP client resends a call moto had already applied, and moto answers it as a
@@ -86,8 +93,9 @@ def _once_more_after(args: list[str], env: dict[str, str], answer: str, remedy: 
 
 def deploy(stack: str, flags: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess, float]:
     """`cdktf deploy`; a resent AuthorizeSecurityGroup* leaves a rule outside the state: destroy first."""
-    return _once_more_after(["deploy", stack, *flags], env, EMULATOR_DUPLICATE, "destroying",
-                            lambda: cdktf(["destroy", stack, *flags], env))
+    return _once_more_after(
+        ["deploy", stack, *flags], env, EMULATOR_DUPLICATE, "destroying", lambda: cdktf(["destroy", stack, *flags], env)
+    )
 
 
 def cdktf_flags(outdir: Path) -> list[str]:
@@ -103,8 +111,6 @@ def destroy(stack: str, flags: list[str], env: dict[str, str]) -> tuple[subproce
         listed = commands.run(["terraform", "state", "list"], cwd=stack_dir, env=env, text=True, timeout=CDKTF_TIMEOUT)
         attachments = [a for a in listed.stdout.split() if a.startswith("aws_lb_target_group_attachment.")]
         if attachments:
-            commands.run(["terraform", "state", "rm", *attachments], cwd=stack_dir, env=env, text=True,
-                         timeout=CDKTF_TIMEOUT)
+            commands.run(["terraform", "state", "rm", *attachments], cwd=stack_dir, env=env, text=True, timeout=CDKTF_TIMEOUT)
 
-    return _once_more_after(["destroy", stack, *flags], env, EMULATOR_GONE_TARGET, "forgetting the attachments",
-                            forget_attachments)
+    return _once_more_after(["destroy", stack, *flags], env, EMULATOR_GONE_TARGET, "forgetting the attachments", forget_attachments)

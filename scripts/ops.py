@@ -1,5 +1,6 @@
 """What the operations scripts (preflight, verify, bootstrap_state) share: the environment's settings,
 boto3 clients for its account (or the emulator), and the pass/fail report they print."""
+
 from __future__ import annotations
 
 import argparse

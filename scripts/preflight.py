@@ -8,6 +8,7 @@ Checks credentials and account; the region and both zones; the instance type in 
 and zones, the database secret, the certificate, the hosted zone, the state bucket and lock table, the
 artifacts in S3). Prints a pass/fail table; exits 1 on any failure, 2 on bad settings.
 """
+
 from __future__ import annotations
 
 import sys
@@ -41,21 +42,22 @@ def region_and_zones(aws: Aws, settings: Settings) -> Result:
     zones = ec2.describe_availability_zones(Filters=[{"Name": "zone-name", "Values": list(settings.availability_zones)}])
     found = {z["ZoneName"]: z["State"] for z in zones["AvailabilityZones"]}
     missing = [z for z in settings.availability_zones if found.get(z) != "available"]
-    return passed("region and both zones exist", not missing,
-                  f"{settings.region}: " + (f"missing or unavailable {missing}" if missing else ", ".join(found)))
+    return passed(
+        "region and both zones exist",
+        not missing,
+        f"{settings.region}: " + (f"missing or unavailable {missing}" if missing else ", ".join(found)),
+    )
 
 
 def instance_type(aws: Aws, settings: Settings) -> Result:
     kind = settings.node.instance_type
     offerings = aws.client("ec2").describe_instance_type_offerings(
         LocationType="availability-zone",
-        Filters=[{"Name": "instance-type", "Values": [kind]},
-                 {"Name": "location", "Values": list(settings.availability_zones)}],
+        Filters=[{"Name": "instance-type", "Values": [kind]}, {"Name": "location", "Values": list(settings.availability_zones)}],
     )["InstanceTypeOfferings"]
     offered = {o["Location"] for o in offerings}
     missing = [z for z in settings.availability_zones if z not in offered]
-    return passed(f"instance type {kind} offered in both zones", not missing,
-                  f"not offered in {', '.join(missing)}" if missing else "")
+    return passed(f"instance type {kind} offered in both zones", not missing, f"not offered in {', '.join(missing)}" if missing else "")
 
 
 def image(aws: Aws, settings: Settings) -> Result:
@@ -76,10 +78,10 @@ def existing_network(aws: Aws, settings: Settings) -> list[Result]:
     ec2 = aws.client("ec2")
     vpcs = ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [net.vpc_id]}])["Vpcs"]
     results = [passed(f"VPC {net.vpc_id} exists", bool(vpcs))]
-    named = [(i, "subnet", s) for i, s in enumerate(net.subnet_ids)] + \
-            [(i, "public subnet", s) for i, s in enumerate(net.public_subnet_ids or ())]
-    found = {s["SubnetId"]: s for s in ec2.describe_subnets(
-        Filters=[{"Name": "subnet-id", "Values": [s for _, _, s in named]}])["Subnets"]}
+    named = [(i, "subnet", s) for i, s in enumerate(net.subnet_ids)] + [
+        (i, "public subnet", s) for i, s in enumerate(net.public_subnet_ids or ())
+    ]
+    found = {s["SubnetId"]: s for s in ec2.describe_subnets(Filters=[{"Name": "subnet-id", "Values": [s for _, _, s in named]}])["Subnets"]}
     for index, kind, subnet_id in named:
         subnet = found.get(subnet_id)
         zone = settings.availability_zones[index]
@@ -112,9 +114,12 @@ def certificate(aws: Aws, settings: Settings) -> Result:
     lb = settings.load_balancer
     if settings.apim.hostname is None:
         # Clients would meet the load balancer's DNS name (under elb.amazonaws.com), which no ACM certificate covers.
-        return passed("load balancer certificate covers the public name", False,
-                      "apim.hostname is unset, so clients meet the load balancer's own DNS name, which no ACM "
-                      "certificate can cover: set apim.hostname to a name the certificate covers")
+        return passed(
+            "load balancer certificate covers the public name",
+            False,
+            "apim.hostname is unset, so clients meet the load balancer's own DNS name, which no ACM "
+            "certificate can cover: set apim.hostname to a name the certificate covers",
+        )
     acm = aws.client("acm")
     if lb.certificate_arn:
         try:
@@ -129,7 +134,8 @@ def certificate(aws: Aws, settings: Settings) -> Result:
             detail += f"; none covers apim.hostname {settings.apim.hostname}"
         return passed("load balancer certificate is issued for apim.hostname", ok, detail)
     pages = acm.get_paginator("list_certificates").paginate(
-        CertificateStatuses=["ISSUED"], Includes={"keyTypes": list(CERTIFICATE_KEY_TYPES)})
+        CertificateStatuses=["ISSUED"], Includes={"keyTypes": list(CERTIFICATE_KEY_TYPES)}
+    )
     match = [c for page in pages for c in page["CertificateSummaryList"] if c["DomainName"] == lb.certificate_domain]
     covers = _covers(lb.certificate_domain, settings.apim.hostname)
     detail = match[0]["CertificateArn"] if match else "none"

@@ -7,6 +7,7 @@ boots both nodes in network namespaces with the real cloud-init modules, prints 
 content_sync = "rsync") run at the same time, each with its own emulator. Needs root.
 Exit status 1 when any check fails.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,14 +29,16 @@ def main() -> int:
     parser.add_argument("--share-delay", type=float, default=5.0, help="seconds the share is unreachable at boot")
     parser.add_argument("--mode", choices=["efs", "rsync", "both"], default="both", help="content_sync mode(s)")
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep each mode's work folder (logs, Terraform state, the database's files); "
-                             "without it everything the rehearsal made is removed, whatever the result")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep each mode's work folder (logs, Terraform state, the database's files); "
+        "without it everything the rehearsal made is removed, whatever the result",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("the rehearsal needs root (network and mount namespaces)")
-    makers = {"efs": lambda: Rehearsal(share_delay=args.share_delay, keep=args.keep),
-              "rsync": lambda: RsyncRehearsal(keep=args.keep)}
+    makers = {"efs": lambda: Rehearsal(share_delay=args.share_delay, keep=args.keep), "rsync": lambda: RsyncRehearsal(keep=args.keep)}
     modes = list(makers) if args.mode == "both" else [args.mode]
     rehearsals = {mode: makers[mode]() for mode in modes}
     with ThreadPoolExecutor(max_workers=len(modes)) as pool:
@@ -43,8 +46,7 @@ def main() -> int:
         runs = {mode: future.result() for mode, future in results.items()}
     checks = [c for mode_checks in runs.values() for c in mode_checks]
     if args.json:
-        print(json.dumps({mode: {"checks": [asdict(c) for c in runs[mode]], "notes": rehearsals[mode].notes}
-                          for mode in modes}, indent=2))
+        print(json.dumps({mode: {"checks": [asdict(c) for c in runs[mode]], "notes": rehearsals[mode].notes} for mode in modes}, indent=2))
     else:
         for mode in modes:
             print(f"\n== content_sync = {mode}")

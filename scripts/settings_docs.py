@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Generate the settings table (from the pydantic model) into docs/settings.md between markers.
 
-  scripts/settings_docs.py --write docs/settings.md   # regenerate
-  scripts/settings_docs.py --check docs/settings.md   # exit 1 when stale (run by the tests)
+scripts/settings_docs.py --write docs/settings.md   # regenerate
+scripts/settings_docs.py --check docs/settings.md   # exit 1 when stale (run by the tests)
 """
+
 from __future__ import annotations
 
 import argparse

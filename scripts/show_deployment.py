@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Print a deployed stack's outputs and each node's deployment.toml, read back from EC2 user data.
 
-  scripts/show_deployment.py --outputs .state/outputs.json --stack local
+scripts/show_deployment.py --outputs .state/outputs.json --stack local
 """
+
 from __future__ import annotations
 
 import argparse

@@ -12,6 +12,7 @@ the public name (any HTTP answer below 500 from the dev portal and the gateway; 
 emulator unless --connect-to says where).
 Exits 1 on any failure; --wait retries until all pass or the timeout.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,19 +44,27 @@ def instances(aws: Aws, outputs: dict) -> Result:
     ids = outputs[names.OUTPUT_INSTANCE_IDS]
     ec2 = aws.client("ec2")
     statuses = ec2.describe_instance_status(InstanceIds=ids, IncludeAllInstances=True)["InstanceStatuses"]
-    seen = {s["InstanceId"]: (s["InstanceState"]["Name"], s.get("InstanceStatus", {}).get("Status"),
-                              s.get("SystemStatus", {}).get("Status")) for s in statuses}
+    seen = {
+        s["InstanceId"]: (s["InstanceState"]["Name"], s.get("InstanceStatus", {}).get("Status"), s.get("SystemStatus", {}).get("Status"))
+        for s in statuses
+    }
     bad = {i: seen.get(i, ("missing", None, None)) for i in ids if seen.get(i) != ("running", "ok", "ok")}
-    return passed("both instances running, status checks ok", not bad,
-                  "; ".join(f"{i}: state {s}, instance {a}, system {b}" for i, (s, a, b) in bad.items()))
+    return passed(
+        "both instances running, status checks ok",
+        not bad,
+        "; ".join(f"{i}: state {s}, instance {a}, system {b}" for i, (s, a, b) in bad.items()),
+    )
 
 
 def mount_targets(aws: Aws, settings: Settings, outputs: dict) -> Result:
     targets = aws.client("efs").describe_mount_targets(FileSystemId=outputs[names.OUTPUT_EFS_ID])["MountTargets"]
     available = {t["AvailabilityZoneName"] for t in targets if t["LifeCycleState"] == "available"}
     missing = [z for z in settings.availability_zones if z not in available]
-    return passed("EFS mount target available in both zones", not missing,
-                  f"none available in {', '.join(missing)}" if missing else ", ".join(sorted(available)))
+    return passed(
+        "EFS mount target available in both zones",
+        not missing,
+        f"none available in {', '.join(missing)}" if missing else ", ".join(sorted(available)),
+    )
 
 
 def key_parameters(aws: Aws, settings: Settings) -> Result:
@@ -78,8 +87,7 @@ def intended_rules(stack: dict) -> tuple[set[str], set[Rule]]:
     for rule in stack["resource"].get("aws_security_group_rule", {}).values():
         peers = rule.get("cidr_blocks") or [by_ref[rule["source_security_group_id"]]]
         for peer in peers:
-            rules.add((by_ref[rule["security_group_id"]], rule["type"], rule["protocol"], rule["from_port"],
-                       rule["to_port"], peer))
+            rules.add((by_ref[rule["security_group_id"]], rule["type"], rule["protocol"], rule["from_port"], rule["to_port"], peer))
     return set(groups.values()), rules
 
 
@@ -92,9 +100,11 @@ def actual_rules(aws: Aws, vpc_id: str, group_names: set[str]) -> tuple[set[str]
             for permission in permissions:
                 protocol = permission["IpProtocol"]
                 ports = (permission.get("FromPort", -1), permission.get("ToPort", -1))
-                peers = [r["CidrIp"] for r in permission.get("IpRanges", [])] + \
-                        [r["CidrIpv6"] for r in permission.get("Ipv6Ranges", [])] + \
-                        [name_of.get(p["GroupId"], p["GroupId"]) for p in permission.get("UserIdGroupPairs", [])]
+                peers = (
+                    [r["CidrIp"] for r in permission.get("IpRanges", [])]
+                    + [r["CidrIpv6"] for r in permission.get("Ipv6Ranges", [])]
+                    + [name_of.get(p["GroupId"], p["GroupId"]) for p in permission.get("UserIdGroupPairs", [])]
+                )
                 rules |= {(group["GroupName"], direction, protocol, *ports, peer) for peer in peers}
     return {g["GroupName"] for g in groups}, rules
 
@@ -105,10 +115,14 @@ def security_groups(aws: Aws, outputs: dict, stack: dict) -> Result:
     missing_groups = sorted(names_ - present)
     missing, extra = sorted(intended - actual), sorted(actual - intended)
     describe = lambda rule: f"{rule[0]} {rule[1]} {rule[2]}/{rule[3]}-{rule[4]} {rule[5]}"  # noqa: E731
-    problems = [f"group missing: {g}" for g in missing_groups] + [f"missing: {describe(r)}" for r in missing] + \
-               [f"extra: {describe(r)}" for r in extra]
-    return passed("security-group rules exactly as synthesized", not problems,
-                  "; ".join(problems) or f"{len(intended)} rules in {len(names_)} groups")
+    problems = (
+        [f"group missing: {g}" for g in missing_groups]
+        + [f"missing: {describe(r)}" for r in missing]
+        + [f"extra: {describe(r)}" for r in extra]
+    )
+    return passed(
+        "security-group rules exactly as synthesized", not problems, "; ".join(problems) or f"{len(intended)} rules in {len(names_)} groups"
+    )
 
 
 def target_health(aws: Aws, outputs: dict) -> Result:
@@ -135,7 +149,8 @@ class _ConnectTo(urllib.request.HTTPSHandler):
             def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
                 super().__init__(*args, **kwargs)
                 self._create_connection = lambda address, *rest, **options: socket.create_connection(
-                    mapping.get(address, address), *rest, **options)
+                    mapping.get(address, address), *rest, **options
+                )
 
         return self.do_open(Connection, request, context=self._context)
 
@@ -175,8 +190,11 @@ def parse_connect_to(values: list[str]) -> dict[tuple[str, int], tuple[str, int]
 def run(settings: Settings, outputs: dict, stack: dict, args: argparse.Namespace) -> list[Result]:
     aws = Aws(settings)
     results = []
-    content = (("EFS mount target available in both zones", lambda: mount_targets(aws, settings, outputs))
-               if settings.uses_efs else (KEYS_CHECK, lambda: key_parameters(aws, settings)))
+    content = (
+        ("EFS mount target available in both zones", lambda: mount_targets(aws, settings, outputs))
+        if settings.uses_efs
+        else (KEYS_CHECK, lambda: key_parameters(aws, settings))
+    )
     for name, check in (
         ("both instances running, status checks ok", lambda: instances(aws, outputs)),
         content,
@@ -205,8 +223,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=900, help="seconds --wait may take (default 900)")
     parser.add_argument("--interval", type=int, default=15, help="seconds between --wait rounds (default 15)")
     parser.add_argument("--skip-http", action="store_true", help="do not call the endpoints (not reachable from here)")
-    parser.add_argument("--connect-to", action="append", default=[], metavar="HOST:PORT:ADDRESS:PORT",
-                        help="reach HOST:PORT at ADDRESS:PORT (as curl's --connect-to)")
+    parser.add_argument(
+        "--connect-to",
+        action="append",
+        default=[],
+        metavar="HOST:PORT:ADDRESS:PORT",
+        help="reach HOST:PORT at ADDRESS:PORT (as curl's --connect-to)",
+    )
     args = parser.parse_args(argv)
     settings = load_environment(args.environment)
     outputs = json.loads(args.outputs.read_text())[args.environment]

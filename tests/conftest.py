@@ -1,4 +1,5 @@
 """Shared helpers: the project root, a valid settings mapping to break, and the loaded environments."""
+
 from __future__ import annotations
 
 import copy
@@ -59,13 +60,18 @@ def environments() -> dict[str, Settings]:
 def examples() -> dict[str, Settings]:
     return load_environments(EXAMPLES, environ={})
 
+
 # Synthesized once per test session (real cdktf, real jsii); used by tests/synth and tests/policy.
+
 
 def synthesize(outdir: Path, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(ROOT / "main.py")],
         env=tool_env(**{"CDKTF_OUTDIR": str(outdir), "APIM_STATE_DIR": str(outdir / "state"), **env}),
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
     )
 
 

@@ -1,6 +1,7 @@
 """Helpers the tests share (one module, so no test file imports another): reading synthesized Terraform JSON and
 running the operations scripts, settings variants, user data read back, servers on loopback. Fixtures live in
 the conftest files."""
+
 from __future__ import annotations
 
 import copy
@@ -57,14 +58,24 @@ SCRIPT_SECONDS = 120
 
 def run_script(script: str, *args: str, env: dict[str, str]) -> tuple[subprocess.CompletedProcess, float]:
     started = time.monotonic()
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args], env=env, capture_output=True,
-                            text=True, timeout=SCRIPT_SECONDS, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / script), *args], env=env, capture_output=True, text=True, timeout=SCRIPT_SECONDS, cwd=ROOT
+    )
     return result, time.monotonic() - started
 
 
 def verify(deployment: dict, *args: str, stack: str = "local") -> tuple[subprocess.CompletedProcess, float]:
-    return run_script("verify.py", stack, "--outputs", str(deployment["outputs_file"]),
-                      "--synth-dir", str(deployment["outdir"]), "--json", *args, env=deployment["env"])
+    return run_script(
+        "verify.py",
+        stack,
+        "--outputs",
+        str(deployment["outputs_file"]),
+        "--synth-dir",
+        str(deployment["outdir"]),
+        "--json",
+        *args,
+        env=deployment["env"],
+    )
 
 
 def results_of(result: subprocess.CompletedProcess) -> dict[str, dict]:
@@ -78,8 +89,7 @@ CLOUD_INIT = os.environ.get("CLOUD_INIT_PYTHONPATH", str(ROOT / ".tools/cloud-in
 def local_settings(version: str = "4.3.0", scope: str | None = None, tenants: bool = False) -> Settings:
     """The local environment's settings at another version (its archive and JDK with it), share scope or tenants."""
     data = copy.deepcopy(local_settings_dict())
-    data["apim"] |= {"version": version, "tenants": tenants, "archive_url": f"s3://a/wso2am-{version}.zip",
-                     "jdk": 11}
+    data["apim"] |= {"version": version, "tenants": tenants, "archive_url": f"s3://a/wso2am-{version}.zip", "jdk": 11}
     if scope:
         data["shared_fs"]["scope"] = scope
     return parse_settings(data, environ={})
@@ -104,7 +114,10 @@ def cloud_init_schema(path) -> subprocess.CompletedProcess:
     """The real `cloud-init schema` on a cloud-config file."""
     return subprocess.run(
         [sys.executable, "-m", "cloudinit.cmd.main", "schema", "--config-file", str(path)],
-        env={**os.environ, "PYTHONPATH": CLOUD_INIT}, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": CLOUD_INIT},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -10,6 +10,7 @@ Existing: the nodes may reach `database.existing.cidr` on its port; its secret i
 Exposes: host, port, secret_arn, security_group_id (None with an existing database: the nodes reach its
 `database.existing.cidr`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,23 +51,39 @@ class Database(Construct):
             self.port = existing.port
             return
         group = aws.security_group.SecurityGroup(
-            self, "group", name=resource_name(prefix, "db"), description="WSO2 API-M database",
-            vpc_id=props.vpc_id, tags={"Name": resource_name(prefix, "db")},
+            self,
+            "group",
+            name=resource_name(prefix, "db"),
+            description="WSO2 API-M database",
+            vpc_id=props.vpc_id,
+            tags={"Name": resource_name(prefix, "db")},
         )
         aws.security_group_rule.SecurityGroupRule(
-            self, "from_nodes", type="ingress", security_group_id=group.id, protocol="tcp",
-            from_port=engine.port, to_port=engine.port, source_security_group_id=props.node_group_id,
+            self,
+            "from_nodes",
+            type="ingress",
+            security_group_id=group.id,
+            protocol="tcp",
+            from_port=engine.port,
+            to_port=engine.port,
+            source_security_group_id=props.node_group_id,
             description="Database from the API-M nodes",
         )
         self.security_group_id = group.id
         subnets = aws.db_subnet_group.DbSubnetGroup(
-            self, "subnets", name=resource_name(prefix, "db"), subnet_ids=props.subnet_ids,
+            self,
+            "subnets",
+            name=resource_name(prefix, "db"),
+            subnet_ids=props.subnet_ids,
             tags={"Name": resource_name(prefix, "db")},
         )
         parameters = None
         if database.parameter_group:
             parameters = aws.db_parameter_group.DbParameterGroup(
-                self, "parameters", name=resource_name(prefix, "db"), family=engine.parameter_family,
+                self,
+                "parameters",
+                name=resource_name(prefix, "db"),
+                family=engine.parameter_family,
                 parameter=[aws.db_parameter_group.DbParameterGroupParameter(name=n, value=v) for n, v in engine.parameters],
                 tags={"Name": resource_name(prefix, "db")},
             )
@@ -109,10 +126,10 @@ class Database(Construct):
 
     def _monitoring_role(self, prefix: str) -> str:
         role = aws.iam_role.IamRole(
-            self, "monitoring", name=resource_name(prefix, "db-monitoring"),
+            self,
+            "monitoring",
+            name=resource_name(prefix, "db-monitoring"),
             assume_role_policy=assume_role_policy("monitoring.rds.amazonaws.com"),
         )
-        aws.iam_role_policy_attachment.IamRolePolicyAttachment(
-            self, "monitoring_policy", role=role.name, policy_arn=MONITORING_POLICY
-        )
+        aws.iam_role_policy_attachment.IamRolePolicyAttachment(self, "monitoring_policy", role=role.name, policy_arn=MONITORING_POLICY)
         return role.arn

@@ -6,6 +6,7 @@ Terraform deletes nothing else. The message lives in `input` (updated in place, 
 lifting the protections with `cdktf deploy` clears it without running the step.
 (The AWS provider lifts EC2 termination protection by itself on destroy; this guard is what holds.)
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,7 +33,9 @@ class DestroyGuard(Construct):
             depends_on=list(props.protected),
             provisioners=[
                 LocalExecProvisioner(
-                    type="local-exec", when="destroy", command=REFUSE,
+                    type="local-exec",
+                    when="destroy",
+                    command=REFUSE,
                     environment={"REFUSAL": "${self.input.refusal}"},
                 )
             ],

@@ -4,6 +4,7 @@ Defaults: yearly automatic rotation; a key policy that leaves access to IAM poli
 (the node role gets exactly the grants it needs), and CloudWatch Logs for this stack's log groups; alias `alias/<name_prefix>`.
 Exposes: key_arn, key_id.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,8 +44,7 @@ class StackKey(Construct):
                 "Resource": "*",
                 "Condition": {
                     "ArnLike": {
-                        "kms:EncryptionContext:aws:logs:arn":
-                            f"arn:aws:logs:{props.region}:{account.account_id}:log-group:/{prefix}/*"
+                        "kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{props.region}:{account.account_id}:log-group:/{prefix}/*"
                     }
                 },
             },

@@ -7,6 +7,7 @@ nodes read them (the boot step). Encrypted with the stack's key.
 Exposes: admin_arn, keystore_arn, db_app_arn (None with an existing database), encryption_key_arn (None unless the
 version's internal crypto is symmetric: the pair's [encryption] key).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ class GeneratedSecretsProps:
 class GeneratedSecrets(Construct):
     def __init__(self, scope: Construct, id_: str, props: GeneratedSecretsProps) -> None:
         super().__init__(scope, id_)
+
         def secret(name: str, what: str) -> str:
             return aws.secretsmanager_secret.SecretsmanagerSecret(
                 self,
@@ -41,7 +43,7 @@ class GeneratedSecrets(Construct):
         self.admin_arn = secret("apim-admin", "API-M admin user (JSON username, password)")
         self.keystore_arn = secret("keystore", "Keystore of the pair (JSON password, base64 JKS keystore)")
         # RDS rotates its master password; API-M logs in as a user of its own whose password nothing rotates.
-        self.db_app_arn = secret("database-app", "API-M's own database user (JSON username, password)") \
-            if props.db_app_user else None
-        self.encryption_key_arn = secret("encryption-key", "API-M's internal encryption key of the pair (JSON key)") \
-            if props.encryption_key else None
+        self.db_app_arn = secret("database-app", "API-M's own database user (JSON username, password)") if props.db_app_user else None
+        self.encryption_key_arn = (
+            secret("encryption-key", "API-M's internal encryption key of the pair (JSON key)") if props.encryption_key else None
+        )

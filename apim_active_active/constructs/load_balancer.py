@@ -10,6 +10,7 @@ alias record, access logs, WAF.
 Exposes: dns_name, public_name, security_group_id, node_ports (what it reaches on a node), target_group_arns (by
 route name); attach(index, instance_id).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,8 +44,7 @@ class LoadBalancer(Construct):
         group = self._security_group(props)
         access_logs = None
         if lb_settings.access_logs_bucket:
-            access_logs = aws.lb.LbAccessLogs(bucket=lb_settings.access_logs_bucket, prefix=prefix,
-                                              enabled=True)
+            access_logs = aws.lb.LbAccessLogs(bucket=lb_settings.access_logs_bucket, prefix=prefix, enabled=True)
         balancer = aws.lb.Lb(
             self,
             "alb",
@@ -97,7 +97,10 @@ class LoadBalancer(Construct):
             assert props.hostname, "the settings require apim.hostname with a Route 53 zone"
             private = lb_settings.scheme == "internal"
             zone = aws.data_aws_route53_zone.DataAwsRoute53Zone(
-                self, "zone", name=lb_settings.route53_zone, private_zone=private,
+                self,
+                "zone",
+                name=lb_settings.route53_zone,
+                private_zone=private,
                 vpc_id=props.vpc_id if private else None,  # one private zone of that name per VPC
             )
             aws.route53_record.Route53Record(
@@ -106,9 +109,7 @@ class LoadBalancer(Construct):
                 zone_id=zone.zone_id,
                 name=props.hostname,
                 type="A",
-                alias=aws.route53_record.Route53RecordAlias(
-                    name=balancer.dns_name, zone_id=balancer.zone_id, evaluate_target_health=True
-                ),
+                alias=aws.route53_record.Route53RecordAlias(name=balancer.dns_name, zone_id=balancer.zone_id, evaluate_target_health=True),
             )
         if lb_settings.web_acl_arn:
             aws.wafv2_web_acl_association.Wafv2WebAclAssociation(
@@ -131,7 +132,11 @@ class LoadBalancer(Construct):
         if lb_settings.certificate_arn:
             return lb_settings.certificate_arn
         return aws.data_aws_acm_certificate.DataAwsAcmCertificate(
-            self, "certificate", domain=lb_settings.certificate_domain, statuses=["ISSUED"], most_recent=True,
+            self,
+            "certificate",
+            domain=lb_settings.certificate_domain,
+            statuses=["ISSUED"],
+            most_recent=True,
             key_types=list(CERTIFICATE_KEY_TYPES),
         ).arn
 
@@ -143,18 +148,32 @@ class LoadBalancer(Construct):
         admins = [str(cidr) for cidr in self._props.load_balancer.admin_cidrs]
         if admins:
             aws.lb_listener_rule.LbListenerRule(
-                self, "admin_paths_from_admins", listener_arn=listener_arn, priority=10,
-                condition=[paths, aws.lb_listener_rule.LbListenerRuleCondition(
-                    source_ip=aws.lb_listener_rule.LbListenerRuleConditionSourceIp(values=admins))],
+                self,
+                "admin_paths_from_admins",
+                listener_arn=listener_arn,
+                priority=10,
+                condition=[
+                    paths,
+                    aws.lb_listener_rule.LbListenerRuleCondition(
+                        source_ip=aws.lb_listener_rule.LbListenerRuleConditionSourceIp(values=admins)
+                    ),
+                ],
                 action=[aws.lb_listener_rule.LbListenerRuleAction(type="forward", target_group_arn=target_group_arn)],
             )
         aws.lb_listener_rule.LbListenerRule(
-            self, "admin_paths_forbidden", listener_arn=listener_arn, priority=20, condition=[paths],
-            action=[aws.lb_listener_rule.LbListenerRuleAction(
-                type="fixed-response",
-                fixed_response=aws.lb_listener_rule.LbListenerRuleActionFixedResponse(
-                    content_type="text/plain", status_code="403", message_body="Forbidden"),
-            )],
+            self,
+            "admin_paths_forbidden",
+            listener_arn=listener_arn,
+            priority=20,
+            condition=[paths],
+            action=[
+                aws.lb_listener_rule.LbListenerRuleAction(
+                    type="fixed-response",
+                    fixed_response=aws.lb_listener_rule.LbListenerRuleActionFixedResponse(
+                        content_type="text/plain", status_code="403", message_body="Forbidden"
+                    ),
+                )
+            ],
         )
 
     def _target_group(self, route: Route) -> aws.lb_target_group.LbTargetGroup:
@@ -169,8 +188,15 @@ class LoadBalancer(Construct):
             target_type="instance",
             deregistration_delay="60",
             health_check=aws.lb_target_group.LbTargetGroupHealthCheck(
-                enabled=True, protocol=health.protocol, port=str(health.port), path=health.path, matcher="200",
-                interval=15, timeout=5, healthy_threshold=2, unhealthy_threshold=3,
+                enabled=True,
+                protocol=health.protocol,
+                port=str(health.port),
+                path=health.path,
+                matcher="200",
+                interval=15,
+                timeout=5,
+                healthy_threshold=2,
+                unhealthy_threshold=3,
             ),
             stickiness=aws.lb_target_group.LbTargetGroupStickiness(
                 type="lb_cookie", enabled=route.sticky, cookie_duration=self._props.load_balancer.stickiness_seconds
@@ -181,21 +207,37 @@ class LoadBalancer(Construct):
     def _security_group(self, props: LoadBalancerProps) -> aws.security_group.SecurityGroup:
         prefix = props.name_prefix
         group = aws.security_group.SecurityGroup(
-            self, "group", name=resource_name(prefix, "alb"), description="WSO2 API-M load balancer",
-            vpc_id=props.vpc_id, tags={"Name": resource_name(prefix, "alb")},
+            self,
+            "group",
+            name=resource_name(prefix, "alb"),
+            description="WSO2 API-M load balancer",
+            vpc_id=props.vpc_id,
+            tags={"Name": resource_name(prefix, "alb")},
         )
         listener_ports = sorted({p for r in props.routes for p in (r.listener_port, r.plain_port) if p})
         for index, cidr in enumerate(props.load_balancer.client_cidrs):
             for port in listener_ports:
                 aws.security_group_rule.SecurityGroupRule(
-                    self, f"client_{index}_{port}", type="ingress", security_group_id=group.id, protocol="tcp",
-                    from_port=port, to_port=port, cidr_blocks=[str(cidr)],
+                    self,
+                    f"client_{index}_{port}",
+                    type="ingress",
+                    security_group_id=group.id,
+                    protocol="tcp",
+                    from_port=port,
+                    to_port=port,
+                    cidr_blocks=[str(cidr)],
                     description=f"Clients from {cidr} to listener {port}",
                 )
         for port in node_ports_of(props.routes):
             aws.security_group_rule.SecurityGroupRule(
-                self, f"to_nodes_{port}", type="egress", security_group_id=group.id, protocol="tcp",
-                from_port=port, to_port=port, source_security_group_id=props.node_group_id,
+                self,
+                f"to_nodes_{port}",
+                type="egress",
+                security_group_id=group.id,
+                protocol="tcp",
+                from_port=port,
+                to_port=port,
+                source_security_group_id=props.node_group_id,
                 description=f"To the nodes on {port} (traffic and health checks)",
             )
         return group

@@ -11,6 +11,7 @@ Each node's fixed address is an explicit CIDR reservation in its subnet, so noth
 reservations, so everything placed in them waits for those.
 Exposes: vpc_id, subnet_ids (zone order), public_subnet_ids (zone order; empty without public subnets).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -54,11 +55,9 @@ class Network(Construct):
             cidr_block=str(net.vpc_cidr),
             enable_dns_support=True,
             enable_dns_hostnames=True,
-            tags={"Name": self._name( "vpc")},
+            tags={"Name": self._name("vpc")},
         )
-        aws.default_security_group.DefaultSecurityGroup(
-            self, "default_group", vpc_id=vpc.id, tags={"Name": self._name( "default-unused")}
-        )
+        aws.default_security_group.DefaultSecurityGroup(self, "default_group", vpc_id=vpc.id, tags={"Name": self._name("default-unused")})
         if net.flow_logs_retention_days:
             self._flow_logs(vpc.id, props.kms_key_arn)
         self.vpc_id = vpc.id
@@ -73,31 +72,30 @@ class Network(Construct):
             service_name=f"com.amazonaws.{self._props.region}.s3",
             vpc_endpoint_type="Gateway",
             route_table_ids=[routes.id],
-            tags={"Name": self._name( "s3")},
+            tags={"Name": self._name("s3")},
         )
 
     def _name(self, suffix: str) -> str:
         return resource_name(self._props.name_prefix, suffix)
 
     def _public_subnets(self, vpc_id: str) -> list[str]:
-        gateway = aws.internet_gateway.InternetGateway(
-            self, "internet_gateway", vpc_id=vpc_id, tags={"Name": self._name( "igw")}
-        )
+        gateway = aws.internet_gateway.InternetGateway(self, "internet_gateway", vpc_id=vpc_id, tags={"Name": self._name("igw")})
         # Only the load balancer lives here.
-        routes, subnet_ids = self._subnets(vpc_id, "public", "public_subnet",
-                                           self._props.network.public_subnet_cidrs or ())
+        routes, subnet_ids = self._subnets(vpc_id, "public", "public_subnet", self._props.network.public_subnet_cidrs or ())
         aws.route.Route(
-            self, "public_default_route", route_table_id=routes.id, destination_cidr_block="0.0.0.0/0",
+            self,
+            "public_default_route",
+            route_table_id=routes.id,
+            destination_cidr_block="0.0.0.0/0",
             gateway_id=gateway.id,
         )
         return subnet_ids
 
-    def _subnets(self, vpc_id: str, kind: str, id_prefix: str,
-                 cidrs: Sequence[IPv4Network]) -> tuple[aws.route_table.RouteTable, list[str]]:
+    def _subnets(
+        self, vpc_id: str, kind: str, id_prefix: str, cidrs: Sequence[IPv4Network]
+    ) -> tuple[aws.route_table.RouteTable, list[str]]:
         """One subnet per zone (no public addresses on launch), sharing one route table."""
-        routes = aws.route_table.RouteTable(
-            self, f"{kind}_routes", vpc_id=vpc_id, tags={"Name": self._name( kind)}
-        )
+        routes = aws.route_table.RouteTable(self, f"{kind}_routes", vpc_id=vpc_id, tags={"Name": self._name(kind)})
         subnet_ids = []
         for index, (zone, cidr) in enumerate(zip(self._props.availability_zones, cidrs)):
             subnet = aws.subnet.Subnet(
@@ -107,7 +105,7 @@ class Network(Construct):
                 cidr_block=str(cidr),
                 availability_zone=zone,
                 map_public_ip_on_launch=False,
-                tags={"Name": self._name( f"{kind}-{zone}")},
+                tags={"Name": self._name(f"{kind}-{zone}")},
             )
             aws.route_table_association.RouteTableAssociation(
                 self, f"{id_prefix}_{index + 1}_routes", subnet_id=subnet.id, route_table_id=routes.id
@@ -130,13 +128,23 @@ class Network(Construct):
 
     def _interface_endpoints(self, vpc_id: str, vpc_cidr: str) -> None:
         group = aws.security_group.SecurityGroup(
-            self, "endpoints", name=self._name( "endpoints"),
-            description="AWS API interface endpoints of the VPC", vpc_id=vpc_id,
-            tags={"Name": self._name( "endpoints")},
+            self,
+            "endpoints",
+            name=self._name("endpoints"),
+            description="AWS API interface endpoints of the VPC",
+            vpc_id=vpc_id,
+            tags={"Name": self._name("endpoints")},
         )
         aws.security_group_rule.SecurityGroupRule(
-            self, "endpoints_https", type="ingress", security_group_id=group.id, protocol="tcp", from_port=ports.HTTPS,
-            to_port=ports.HTTPS, cidr_blocks=[vpc_cidr], description="HTTPS to AWS APIs from inside the VPC",
+            self,
+            "endpoints_https",
+            type="ingress",
+            security_group_id=group.id,
+            protocol="tcp",
+            from_port=ports.HTTPS,
+            to_port=ports.HTTPS,
+            cidr_blocks=[vpc_cidr],
+            description="HTTPS to AWS APIs from inside the VPC",
         )
         for service in INTERFACE_ENDPOINTS:
             aws.vpc_endpoint.VpcEndpoint(
@@ -148,7 +156,7 @@ class Network(Construct):
                 private_dns_enabled=True,
                 subnet_ids=self.subnet_ids,
                 security_group_ids=[group.id],
-                tags={"Name": self._name( service)},
+                tags={"Name": self._name(service)},
             )
 
     def _flow_logs(self, vpc_id: str, kms_key_arn: str) -> None:
@@ -160,7 +168,9 @@ class Network(Construct):
             kms_key_id=kms_key_arn,
         )
         role = aws.iam_role.IamRole(
-            self, "flow_log_role", name=self._name( "flow-logs"),
+            self,
+            "flow_log_role",
+            name=self._name("flow-logs"),
             assume_role_policy=assume_role_policy("vpc-flow-logs.amazonaws.com"),
         )
         deliver = {
@@ -179,5 +189,5 @@ class Network(Construct):
             log_destination_type="cloud-watch-logs",
             log_destination=group.arn,
             iam_role_arn=role.arn,
-            tags={"Name": self._name( "flow-logs")},
+            tags={"Name": self._name("flow-logs")},
         )

@@ -6,6 +6,7 @@ Defaults: IMDSv2 required, hop limit 1; gp3 root volume encrypted with the stack
 replaces the instance when it changes (cloud-init only runs it on first boot).
 Exposes: instance_id, private_ip.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -65,7 +66,9 @@ class Node(Construct):
                 http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1
             ),
             root_block_device=aws.instance.InstanceRootBlockDevice(
-                volume_type="gp3", volume_size=node.root_volume_gb, encrypted=True,
+                volume_type="gp3",
+                volume_size=node.root_volume_gb,
+                encrypted=True,
                 kms_key_id=props.kms_key_arn,
             ),
             tags={"Name": resource_name(props.name_prefix, f"node-{props.index + 1}")},

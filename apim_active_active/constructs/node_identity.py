@@ -5,6 +5,7 @@ read access to exactly the product archive and JDBC driver objects when they are
 adds statements on exact ARNs (the stack grants the secrets and the key).
 Exposes: instance_profile_name, role_name, role_arn.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,9 +40,7 @@ class NodeIdentity(Construct):
         role = aws.iam_role.IamRole(
             self, "role", name=resource_name(props.name_prefix, "node"), assume_role_policy=assume_role_policy("ec2.amazonaws.com")
         )
-        aws.iam_role_policy_attachment.IamRolePolicyAttachment(
-            self, "ssm_core", role=role.name, policy_arn=SSM_CORE_POLICY
-        )
+        aws.iam_role_policy_attachment.IamRolePolicyAttachment(self, "ssm_core", role=role.name, policy_arn=SSM_CORE_POLICY)
         artifacts = artifact_read_policy(*props.artifact_urls)
         if artifacts:
             aws.iam_role_policy.IamRolePolicy(self, "artifacts", name="read-artifacts", role=role.id, policy=artifacts)
@@ -56,6 +55,9 @@ class NodeIdentity(Construct):
     def grant(self, id_: str, statements: list[dict]) -> aws.iam_role_policy.IamRolePolicy:
         """An inline policy of the node role with these statements (exact resources, please)."""
         return aws.iam_role_policy.IamRolePolicy(
-            self, id_, name=id_.replace("_", "-"), role=self._role_id,
+            self,
+            id_,
+            name=id_.replace("_", "-"),
+            role=self._role_id,
             policy=policy_document(statements),
         )

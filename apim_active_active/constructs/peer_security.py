@@ -6,6 +6,7 @@ balancer, which adds its own rules here); egress HTTPS (AWS APIs, S3), the peer 
 Key Manager, its port in `key_manager.cidr`. Every rule has a description.
 Exposes: group_id.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,13 +42,18 @@ class PeerSecurity(Construct):
                 self.rule(f"peer_{direction}_{port}", direction, port, f"Peer {what}", peer_group=group.id)
         key_manager = props.key_manager
         if key_manager.cidr is not None:
-            self.rule("egress_key_manager", "egress", key_manager.port, f"External Key Manager at {key_manager.cidr}",
-                      cidrs=[str(key_manager.cidr)])
-        self.rule("egress_https", "egress", ports.HTTPS, "HTTPS to AWS APIs and S3 (packages, product archive)",
-                  cidrs=["0.0.0.0/0"])
+            self.rule(
+                "egress_key_manager",
+                "egress",
+                key_manager.port,
+                f"External Key Manager at {key_manager.cidr}",
+                cidrs=[str(key_manager.cidr)],
+            )
+        self.rule("egress_https", "egress", ports.HTTPS, "HTTPS to AWS APIs and S3 (packages, product archive)", cidrs=["0.0.0.0/0"])
 
-    def rule(self, id_: str, direction: str, port: int, description: str, *,
-             peer_group: str | None = None, cidrs: list[str] | None = None) -> None:
+    def rule(
+        self, id_: str, direction: str, port: int, description: str, *, peer_group: str | None = None, cidrs: list[str] | None = None
+    ) -> None:
         """One TCP rule on the nodes' group, from/to a security group or CIDRs."""
         aws.security_group_rule.SecurityGroupRule(
             self,

@@ -7,6 +7,7 @@ and then written by the nodes only: node 2's SSH host key (which node 1 pins) an
 first boot. The nodes may read and overwrite exactly these two parameters.
 Exposes: sender_group_id (node 1), receiver_group_id (node 2), statements(key_arn) (for the node role).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,9 +40,13 @@ class RsyncChannel(Construct):
         self._rule("ssh_from_sender", "ingress", receiver.id, sender.id, "SSH (rsync) from node 1")
         parameters = [
             aws.ssm_parameter.SsmParameter(
-                self, what.replace("-", "_"),
-                name=rsync_parameter(props.name_prefix, what), description=description, type="SecureString",
-                key_id=props.kms_key_arn, value=PLACEHOLDER,
+                self,
+                what.replace("-", "_"),
+                name=rsync_parameter(props.name_prefix, what),
+                description=description,
+                type="SecureString",
+                key_id=props.kms_key_arn,
+                value=PLACEHOLDER,
                 lifecycle=TerraformResourceLifecycle(ignore_changes=["value"]),
             )
             for what, description in (
@@ -57,20 +62,36 @@ class RsyncChannel(Construct):
     def statements(self, key_arn: str) -> list[dict]:
         """For the node role: read and write the two parameters, and encrypt with the stack key only through SSM."""
         return [
-            {"Sid": "HandOverPublicKeys", "Effect": "Allow", "Action": ["ssm:GetParameter", "ssm:PutParameter"],
-             "Resource": self._arns},
-            {"Sid": "EncryptKeyParameters", "Effect": "Allow", "Action": "kms:Encrypt", "Resource": key_arn,
-             "Condition": {"StringEquals": {"kms:ViaService": f"ssm.{self._region}.amazonaws.com"}}},
+            {"Sid": "HandOverPublicKeys", "Effect": "Allow", "Action": ["ssm:GetParameter", "ssm:PutParameter"], "Resource": self._arns},
+            {
+                "Sid": "EncryptKeyParameters",
+                "Effect": "Allow",
+                "Action": "kms:Encrypt",
+                "Resource": key_arn,
+                "Condition": {"StringEquals": {"kms:ViaService": f"ssm.{self._region}.amazonaws.com"}},
+            },
         ]
 
     def _group(self, id_: str, description: str, vpc_id: str) -> aws.security_group.SecurityGroup:
         name = resource_name(self._prefix, f"rsync-{id_}")
         return aws.security_group.SecurityGroup(
-            self, id_, name=name, description=f"WSO2 API-M {description}", vpc_id=vpc_id, tags={"Name": name},
+            self,
+            id_,
+            name=name,
+            description=f"WSO2 API-M {description}",
+            vpc_id=vpc_id,
+            tags={"Name": name},
         )
 
     def _rule(self, id_: str, direction: str, group_id: str, peer_group_id: str, description: str) -> None:
         aws.security_group_rule.SecurityGroupRule(
-            self, id_, type=direction, security_group_id=group_id, protocol="tcp", from_port=ports.SSH,
-            to_port=ports.SSH, source_security_group_id=peer_group_id, description=description,
+            self,
+            id_,
+            type=direction,
+            security_group_id=group_id,
+            protocol="tcp",
+            from_port=ports.SSH,
+            to_port=ports.SSH,
+            source_security_group_id=peer_group_id,
+            description=description,
         )

@@ -7,6 +7,7 @@ only from the nodes' group; the nodes' group may reach it on 2049; AWS Backup on
 `shared_fs.backup = false`.
 Exposes: file_system_id, dns_name, security_group_id, mount_targets.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -85,7 +86,9 @@ class SharedFileSystem(Construct):
         )
         if shared_fs.tls_only_policy:
             aws.efs_file_system_policy.EfsFileSystemPolicy(
-                self, "policy", file_system_id=file_system.id,
+                self,
+                "policy",
+                file_system_id=file_system.id,
                 policy=tls_only_policy(file_system.arn, props.node_role_arn),
             )
         self.mount_targets = [

@@ -4,6 +4,7 @@ The boot step is assembled from the parts in files/boot/ (BOOT_PARTS): the same 
 mode, each mode's node getting only its mode's part; what differs per node lives in /etc/wso2am/node.env and
 /etc/wso2am/deployment.toml. Nothing secret is written here.
 """
+
 from __future__ import annotations
 
 import shlex
@@ -99,8 +100,10 @@ def boot_script_text(content_sync: str) -> str:
     (EC2 takes at most 16 KB of user data). A test keeps any heredoc line from starting with '#'."""
     shebang, *lines = boot_script_source(content_sync).splitlines(keepends=True)
     kept = [line for line in lines if not line.lstrip().startswith("#") or line.lstrip().startswith("# shellcheck ")]
-    return f"{shebang}# {BOOT_SCRIPT} (content_sync = {content_sync}): see apim_active_active/renderers/files/boot/ " \
+    return (
+        f"{shebang}# {BOOT_SCRIPT} (content_sync = {content_sync}): see apim_active_active/renderers/files/boot/ "
         f"in the toolkit, with its comments.\n{''.join(kept)}"
+    )
 
 
 def java_package_and_home(jdk: int) -> tuple[str, str]:
@@ -234,8 +237,12 @@ def _file(path: str, content: str, permissions: str) -> dict:
 
 def render_user_data(settings: Settings, node_index: int, deployed: Deployed) -> str:
     """cloud-config for node 0 or 1."""
-    packages = ["amazon-efs-utils" if settings.uses_efs else "rsync", *BASE_PACKAGES,
-                java_package_and_home(settings.apim.jdk)[0], ENGINES[settings.database.engine].client_package]
+    packages = [
+        "amazon-efs-utils" if settings.uses_efs else "rsync",
+        *BASE_PACKAGES,
+        java_package_and_home(settings.apim.jdk)[0],
+        ENGINES[settings.database.engine].client_package,
+    ]
     toml = render_deployment_toml(settings, node_index, deployed.db_host, deployed.db_port, deployed.lb_dns_name)
     write_files = [
         _file(NODE_ENV, render_node_env(settings, deployed, node_index), "0644"),
@@ -256,6 +263,5 @@ def render_user_data(settings: Settings, node_index: int, deployed: Deployed) ->
     if settings.key_manager.ca_certificate:
         write_files.append(_file(KEY_MANAGER_CA, settings.key_manager.ca_certificate.strip() + "\n", "0644"))
     # /etc/hosts is the boot step's (the public name mapped to the node): a reboot's cloud-init leaves it alone.
-    cloud_config = {"packages": packages, "manage_etc_hosts": False, "write_files": write_files,
-                    "runcmd": [[BOOT_SCRIPT]]}
+    cloud_config = {"packages": packages, "manage_etc_hosts": False, "write_files": write_files, "runcmd": [[BOOT_SCRIPT]]}
     return "#cloud-config\n" + yaml.dump(cloud_config, Dumper=_LiteralBlocks, sort_keys=False, width=1000)

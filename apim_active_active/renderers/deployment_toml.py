@@ -1,4 +1,5 @@
 """Each node's `<API-M_HOME>/repository/conf/deployment.toml` for the active-active pair."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -47,8 +48,10 @@ def _gateway_environment(settings: Settings, node_index: int, name: str) -> dict
     if version.has_event_hub:
         # The pair's entry replaces the shipped one whole: keep the product's WebSub receivers (not routed by the
         # load balancer).
-        environment |= {"websub_event_receiver_http_endpoint": f"http://localhost:{ports.WEBSUB_HTTP}",
-                        "websub_event_receiver_https_endpoint": f"https://localhost:{ports.WEBSUB_HTTPS}"}
+        environment |= {
+            "websub_event_receiver_http_endpoint": f"http://localhost:{ports.WEBSUB_HTTP}",
+            "websub_event_receiver_https_endpoint": f"https://localhost:{ports.WEBSUB_HTTPS}",
+        }
     return environment
 
 
@@ -95,8 +98,7 @@ def _event_hub(settings: Settings, node_index: int) -> dict:
         "event_duplicate_url": [f"tcp://{ips[1 - node_index]}:{ports.BROKER}"],
         "publish": {
             "url_group": [
-                {"urls": [f"tcp://{ip}:{ports.THROTTLE_BINARY}"], "auth_urls": [f"ssl://{ip}:{ports.THROTTLE_AUTH}"]}
-                for ip in ips
+                {"urls": [f"tcp://{ip}:{ports.THROTTLE_BINARY}"], "auth_urls": [f"ssl://{ip}:{ports.THROTTLE_AUTH}"]} for ip in ips
             ]
         },
     }
@@ -120,8 +122,7 @@ def _database(settings: Settings, db_host: str, db_port: int) -> dict:
     engine = ENGINES[settings.database.engine]
     credentials = {"username": f"$env{{{DB_USERNAME_ENV}}}", "password": f"$env{{{DB_PASSWORD_ENV}}}"}
     return {
-        name: {"type": engine.toml_type, "url": jdbc_url(engine, db_host, db_port, database), "driver": engine.jdbc_driver,
-               **credentials}
+        name: {"type": engine.toml_type, "url": jdbc_url(engine, db_host, db_port, database), "driver": engine.jdbc_driver, **credentials}
         for name, database in (("apim_db", engine.apim_db), ("shared_db", engine.shared_db))
     }
 

@@ -1,4 +1,5 @@
 """Where the boot step's files live on a node, and which role a node plays in content sync."""
+
 from __future__ import annotations
 
 from apim_active_active.renderers.deployment_toml import MANAGER_INDEX

@@ -5,6 +5,7 @@ key, and that key may only start `rsync --server --daemon` with the configuratio
 can write into the synced folders and a state folder, never read, never run anything else; and the files
 node 2 keeps for itself are excluded by the daemon, so `--delete` never touches them.
 """
+
 from __future__ import annotations
 
 from apim_active_active.renderers.shared_folders import shared_folders
@@ -32,8 +33,7 @@ def forced_command() -> str:
 
 def render_rsyncd_conf(settings: Settings) -> str:
     modules = "".join(
-        f"\n[{name}]\n    path = {path}\n    exclude = {' '.join(NODE_LOCAL)}\n"
-        for name, path in shared_folders(settings).items()
+        f"\n[{name}]\n    path = {path}\n    exclude = {' '.join(NODE_LOCAL)}\n" for name, path in shared_folders(settings).items()
     )
     return f"""# Node 2's side of the pushes from node 1: started per connection by the forced command of node 1's
 # key ({forced_command()}); no rsync daemon listens.

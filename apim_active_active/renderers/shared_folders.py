@@ -3,6 +3,7 @@
 With EFS each node mounts the file system at SHARE_ROOT and binds one of its folders over each shared
 folder of the product; with rsync each name is a module of node 2's daemon.
 """
+
 from __future__ import annotations
 
 from apim_active_active.settings import Settings

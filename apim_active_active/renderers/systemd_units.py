@@ -1,5 +1,6 @@
 """The systemd units a node gets: API-M's service, the share watch and, on node 1 with rsync, the push (each with its
 timer)."""
+
 from __future__ import annotations
 
 from apim_active_active.renderers import rsync, shared_folders

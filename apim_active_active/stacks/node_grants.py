@@ -1,4 +1,5 @@
 """What the nodes may do with the stack's secrets and keys (one inline policy of the node role, exact ARNs)."""
+
 from __future__ import annotations
 
 from apim_active_active.constructs.database import Database
@@ -7,19 +8,21 @@ from apim_active_active.constructs.generated_secrets import GeneratedSecrets
 from apim_active_active.constructs.rsync_channel import RsyncChannel
 
 
-def secret_statements(database: Database, secrets: GeneratedSecrets, key: StackKey,
-                      channel: RsyncChannel | None, decrypt_key_arns: tuple[str, ...]) -> list[dict]:
+def secret_statements(
+    database: Database, secrets: GeneratedSecrets, key: StackKey, channel: RsyncChannel | None, decrypt_key_arns: tuple[str, ...]
+) -> list[dict]:
     """What the nodes may do with the secrets: read them all, write the ones they generate; with rsync, hand
     over the public keys (SecureString parameters under the stack key); decrypt with the other keys the settings
     name (what they encrypt was made outside the stack)."""
-    generated = [arn for arn in (secrets.admin_arn, secrets.keystore_arn, secrets.db_app_arn,
-                                 secrets.encryption_key_arn) if arn]
+    generated = [arn for arn in (secrets.admin_arn, secrets.keystore_arn, secrets.db_app_arn, secrets.encryption_key_arn) if arn]
     return [
-        {"Sid": "ReadSecrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
-         "Resource": [database.secret_arn, *generated]},
+        {"Sid": "ReadSecrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": [database.secret_arn, *generated]},
         {"Sid": "GenerateOnce", "Effect": "Allow", "Action": "secretsmanager:PutSecretValue", "Resource": generated},
         {"Sid": "StackKey", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": key.key_arn},
-        *([{"Sid": "OtherKeys", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": list(decrypt_key_arns)}]
-          if decrypt_key_arns else []),
+        *(
+            [{"Sid": "OtherKeys", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": list(decrypt_key_arns)}]
+            if decrypt_key_arns
+            else []
+        ),
         *(channel.statements(key.key_arn) if channel else []),
     ]

@@ -1,4 +1,5 @@
 """The stack's outputs: what an operator, verify and the pipelines read after a deploy."""
+
 from __future__ import annotations
 
 from cdktf import TerraformOutput, TerraformStack
@@ -12,8 +13,9 @@ from apim_active_active.constructs.shared_fs import SharedFileSystem
 from apim_active_active.traffic import public_urls
 
 
-def add_outputs(stack: TerraformStack, network: Network, peers: PeerSecurity, share: SharedFileSystem | None,
-                balancer: LoadBalancer, nodes: list[Node]) -> None:
+def add_outputs(
+    stack: TerraformStack, network: Network, peers: PeerSecurity, share: SharedFileSystem | None, balancer: LoadBalancer, nodes: list[Node]
+) -> None:
     values = {
         names.OUTPUT_VPC_ID: (network.vpc_id, "VPC of the pair"),
         names.OUTPUT_NODE_IPS: ([n.private_ip for n in nodes], "Fixed private addresses, node 1 first"),

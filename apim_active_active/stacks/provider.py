@@ -1,4 +1,5 @@
 """AWS provider: the account's region and default tags, or in `local` the emulator on loopback."""
+
 from __future__ import annotations
 
 from constructs import Construct
@@ -9,7 +10,19 @@ from apim_active_active.settings import Settings
 
 # Services the stacks call; each gets the emulator endpoint in `local`.
 EMULATED_SERVICES = (
-    "acm", "cloudwatchlogs", "ec2", "efs", "elbv2", "iam", "kms", "rds", "route53", "s3", "secretsmanager", "ssm", "sts",
+    "acm",
+    "cloudwatchlogs",
+    "ec2",
+    "efs",
+    "elbv2",
+    "iam",
+    "kms",
+    "rds",
+    "route53",
+    "s3",
+    "secretsmanager",
+    "ssm",
+    "sts",
     "wafv2",
 )
 

@@ -1,6 +1,7 @@
 """Each node's user data, rendered by the (cdktf-free) renderers with what only an apply knows as placeholders, then
 swapped for Terraform references: the user data is one base64gzip("...") expression (EC2 takes at most 16 KB; Terraform
 gzips it, cloud-init unzips it), and cdktf would render a token inside it without its ${}."""
+
 from __future__ import annotations
 
 from dataclasses import fields, replace
@@ -12,9 +13,15 @@ from apim_active_active.settings import Settings
 from apim_active_active.terraform_text import base64gzip_of, embed
 
 PLACEHOLDERS = Deployed(
-    efs_id="@@EFS_ID@@", db_host="@@DB_HOST@@", db_port=0, db_secret_arn="@@DB_SECRET_ARN@@",
-    admin_secret_arn="@@ADMIN_SECRET_ARN@@", keystore_secret_arn="@@KEYSTORE_SECRET_ARN@@",
-    lb_dns_name="@@LB_DNS_NAME@@", db_app_secret_arn="@@DB_APP_SECRET_ARN@@", stack_key_arn="@@STACK_KEY_ARN@@",
+    efs_id="@@EFS_ID@@",
+    db_host="@@DB_HOST@@",
+    db_port=0,
+    db_secret_arn="@@DB_SECRET_ARN@@",
+    admin_secret_arn="@@ADMIN_SECRET_ARN@@",
+    keystore_secret_arn="@@KEYSTORE_SECRET_ARN@@",
+    lb_dns_name="@@LB_DNS_NAME@@",
+    db_app_secret_arn="@@DB_APP_SECRET_ARN@@",
+    stack_key_arn="@@STACK_KEY_ARN@@",
     encryption_key_secret_arn="@@ENCRYPTION_KEY_SECRET_ARN@@",
 )
 
@@ -28,10 +35,8 @@ class NodeUserData:
         if missing:
             raise ValueError(f"no value for {sorted(missing)}")
         self._settings = settings
-        self._placeholders = replace(PLACEHOLDERS, db_port=db_port,
-                                     **{field: "" for field, token in known.items() if token is None})
-        self._references = {getattr(PLACEHOLDERS, field): _reference(stack, token)
-                            for field, token in known.items() if token is not None}
+        self._placeholders = replace(PLACEHOLDERS, db_port=db_port, **{field: "" for field, token in known.items() if token is None})
+        self._references = {getattr(PLACEHOLDERS, field): _reference(stack, token) for field, token in known.items() if token is not None}
 
     def of_node(self, index: int) -> str:
         """The base64gzip expression of node index's cloud-config."""

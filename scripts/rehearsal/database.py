@@ -4,6 +4,7 @@ It listens on an address in node 1's subnet that each node's /etc/hosts gives th
 endpoint name, and like the parameter group it refuses clients without TLS; its master user is the one in the secret
 RDS manages (read from the emulator).
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -34,23 +35,56 @@ class MariaDbStandIn:
         # (ERROR 1051 Unknown table 'mysql.tmp_user_sys': 4 of 80 concurrent installs on this machine; 0 of 80
         # with a tmpdir each).
         commands.run(
-            ["mariadb-install-db", "--no-defaults", f"--datadir={data}", f"--tmpdir={tmp}", "--user=root",
-             "--skip-test-db", "--auth-root-authentication-method=socket"],
+            [
+                "mariadb-install-db",
+                "--no-defaults",
+                f"--datadir={data}",
+                f"--tmpdir={tmp}",
+                "--user=root",
+                "--skip-test-db",
+                "--auth-root-authentication-method=socket",
+            ],
             timeout=120,
         )
         commands.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=rds-stand-in",
-             "-keyout", str(self.work / "key.pem"), "-out", str(self.work / "cert.pem")],
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=rds-stand-in",
+                "-keyout",
+                str(self.work / "key.pem"),
+                "-out",
+                str(self.work / "cert.pem"),
+            ],
             timeout=60,
         )
         namespace = self.lab.add_host("db", [self.address])
         self.lab.in_namespace(
-            namespace, "mariadbd", "--no-defaults", f"--datadir={data}", f"--tmpdir={tmp}", f"--socket={self.socket}",
-            f"--pid-file={self.work / 'mysqld.pid'}", f"--bind-address={self.address}", "--port=3306", "--user=root",
-            "--skip-name-resolve", f"--ssl-cert={self.work / 'cert.pem'}", f"--ssl-key={self.work / 'key.pem'}",
+            namespace,
+            "mariadbd",
+            "--no-defaults",
+            f"--datadir={data}",
+            f"--tmpdir={tmp}",
+            f"--socket={self.socket}",
+            f"--pid-file={self.work / 'mysqld.pid'}",
+            f"--bind-address={self.address}",
+            "--port=3306",
+            "--user=root",
+            "--skip-name-resolve",
+            f"--ssl-cert={self.work / 'cert.pem'}",
+            f"--ssl-key={self.work / 'key.pem'}",
             "--require-secure-transport=ON",
             # MySQL 8's defaults, which RDS keeps: utf8mb4 (4 bytes a character) and InnoDB's 3072-byte key limit.
-            "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci", "--innodb-default-row-format=dynamic",
+            "--character-set-server=utf8mb4",
+            "--collation-server=utf8mb4_general_ci",
+            "--innodb-default-row-format=dynamic",
             f"--log-error={self.work / 'error.log'}",
         )
         deadline = time.monotonic() + READY_SECONDS
@@ -71,7 +105,10 @@ class MariaDbStandIn:
         """Run SQL as root over the local socket (never over the network)."""
         return subprocess.run(
             ["mariadb", f"--socket={self.socket}", "--user=root", "--batch", "--skip-column-names"],
-            input=statements, capture_output=True, text=True, timeout=30,
+            input=statements,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
 
     def tables(self, database: str) -> list[str]:

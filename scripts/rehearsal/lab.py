@@ -6,6 +6,7 @@ boot writes stays on that node. An "efs" namespace holds the EFS mount targets' 
 EFS export is one folder on this machine, bind-mounted into every node. Everything is removed by
 close(), which the rehearsal calls even when a check fails.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -44,8 +45,19 @@ class NodeHost:
 
     def argv(self, *command: str, env: dict[str, str] | None = None) -> list[str]:
         variables = [f"{k}={v}" for k, v in {"PATH": NODE_PATH, **(env or {})}.items()]
-        return ["nsenter", f"--target={self.holder.pid}", "--mount", "--net", "--",
-                "chroot", self.merged, "/usr/bin/env", "-i", *variables, *command]
+        return [
+            "nsenter",
+            f"--target={self.holder.pid}",
+            "--mount",
+            "--net",
+            "--",
+            "chroot",
+            self.merged,
+            "/usr/bin/env",
+            "-i",
+            *variables,
+            *command,
+        ]
 
     def run(self, *command: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run(self.argv(*command, env=env), capture_output=True, text=True, timeout=timeout)
@@ -87,8 +99,7 @@ class Lab:
         return self._namespace(suffix, addresses)
 
     def in_namespace(self, namespace: str, *command: str) -> subprocess.Popen:
-        process = subprocess.Popen(["ip", "netns", "exec", namespace, *command],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(["ip", "netns", "exec", namespace, *command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.processes.append(process)
         return process
 
@@ -117,7 +128,9 @@ exec sleep {HOLDER_SECONDS}
 """
         node.holder = subprocess.Popen(
             ["ip", "netns", "exec", node.name, "unshare", "--mount", "--propagation", "private", "bash", "-c", setup],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self.nodes.append(node)
         deadline = time.monotonic() + READY_SECONDS

@@ -1,4 +1,5 @@
 """Builds the STAND-IN product archive, laid out like the real wso2am-<version>.zip."""
+
 from __future__ import annotations
 
 import tempfile
@@ -42,8 +43,12 @@ def files_on_the_share(server_dir: str, folders: dict[str, str]) -> list[Path]:
     """Where the stand-in's files under each shared folder (name -> folder on the node) belong on the share,
     relative to its root."""
     server = Path(server_dir)
-    return [Path(name) / (server / file).relative_to(folder)
-            for name, folder in folders.items() for file in SERVER_FILES if (server / file).is_relative_to(folder)]
+    return [
+        Path(name) / (server / file).relative_to(folder)
+        for name, folder in folders.items()
+        for file in SERVER_FILES
+        if (server / file).is_relative_to(folder)
+    ]
 
 
 # The entries of the product's client-truststore.jks this toolkit relies on: its default certificate under
@@ -59,15 +64,48 @@ def product_truststore() -> bytes:
         folder = Path(tmp)
         store, default = folder / "client-truststore.jks", folder / "default.jks"
         keytool = ["keytool", "-storepass", "wso2carbon", "-keypass", "wso2carbon", "-storetype", "JKS"]
-        commands.run([*keytool, "-genkeypair", "-alias", "standin-ca", "-keyalg", "RSA", "-keysize", "2048",
-                      "-dname", "CN=stand-in CA", "-keystore", str(store)], timeout=120)
-        commands.run([*keytool, "-genkeypair", "-alias", "wso2carbon", "-keyalg", "RSA", "-keysize", "2048",
-                      "-dname", "CN=localhost, OU=STAND-IN default", "-keystore", str(default)], timeout=120)
-        commands.run([*keytool, "-exportcert", "-alias", "wso2carbon", "-keystore", str(default),
-                      "-file", str(folder / "default.crt")], timeout=120)
+        commands.run(
+            [
+                *keytool,
+                "-genkeypair",
+                "-alias",
+                "standin-ca",
+                "-keyalg",
+                "RSA",
+                "-keysize",
+                "2048",
+                "-dname",
+                "CN=stand-in CA",
+                "-keystore",
+                str(store),
+            ],
+            timeout=120,
+        )
+        commands.run(
+            [
+                *keytool,
+                "-genkeypair",
+                "-alias",
+                "wso2carbon",
+                "-keyalg",
+                "RSA",
+                "-keysize",
+                "2048",
+                "-dname",
+                "CN=localhost, OU=STAND-IN default",
+                "-keystore",
+                str(default),
+            ],
+            timeout=120,
+        )
+        commands.run(
+            [*keytool, "-exportcert", "-alias", "wso2carbon", "-keystore", str(default), "-file", str(folder / "default.crt")], timeout=120
+        )
         for alias in SHIPPED_TRUST_ALIASES:
-            commands.run([*keytool, "-importcert", "-noprompt", "-alias", alias, "-file", str(folder / "default.crt"),
-                          "-keystore", str(store)], timeout=120)
+            commands.run(
+                [*keytool, "-importcert", "-noprompt", "-alias", alias, "-file", str(folder / "default.crt"), "-keystore", str(store)],
+                timeout=120,
+            )
         return store.read_bytes()
 
 
@@ -90,6 +128,7 @@ def build_archive(version: str, destination: Path) -> Path:
     archive = destination / f"{top}.zip"
     start_script = traits(version).start_script
     with zipfile.ZipFile(archive, "w") as zipped:
+
         def add(name: str, text: str, mode: int = 0o644) -> None:
             info = zipfile.ZipInfo(f"{top}/{name}")
             info.external_attr = (0o100000 | mode) << 16

@@ -2,6 +2,7 @@
 nodes booted at once from the user data read back, node 2 running a real sshd. The push timer is played by a
 bounded loop running the push service's own command every rsync.interval_seconds, as the timer would.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -85,11 +86,16 @@ class RsyncRehearsal(Rehearsal):
         setup = node.run("sh", "-c", "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && mkdir -p /run/sshd")
         if setup.returncode != 0:
             raise RuntimeError(f"sshd set-up on {node.name} failed: {setup.stderr}")
-        self.lab.processes.append(subprocess.Popen(
-            node.argv("/usr/sbin/sshd", "-D", "-e", "-o", "UsePAM=no"), stdout=subprocess.DEVNULL,
-            stderr=(self.work / "sshd-2.log").open("w")))
-        self.notes.append("node 2 runs this machine's sshd (Debian's sshd_config, without PAM: a namespace has no "
-                          "login uid) with host keys of its own")
+        self.lab.processes.append(
+            subprocess.Popen(
+                node.argv("/usr/sbin/sshd", "-D", "-e", "-o", "UsePAM=no"),
+                stdout=subprocess.DEVNULL,
+                stderr=(self.work / "sshd-2.log").open("w"),
+            )
+        )
+        self.notes.append(
+            "node 2 runs this machine's sshd (Debian's sshd_config, without PAM: a namespace has no login uid) with host keys of its own"
+        )
 
     # booting ---------------------------------------------------------------------------------
     def first_boot_of_both(self) -> list[str]:
@@ -100,34 +106,62 @@ class RsyncRehearsal(Rehearsal):
     def check_first_boot(self, texts: list[str]) -> None:
         manager, worker = self.nodes
         held = not self.active(worker) and worker.path(STOPPED_BY_WATCH).exists()
-        self.check("node 2 holds API-M until node 1's first push has landed", "2", held,
-                   tail(texts[1], 1))
+        self.check("node 2 holds API-M until node 1's first push has landed", "2", held, tail(texts[1], 1))
         self.check("node 1 (the manager) started API-M", "1", self.active(manager) and self.answers(manager) == "200")
         order = [texts[0].find("published this node's public push key"), texts[1].find("authorized node 1's key")]
-        self.check("node 1 published its key after its secrets and schema; node 2 authorized it, then booted", "both",
-                   -1 not in order and texts[0].find("created the schema") < order[0], str(order))
+        self.check(
+            "node 1 published its key after its secrets and schema; node 2 authorized it, then booted",
+            "both",
+            -1 not in order and texts[0].find("created the schema") < order[0],
+            str(order),
+        )
         self.check_receiving_side(worker)
         first = manager.run(BOOT_SCRIPT, "push", env=self.boot_env())
-        self.check("the push service's command succeeds (as its timer runs it)", "1->2",
-                   first.returncode == 0 and "pushed server=" in first.stderr, tail(first.stderr, 2))
+        self.check(
+            "the push service's command succeeds (as its timer runs it)",
+            "1->2",
+            first.returncode == 0 and "pushed server=" in first.stderr,
+            tail(first.stderr, 2),
+        )
         watch = worker.run(BOOT_SCRIPT, "check-share", env=self.boot_env())
         answer = self.answers_within(worker)
         landed, active = worker.path(rsync.SYNC_MARKER).exists(), self.active(worker)
-        self.check("first push landed: the share watch starts API-M on node 2, and it answers 9443", "2",
-                   landed and active and answer == "200",
-                   f"marker {landed}, active {active}, 9443 {answer}; {tail(watch.stderr, 1)}")
+        self.check(
+            "first push landed: the share watch starts API-M on node 2, and it answers 9443",
+            "2",
+            landed and active and answer == "200",
+            f"marker {landed}, active {active}, 9443 {answer}; {tail(watch.stderr, 1)}",
+        )
 
     def check_receiving_side(self, worker: NodeHost) -> None:
         keys = worker.path(f"{rsync.SYNC_HOME}/.ssh/authorized_keys")
         lines = keys.read_text().splitlines() if keys.exists() else []
         forced = f'command="{rsync.forced_command()}",restrict,from="{self.nodes[0].address}" ssh-ed25519 '
-        self.check("node 2 authorizes one key, from node 1 only, for the rsync daemon only", "2",
-                   len(lines) == 1 and lines[0].startswith(forced) and keys.stat().st_uid == 0, lines[0][:90] if lines else "")
-        shell = self.nodes[0].run("ssh", "-n", "-i", f"{rsync.SYNC_KEY_DIR}/id_ed25519", "-o", "BatchMode=yes",
-                                  "-o", f"UserKnownHostsFile={rsync.SYNC_KEY_DIR}/known_hosts",
-                                  f"{rsync.SYNC_USER}@{worker.address}", "id", timeout=30)
-        self.check("node 1's key runs nothing but rsync on node 2 (`ssh node2 id` gets no shell)", "1->2",
-                   shell.returncode != 0 and "uid=" not in shell.stdout, tail(shell.stderr, 1))
+        self.check(
+            "node 2 authorizes one key, from node 1 only, for the rsync daemon only",
+            "2",
+            len(lines) == 1 and lines[0].startswith(forced) and keys.stat().st_uid == 0,
+            lines[0][:90] if lines else "",
+        )
+        shell = self.nodes[0].run(
+            "ssh",
+            "-n",
+            "-i",
+            f"{rsync.SYNC_KEY_DIR}/id_ed25519",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"UserKnownHostsFile={rsync.SYNC_KEY_DIR}/known_hosts",
+            f"{rsync.SYNC_USER}@{worker.address}",
+            "id",
+            timeout=30,
+        )
+        self.check(
+            "node 1's key runs nothing but rsync on node 2 (`ssh node2 id` gets no shell)",
+            "1->2",
+            shell.returncode != 0 and "uid=" not in shell.stdout,
+            tail(shell.stderr, 1),
+        )
 
     def check_pushes(self) -> None:
         manager, worker = self.nodes
@@ -146,26 +180,39 @@ class RsyncRehearsal(Rehearsal):
             seconds = time.monotonic() - written
             arrived = worker.path(artifact).exists()
             # Within one period, plus the push's own time (a file written just after a push scanned waits for the next).
-            self.check(f"a file written on node 1 reaches node 2 within the timer period ({self.interval}s)", "1->2",
-                       arrived and seconds <= self.interval + PUSH_SECONDS, f"{seconds:.1f}s" if arrived else "never arrived")
+            self.check(
+                f"a file written on node 1 reaches node 2 within the timer period ({self.interval}s)",
+                "1->2",
+                arrived and seconds <= self.interval + PUSH_SECONDS,
+                f"{seconds:.1f}s" if arrived else "never arrived",
+            )
             # Two more pushes: the one that brought the file may have started before node 2 wrote its own.
             runs = len(timer.runs)
             deadline = time.monotonic() + 2 * self.interval + 30
             while time.monotonic() < deadline and len(timer.runs) < runs + 2:
                 time.sleep(0.5)
-        self.check("a file written on node 2 does not travel back (and node 1's next push removes it there)", "2->1",
-                   not manager.path(back).exists() and not worker.path(back).exists(),
-                   f"{len(timer.runs)} push(es) ran, failures: {sum(r.returncode != 0 for r in timer.runs)}")
+        self.check(
+            "a file written on node 2 does not travel back (and node 1's next push removes it there)",
+            "2->1",
+            not manager.path(back).exists() and not worker.path(back).exists(),
+            f"{len(timer.runs)} push(es) ran, failures: {sum(r.returncode != 0 for r in timer.runs)}",
+        )
         stat = worker.run("stat", "-c", "%U %G %A", artifact).stdout.split()
-        self.check("what arrives on node 2 is the receiving user's, readable and writable by API-M's group", "2",
-                   stat[:2] == [rsync.SYNC_USER, self.settings.apim.os_user] and stat[2][4:6] == "rw", " ".join(stat))
+        self.check(
+            "what arrives on node 2 is the receiving user's, readable and writable by API-M's group",
+            "2",
+            stat[:2] == [rsync.SYNC_USER, self.settings.apim.os_user] and stat[2][4:6] == "rw",
+            " ".join(stat),
+        )
 
     def check_no_private_key_anywhere(self) -> None:
         key = self.nodes[0].path(f"{rsync.SYNC_KEY_DIR}/id_ed25519")
         body = "".join(key.read_text().splitlines()[1:-1]) if key.exists() else ""
         ssm = client("ssm", self.endpoint)
-        parameters = [ssm.get_parameter(Name=rsync_parameter(self.settings.name_prefix, what), WithDecryption=True)["Parameter"]["Value"]
-                      for what in (rsync.MANAGER_KEY, rsync.WORKER_HOST_KEY)]
+        parameters = [
+            ssm.get_parameter(Name=rsync_parameter(self.settings.name_prefix, what), WithDecryption=True)["Parameter"]["Value"]
+            for what in (rsync.MANAGER_KEY, rsync.WORKER_HOST_KEY)
+        ]
         places = {
             "SSM parameters": "".join(parameters),
             "cdk.tf.json": (self.work / "cdktf.out" / "stacks" / "local" / "cdk.tf.json").read_text(),
@@ -176,9 +223,12 @@ class RsyncRehearsal(Rehearsal):
         mode = oct(key.stat().st_mode & 0o777) if key.exists() else "missing"
         found = [where for where, text in places.items() if body[:40] and body[:40] in "".join(text.split())]
         published = parameters[0].split()[:2] == (key.with_suffix(".pub").read_text().split()[:2] if key.exists() else [])
-        self.check("node 1's private key stays on node 1 (0600); only its public key is in SSM", "1",
-                   bool(body) and not found and mode == "0o600" and published,
-                   f"{mode}; found in: {', '.join(found) or 'none of ' + str(len(places)) + ' places'}")
+        self.check(
+            "node 1's private key stays on node 1 (0600); only its public key is in SSM",
+            "1",
+            bool(body) and not found and mode == "0o600" and published,
+            f"{mode}; found in: {', '.join(found) or 'none of ' + str(len(places)) + ' places'}",
+        )
 
     def snapshot(self, node: NodeHost) -> dict:
         read = lambda inside: node.path(inside).read_text() if node.path(inside).exists() else ""  # noqa: E731
@@ -189,8 +239,9 @@ class RsyncRehearsal(Rehearsal):
             "push key": hashlib.sha256(read(f"{rsync.SYNC_KEY_DIR}/id_ed25519").encode()).hexdigest(),
             "known_hosts": read(f"{rsync.SYNC_KEY_DIR}/known_hosts"),
             "authorized_keys": read(f"{rsync.SYNC_HOME}/.ssh/authorized_keys"),
-            "users": [line for line in read("/etc/passwd").splitlines() if line.split(":")[0] in (rsync.SYNC_USER,
-                                                                                          self.settings.apim.os_user)],
+            "users": [
+                line for line in read("/etc/passwd").splitlines() if line.split(":")[0] in (rsync.SYNC_USER, self.settings.apim.os_user)
+            ],
             "hosts": [line for line in read("/etc/hosts").splitlines() if line.startswith("127.0.0.1 ")],
         }
 
@@ -200,9 +251,12 @@ class RsyncRehearsal(Rehearsal):
             code = self.boot(node, BOOT_SCRIPT, self.work / f"second-boot-{index + 1}.log").wait(timeout=BOOT_SECONDS)
             after = self.snapshot(node)
             changed = [key for key in before if before[key] != after[key]]
-            self.check("second boot duplicates nothing: timers, keys, authorized_keys, users, hosts", str(index + 1),
-                       code == 0 and not changed and len(after["authorized_keys"].splitlines()) == (index == 1),
-                       f"exit {code}" + (f", changed: {changed}" if changed else ""))
+            self.check(
+                "second boot duplicates nothing: timers, keys, authorized_keys, users, hosts",
+                str(index + 1),
+                code == 0 and not changed and len(after["authorized_keys"].splitlines()) == (index == 1),
+                f"exit {code}" + (f", changed: {changed}" if changed else ""),
+            )
 
     def faults(self) -> None:
         self.check_pushes()

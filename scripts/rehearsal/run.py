@@ -2,6 +2,7 @@
 boto3, boot both nodes at once in their own namespaces with the real cloud-init modules, then check
 what a real boot would have done and inject the faults. Cleans up whatever happens.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -76,8 +77,9 @@ class Check:
 
 
 class Rehearsal(ProductFidelity):
-    def __init__(self, share_delay: float = 5.0, environment: Path = ROOT / "environments" / "local.toml",
-                 tag: str = "rh", keep: bool = False) -> None:
+    def __init__(
+        self, share_delay: float = 5.0, environment: Path = ROOT / "environments" / "local.toml", tag: str = "rh", keep: bool = False
+    ) -> None:
         self.environment = environment
         self.keep = keep  # the work folder (logs, state, the database's files) stays only when asked
         self.settings: Settings = load_settings(environment, environ={})
@@ -100,8 +102,7 @@ class Rehearsal(ProductFidelity):
         self.endpoint = free_loopback_url()
         self.emulator = start(self.endpoint, self.work / "moto")
         self.notes += [f"the emulator holds the {line}" for line in prepare(self.endpoint, self.settings)]
-        self.env = aws_env(self.endpoint, APIM_STATE_DIR=str(self.work / "state"),
-                           APIM_ENVIRONMENTS_DIR=str(self.environment.parent))
+        self.env = aws_env(self.endpoint, APIM_STATE_DIR=str(self.work / "state"), APIM_ENVIRONMENTS_DIR=str(self.environment.parent))
         self.flags = cdktf_flags(self.work / "cdktf.out")
         result, seconds = deploy(STACK, [*self.flags, "--outputs-file", str(self.work / "outputs.json")], self.env)
         if result.returncode != 0:
@@ -158,8 +159,9 @@ class Rehearsal(ProductFidelity):
         self.efs_ns = self.lab.add_host("efs", sorted(set(targets)))
         self.start_database_and_relay(db_address)
         self.nodes = [self.add_node(n, addresses[n], self.user_data[n], targets[n]) for n in (0, 1)]
-        self.notes.append("EFS stand-in: one shared folder bind-mounted into both nodes by a stand-in mount.efs "
-                          "(no NFS client in this kernel)")
+        self.notes.append(
+            "EFS stand-in: one shared folder bind-mounted into both nodes by a stand-in mount.efs (no NFS client in this kernel)"
+        )
 
     def start_database_and_relay(self, db_address: str) -> None:
         """The RDS stand-in in its own namespace, and the relay from each node's loopback to the emulator."""
@@ -171,9 +173,13 @@ class Rehearsal(ProductFidelity):
         self.notes.append(f"RDS stand-in: MariaDB with TLS at {db_address}, named {self.db_host} in the nodes' hosts files")
         self.socket = self.work / "aws.sock"
         port = urlparse(self.endpoint).port
-        self.lab.processes.append(subprocess.Popen(
-            ["socat", f"UNIX-LISTEN:{self.socket},fork,unlink-early", f"TCP:127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        self.lab.processes.append(
+            subprocess.Popen(
+                ["socat", f"UNIX-LISTEN:{self.socket},fork,unlink-early", f"TCP:127.0.0.1:{port}"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
 
     def node_hosts(self, mount_target: str | None) -> dict[str, str]:
         # Each zone resolves the EFS name to its own mount target, as Route 53 does for EFS.
@@ -183,8 +189,9 @@ class Rehearsal(ProductFidelity):
         stage = fresh_stage(self.work / f"stage-{index + 1}-{time.monotonic_ns()}")
         stage_node(stage, node_user_data, self.node_hosts(mount_target))
         node = self.lab.add_node(index + 1, address, stage, self.export, ROOT)
-        self.lab.in_namespace(node.name, "socat", f"TCP-LISTEN:{AWS_RELAY_PORT},bind=127.0.0.1,fork,reuseaddr",
-                              f"UNIX-CONNECT:{self.socket}")
+        self.lab.in_namespace(
+            node.name, "socat", f"TCP-LISTEN:{AWS_RELAY_PORT},bind=127.0.0.1,fork,reuseaddr", f"UNIX-CONNECT:{self.socket}"
+        )
         return node
 
     def start_share_once_refused(self, logs: list[Path], boots: list[subprocess.Popen], deadline: float) -> None:
@@ -203,13 +210,17 @@ class Rehearsal(ProductFidelity):
 
     # booting ---------------------------------------------------------------------------------
     def boot_env(self) -> dict[str, str]:
-        return {"PYTHONPATH": CLOUD_INIT_PATH, "HOME": "/root", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{AWS_RELAY_PORT}",
-                "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+        return {
+            "PYTHONPATH": CLOUD_INIT_PATH,
+            "HOME": "/root",
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{AWS_RELAY_PORT}",
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+        }
 
     def boot(self, node: NodeHost, script: str, log: Path) -> subprocess.Popen:
         with log.open("w") as handle:
-            return subprocess.Popen(node.argv("bash", "-c", script, env=self.boot_env()), stdout=handle,
-                                    stderr=subprocess.STDOUT)
+            return subprocess.Popen(node.argv("bash", "-c", script, env=self.boot_env()), stdout=handle, stderr=subprocess.STDOUT)
 
     def first_boot_of_both(self) -> list[str]:
         """Boot both nodes at once, with the share unreachable at first and the seed lock held by us."""
@@ -224,8 +235,11 @@ class Rehearsal(ProductFidelity):
                 break
             time.sleep(0.5)
         time.sleep(2)  # both nodes now wait at the lock, or (without it) would already be seeding
-        self.check("no node seeded while another held the seed lock", "both",
-                   not self.seed_markers() and SEED_LINE not in "".join(log.read_text() for log in logs))
+        self.check(
+            "no node seeded while another held the seed lock",
+            "both",
+            not self.seed_markers() and SEED_LINE not in "".join(log.read_text() for log in logs),
+        )
         fcntl.flock(lock_file, fcntl.LOCK_UN)
         lock_file.close()
         return self.first_boots_done(boots, logs, deadline)
@@ -235,9 +249,12 @@ class Rehearsal(ProductFidelity):
         codes = [b.wait(timeout=max(1, deadline - time.monotonic())) for b in boots]
         texts = [log.read_text() for log in logs]
         for number, (code, text) in enumerate(zip(codes, texts), start=1):
-            self.check("first boot completed (cloud-init write_files, runcmd, then its script)", str(number),
-                       code == 0 and "wso2am-boot: done" in text,
-                       f"exit {code}" + ("" if code == 0 else f": {tail(text, FAILED_BOOT_LINES)}"))
+            self.check(
+                "first boot completed (cloud-init write_files, runcmd, then its script)",
+                str(number),
+                code == 0 and "wso2am-boot: done" in text,
+                f"exit {code}" + ("" if code == 0 else f": {tail(text, FAILED_BOOT_LINES)}"),
+            )
         return texts
 
     # checks ----------------------------------------------------------------------------------
@@ -250,32 +267,50 @@ class Rehearsal(ProductFidelity):
             number = str(index + 1)
             self.check_product_config(index, node)
             unmounted = [p for p in mount_points(self.settings) if node.run("mountpoint", "-q", p).returncode != 0]
-            self.check(f"share mounted at {SHARE_ROOT}, and {names} bound from it", number, not unmounted,
-                       f"not mounted: {unmounted}" if unmounted else "")
+            self.check(
+                f"share mounted at {SHARE_ROOT}, and {names} bound from it",
+                number,
+                not unmounted,
+                f"not mounted: {unmounted}" if unmounted else "",
+            )
             retried = MOUNT_RETRY.search(text) is not None
-            self.check(f"mount retried while the share was unreachable ({self.share_delay:.0f}s), then succeeded",
-                       number, retried and "mounted " in text)
+            self.check(
+                f"mount retried while the share was unreachable ({self.share_delay:.0f}s), then succeeded",
+                number,
+                retried and "mounted " in text,
+            )
             self.check_unit(node, number)
             self.check("service started", number, self.active(node))
         seeds = sum(text.count(SEED_LINE) for text in texts)
         expected = [self.export / f for f in files_on_the_share(self.settings.apim.server_dir, self.folders)]
         missing = [str(f.relative_to(self.export)) for f in expected if not f.exists()]
         folders = [name for name in self.folders if not (self.export / name).is_dir()]
-        self.check(f"share seeded exactly once though both booted together: {names}, with the distribution's files",
-                   "both", seeds == 1 and expected and not missing and not folders,
-                   f"{seeds} seeding(s), {len(expected)} files" + (f", missing: {missing + folders}" if missing + folders else ""))
+        self.check(
+            f"share seeded exactly once though both booted together: {names}, with the distribution's files",
+            "both",
+            seeds == 1 and expected and not missing and not folders,
+            f"{seeds} seeding(s), {len(expected)} files" + (f", missing: {missing + folders}" if missing + folders else ""),
+        )
         seen = {}
         for folder in self.folders.values():
             self.nodes[0].run("sh", "-c", f"echo written-on-node-1 > {folder}/rehearsal-from-node-1.txt")
             seen[folder] = self.nodes[1].run("cat", f"{folder}/rehearsal-from-node-1.txt").stdout.strip()
-        self.check(f"a file written on node 1 in each shared folder ({names}) is seen on node 2", "1->2",
-                   set(seen.values()) == {"written-on-node-1"}, json.dumps(seen))
+        self.check(
+            f"a file written on node 1 in each shared folder ({names}) is seen on node 2",
+            "1->2",
+            set(seen.values()) == {"written-on-node-1"},
+            json.dumps(seen),
+        )
         if self.settings.share_scope == "artifacts":
             own = f"{self.settings.apim.server_dir}/webapps/rehearsal-node-1-only.txt"
             self.nodes[0].run("sh", "-c", f"echo node-1 > {own}")
             on_2 = self.nodes[1].path(own).exists()
-            self.check("outside the shared folders, deployment/server stays each node's own (webapps)", "1->2",
-                       self.nodes[0].path(own).exists() and not on_2, "seen on node 2" if on_2 else "")
+            self.check(
+                "outside the shared folders, deployment/server stays each node's own (webapps)",
+                "1->2",
+                self.nodes[0].path(own).exists() and not on_2,
+                "seen on node 2" if on_2 else "",
+            )
         self.check_peers()
         self.check_shared_state(texts)
         self.check_charset()
@@ -285,65 +320,101 @@ class Rehearsal(ProductFidelity):
             self.check("9443 answers (probed from the peer)", str(index + 1), answer == "200", answer)
         self.check_traffic_entry()
         route = self.nodes[0].run("ip", "route", "get", "192.0.2.1")
-        self.check("no route out of the node namespaces", "both",
-                   route.returncode != 0 and "unreachable" in route.stderr, route.stderr.strip())
+        self.check(
+            "no route out of the node namespaces", "both", route.returncode != 0 and "unreachable" in route.stderr, route.stderr.strip()
+        )
 
     def check_traffic_entry(self) -> None:
         """What the load balancer relies on, on each node: its health checks answer (read from the deployed
         target groups) and its traffic ports take TLS; the public name stays on the node."""
         elb = client("elbv2", self.endpoint)
-        groups = [elb.describe_target_groups(TargetGroupArns=[arn])["TargetGroups"][0]
-                  for arn in self.outputs[OUTPUT_TARGET_GROUPS].values()]
+        groups = [
+            elb.describe_target_groups(TargetGroupArns=[arn])["TargetGroups"][0] for arn in self.outputs[OUTPUT_TARGET_GROUPS].values()
+        ]
         name = public_name(self.settings, self.outputs[OUTPUT_LB_DNS])
         for index, node in enumerate(self.nodes):
             peer, answers, passed = self.nodes[1 - index], {}, True
             for group in groups:
-                health = (f"{group['HealthCheckProtocol'].lower()}://{node.address}:{group['HealthCheckPort']}"
-                          f"{group['HealthCheckPath']}")
+                health = f"{group['HealthCheckProtocol'].lower()}://{node.address}:{group['HealthCheckPort']}{group['HealthCheckPath']}"
                 traffic = f"https://{node.address}:{group['Port']}/"
                 for url in (health, traffic):
                     answers[url] = peer.run("python3", "-c", PROBE, url).stdout.strip()
                 passed &= answers[health] == group["Matcher"]["HttpCode"] and answers[traffic].isdigit()
-            self.check("the load balancer's health checks pass and its target ports take TLS (probed from the peer)",
-                       str(index + 1), passed, json.dumps(answers))
+            self.check(
+                "the load balancer's health checks pass and its target ports take TLS (probed from the peer)",
+                str(index + 1),
+                passed,
+                json.dumps(answers),
+            )
             resolved = node.run("getent", "hosts", name).stdout.split()
             own = node.run("python3", "-c", PROBE, version_url(name)).stdout.strip()
-            self.check(f"the public name {name} stays on the node (hosts file) and answers there", str(index + 1),
-                       resolved[:1] == ["127.0.0.1"] and own == "200", f"resolves to {resolved[:1]}, answers {own}")
+            self.check(
+                f"the public name {name} stays on the node (hosts file) and answers there",
+                str(index + 1),
+                resolved[:1] == ["127.0.0.1"] and own == "200",
+                f"resolves to {resolved[:1]}, answers {own}",
+            )
 
     def check_shared_state(self, texts: list[str]) -> None:
         joined = "".join(texts)
-        generated = [joined.count(line) for line in ("generated the API-M admin password", "generated the keystore of the pair",
-                                                     "generated the password of API-M's own database user")]
-        self.check("admin password, keystore and API-M's database password generated once for the pair", "both",
-                   generated == [1, 1, 1], f"admin {generated[0]}x, keystore {generated[1]}x, database {generated[2]}x")
+        generated = [
+            joined.count(line)
+            for line in (
+                "generated the API-M admin password",
+                "generated the keystore of the pair",
+                "generated the password of API-M's own database user",
+            )
+        ]
+        self.check(
+            "admin password, keystore and API-M's database password generated once for the pair",
+            "both",
+            generated == [1, 1, 1],
+            f"admin {generated[0]}x, keystore {generated[1]}x, database {generated[2]}x",
+        )
         markers = {self.engine.shared_db: SHARED_DB_MARKER_TABLE, self.engine.apim_db: APIM_DB_MARKER_TABLE}
         created = [joined.count(f"created the schema of {db} ") for db in markers]
         tables = {db: self.database.tables(db) for db in markers}
-        self.check("schema scripts ran once for the pair, into both databases", "both",
-                   created == [1, 1] and all(marker in tables[db] for db, marker in markers.items()),
-                   f"runs {created}, tables {tables}")
+        self.check(
+            "schema scripts ran once for the pair, into both databases",
+            "both",
+            created == [1, 1] and all(marker in tables[db] for db, marker in markers.items()),
+            f"runs {created}, tables {tables}",
+        )
         keystores = []
         for index, node in enumerate(self.nodes):
             number = str(index + 1)
             secrets = node.path(SECRETS_FILE)
             mode = oct(secrets.stat().st_mode & 0o777) if secrets.exists() else "missing"
             names = sorted(line.split("=", 1)[0] for line in secrets.read_text().splitlines()) if secrets.exists() else []
-            self.check("secrets file root-only (0600) with the four values API-M reads", number,
-                       mode == "0o600" and secrets.stat().st_uid == 0 and len(names) == 4, f"{mode} {names}")
-            driver = node.path(f"{self.settings.apim.home}/repository/components/lib/"
-                               f"{Path(urlparse(self.settings.database.jdbc_driver_url).path).name}")
+            self.check(
+                "secrets file root-only (0600) with the four values API-M reads",
+                number,
+                mode == "0o600" and secrets.stat().st_uid == 0 and len(names) == 4,
+                f"{mode} {names}",
+            )
+            driver = node.path(
+                f"{self.settings.apim.home}/repository/components/lib/{Path(urlparse(self.settings.database.jdbc_driver_url).path).name}"
+            )
             self.check("JDBC driver in repository/components/lib", number, driver.exists())
             login = self.status(node).get("database_login", {})
             tables = login.get("tables", {})
-            self.check("API-M logs in as its own database user (not the RDS master) over TLS and sees both schemas",
-                       number, login.get("user") == APP_DB_USER != self.master_user and len(tables) == 2
-                       and all(count.isdigit() and int(count) > 0 for count in tables.values()), json.dumps(login))
+            self.check(
+                "API-M logs in as its own database user (not the RDS master) over TLS and sees both schemas",
+                number,
+                login.get("user") == APP_DB_USER != self.master_user
+                and len(tables) == 2
+                and all(count.isdigit() and int(count) > 0 for count in tables.values()),
+                json.dumps(login),
+            )
             status = self.status(node)
-            self.check("API-M got its secrets from the environment, opened its keystore, reached the database", number,
-                       all(status.get("secrets_in_environment", {}).values()) and status.get("keystore_opens") is True
-                       and status.get("database_reached") == "ok",
-                       json.dumps({k: status.get(k) for k in ("secrets_in_environment", "keystore_opens", "database_reached")}))
+            self.check(
+                "API-M got its secrets from the environment, opened its keystore, reached the database",
+                number,
+                all(status.get("secrets_in_environment", {}).values())
+                and status.get("keystore_opens") is True
+                and status.get("database_reached") == "ok",
+                json.dumps({k: status.get(k) for k in ("secrets_in_environment", "keystore_opens", "database_reached")}),
+            )
             store = node.path(f"{self.settings.apim.home}/repository/resources/security/wso2carbon.jks")
             keystores.append(hashlib.sha256(store.read_bytes()).hexdigest() if store.exists() else "missing")
         self.check("the same keystore on both nodes", "both", keystores[0] == keystores[1] != "missing")
@@ -356,8 +427,12 @@ class Rehearsal(ProductFidelity):
         admin = json.loads(secrets.get_secret_value(SecretId=f"{self.settings.name_prefix}/apim-admin")["SecretString"])
         keystore = json.loads(secrets.get_secret_value(SecretId=f"{self.settings.name_prefix}/keystore")["SecretString"])
         app = json.loads(secrets.get_secret_value(SecretId=f"{self.settings.name_prefix}/database-app")["SecretString"])
-        return {"admin password": admin["password"], "database master password": self.database_instance()[1]["password"],
-                "API-M database password": app["password"], "keystore password": keystore["password"]}
+        return {
+            "admin password": admin["password"],
+            "database master password": self.database_instance()[1]["password"],
+            "API-M database password": app["password"],
+            "keystore password": keystore["password"],
+        }
 
     def check_no_secret_anywhere(self) -> None:
         """Search everything a reviewer could read for the real secret values."""
@@ -369,12 +444,19 @@ class Rehearsal(ProductFidelity):
             "boot and cloud-init logs": "".join(p.read_text() for p in self.work.glob("*boot*.log")),
         }
         for node in self.nodes:
-            for log in ("/var/log/rehearsal-systemctl.log", f"{self.settings.apim.home}/repository/logs/wso2carbon.log",
-                        f"{self.settings.apim.home}/repository/logs/standin-status.json"):
+            for log in (
+                "/var/log/rehearsal-systemctl.log",
+                f"{self.settings.apim.home}/repository/logs/wso2carbon.log",
+                f"{self.settings.apim.home}/repository/logs/standin-status.json",
+            ):
                 places[f"node log {log}"] = node.path(log).read_text() if node.path(log).exists() else ""
         found = [f"{what} in {where}" for where, text in places.items() for what, value in values.items() if value in text]
-        self.check("no secret value in user data, cdk.tf.json, Terraform state or logs", "all", not found,
-                   "; ".join(found) or f"searched {len(places)} places for {len(values)} values")
+        self.check(
+            "no secret value in user data, cdk.tf.json, Terraform state or logs",
+            "all",
+            not found,
+            "; ".join(found) or f"searched {len(places)} places for {len(values)} values",
+        )
 
     def check_unit(self, node: NodeHost, number: str) -> None:
         unit = node.path(f"/etc/systemd/system/{SERVICE}")
@@ -382,10 +464,16 @@ class Rehearsal(ProductFidelity):
         lines = set(text.splitlines())
         script = f"{self.settings.apim.home}/bin/{traits(self.settings.apim.version).start_script}"
         wanted = {f"ExecStart={script} start", f"User={self.settings.apim.os_user}", "Restart=on-failure"}
-        enabled = node.path(f"/etc/systemd/system/multi-user.target.wants/{SERVICE}").is_symlink() and \
-            node.path(f"/etc/systemd/system/timers.target.wants/{SHARE_WATCH}.timer").is_symlink()
-        self.check("systemd unit and share watch timer installed and enabled: start script, user, restart policy", number,
-                   wanted <= lines and enabled, ", ".join(sorted(wanted - lines)) or "")
+        enabled = (
+            node.path(f"/etc/systemd/system/multi-user.target.wants/{SERVICE}").is_symlink()
+            and node.path(f"/etc/systemd/system/timers.target.wants/{SHARE_WATCH}.timer").is_symlink()
+        )
+        self.check(
+            "systemd unit and share watch timer installed and enabled: start script, user, restart policy",
+            number,
+            wanted <= lines and enabled,
+            ", ".join(sorted(wanted - lines)) or "",
+        )
 
     def active(self, node: NodeHost) -> bool:
         return node.run("systemctl", "is-active", SERVICE).returncode == 0
@@ -419,8 +507,9 @@ class Rehearsal(ProductFidelity):
             peer = self.nodes[1 - index].address
             reached = self.status(node).get("reached", {})
             to_peer = {url.rsplit(":", 1)[1]: state for url, state in reached.items() if f"//{peer}:" in url}
-            self.check("reached the peer's 9611, 9711 and 5672", str(index + 1),
-                       all(to_peer.get(p) == "ok" for p in ports), json.dumps(to_peer))
+            self.check(
+                "reached the peer's 9611, 9711 and 5672", str(index + 1), all(to_peer.get(p) == "ok" for p in ports), json.dumps(to_peer)
+            )
 
     # faults ----------------------------------------------------------------------------------
     def snapshot(self, node: NodeHost) -> dict:
@@ -446,18 +535,21 @@ class Rehearsal(ProductFidelity):
             code = self.boot(node, BOOT_SCRIPT, log).wait(timeout=BOOT_SECONDS)
             after = self.snapshot(node)
             changed = [key for key in before if before[key] != after[key]]
-            self.check("second boot (as on reboot) duplicates nothing: fstab, user, unit, seeding, mount, service, secrets, "
-                       "schema, hosts",
-                       str(index + 1), code == 0 and not changed and len(after["fstab"]) == len(mount_points(self.settings)),
-                       f"exit {code}" + (f", changed: {changed}" if changed else ""))
+            self.check(
+                "second boot (as on reboot) duplicates nothing: fstab, user, unit, seeding, mount, service, secrets, schema, hosts",
+                str(index + 1),
+                code == 0 and not changed and len(after["fstab"]) == len(mount_points(self.settings)),
+                f"exit {code}" + (f", changed: {changed}" if changed else ""),
+            )
             self.hosts_after_reboot(index, node)
 
     def stop_node_1(self) -> None:
         node_1, node_2 = self.nodes
         node_1.run("systemctl", "stop", SERVICE)
         own, answer = self.answers(node_1), self.answers(node_2)
-        self.check("node 1 stopped: node 2 keeps answering on 9443", "2", answer == "200" and own != "200",
-                   f"node 2: {answer}; node 1: {own}")
+        self.check(
+            "node 1 stopped: node 2 keeps answering on 9443", "2", answer == "200" and own != "200", f"node 2: {answer}; node 1: {own}"
+        )
 
     def share_lost_while_running(self) -> None:
         """Node 2's share disappears under a running API-M; the share watch (run here as its timer would) acts."""
@@ -467,15 +559,21 @@ class Rehearsal(ProductFidelity):
         watch = node.run(BOOT_SCRIPT, "check-share", env=self.boot_env())
         answer = self.answers(node)
         stopped = not self.active(node)
-        self.check("share lost while running: the share watch stops API-M before it can undeploy anything", "2",
-                   watch.returncode == 0 and stopped and answer != "200" and "unreachable" in watch.stderr,
-                   f"watch exit {watch.returncode}: {tail(watch.stderr, 1)}; 9443: {answer}")
+        self.check(
+            "share lost while running: the share watch stops API-M before it can undeploy anything",
+            "2",
+            watch.returncode == 0 and stopped and answer != "200" and "unreachable" in watch.stderr,
+            f"watch exit {watch.returncode}: {tail(watch.stderr, 1)}; 9443: {answer}",
+        )
         mounted = max(node.run("mount", point).returncode for point in points)
         watch = node.run(BOOT_SCRIPT, "check-share", env=self.boot_env())
         answer = self.answers_within(node)
-        self.check("share back: the share watch starts API-M again", "2",
-                   mounted == 0 and watch.returncode == 0 and answer == "200",
-                   f"mount exit {mounted}; watch: {tail(watch.stderr, 1)}; 9443: {answer}")
+        self.check(
+            "share back: the share watch starts API-M again",
+            "2",
+            mounted == 0 and watch.returncode == 0 and answer == "200",
+            f"mount exit {mounted}; watch: {tail(watch.stderr, 1)}; 9443: {answer}",
+        )
 
     def broken_config_boot(self) -> None:
         """Boot a fresh node 1 whose user data carries a deployment.toml that does not parse."""
@@ -488,8 +586,12 @@ class Rehearsal(ProductFidelity):
         text = log.read_text()
         said = next((line for line in text.splitlines() if line.startswith(f"wso2am-merge-config: {CONFIG_SOURCE}:")), "")
         reported = code != 0 and "line" in said and not self.active(node)
-        self.check("broken deployment.toml: boot fails before API-M starts and says which file and line", "1",
-                   reported, f"boot exit {code}; {said or tail(text)}")
+        self.check(
+            "broken deployment.toml: boot fails before API-M starts and says which file and line",
+            "1",
+            reported,
+            f"boot exit {code}; {said or tail(text)}",
+        )
         try:
             tomllib.loads(node.path(CONFIG_SOURCE).read_text())
             self.check("broken deployment.toml reached the node as given", "1", False)

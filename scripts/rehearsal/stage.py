@@ -3,6 +3,7 @@
 Each item replaces something only AWS or a systemd-booted Amazon Linux has, and is named as such in
 NOT_REHEARSED. The boot artifact itself (the user data read back from the emulator) is copied in as is.
 """
+
 from __future__ import annotations
 
 import shutil

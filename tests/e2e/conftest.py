@@ -1,6 +1,7 @@
 """A moto server on a free loopback port, started and stopped by the tests themselves, and one deployment
 of `local` to it that the e2e modules share (tests/e2e/test_teardown.py destroys it, last); beside it, `local`
 switched to content_sync = "rsync", deployed at the same time (tests/e2e/test_rsync_mode.py)."""
+
 from __future__ import annotations
 
 import json
@@ -71,8 +72,14 @@ def rsync_deployment(rsync_emulator, tmp_path_factory):
     env = aws_env(rsync_emulator, APIM_STATE_DIR=str(work / "state"), APIM_ENVIRONMENTS_DIR=str(environments))
     flags = cdktf_flags(work / "cdktf.out")
     background = ThreadPoolExecutor(max_workers=1)
-    state = {"env": env, "work": work, "flags": flags, "outdir": work / "cdktf.out",
-             "outputs_file": work / "outputs.json", "background": background}
+    state = {
+        "env": env,
+        "work": work,
+        "flags": flags,
+        "outdir": work / "cdktf.out",
+        "outputs_file": work / "outputs.json",
+        "background": background,
+    }
     state["deployed"] = background.submit(deploy, STACK, [*flags, "--outputs-file", str(state["outputs_file"])], env)
     yield state
     destroy_rsync_deployment(state)
@@ -98,8 +105,14 @@ def deployment(emulator, rsync_deployment, tmp_path_factory):  # the rsync deplo
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     print(f"\n[timing] cdktf deploy {STACK}: {seconds:.1f}s")
     state = {
-        "env": env, "work": work, "environments": environments, "outdir": outdir, "common": common,
-        "destroyed": False, "outputs_file": outputs_file, "outputs": json.loads(outputs_file.read_text())[STACK],
+        "env": env,
+        "work": work,
+        "environments": environments,
+        "outdir": outdir,
+        "common": common,
+        "destroyed": False,
+        "outputs_file": outputs_file,
+        "outputs": json.loads(outputs_file.read_text())[STACK],
     }
     yield state
     if not state["destroyed"]:

@@ -1,4 +1,5 @@
 """`cdktf deploy local` against a moto server: what was built, a no-change plan, bad settings refused."""
+
 from __future__ import annotations
 
 import subprocess
@@ -70,10 +71,14 @@ def test_load_balancer_listeners_targets_and_health_checks(deployment, emulator,
     assert sorted(forbidden["Conditions"][0]["PathPatternConfig"]["Values"]) == ["/carbon", "/carbon/*", "/services/*"]
     groups = {g["Port"]: g for g in elb.describe_target_groups(LoadBalancerArn=balancer["LoadBalancerArn"])["TargetGroups"]}
     assert (groups[9443]["HealthCheckProtocol"], groups[9443]["HealthCheckPort"], groups[9443]["HealthCheckPath"]) == (
-        "HTTP", "9763", "/services/Version")
+        "HTTP",
+        "9763",
+        "/services/Version",
+    )
     assert groups[8243]["HealthCheckPath"] == "/api/am/gateway/v2/server-startup-healthcheck"
-    attributes = {a["Key"]: a["Value"] for a in
-                  elb.describe_target_group_attributes(TargetGroupArn=groups[9443]["TargetGroupArn"])["Attributes"]}
+    attributes = {
+        a["Key"]: a["Value"] for a in elb.describe_target_group_attributes(TargetGroupArn=groups[9443]["TargetGroupArn"])["Attributes"]
+    }
     assert (attributes["stickiness.enabled"], attributes["stickiness.type"]) == ("true", "lb_cookie")
     for port, group in groups.items():
         targets = elb.describe_target_health(TargetGroupArn=group["TargetGroupArn"])["TargetHealthDescriptions"]
@@ -104,9 +109,7 @@ def test_efs_has_a_mount_target_in_each_node_subnet(deployment, emulator):
 
 def test_database_private_encrypted_and_generated_secrets_still_without_value(deployment, emulator, environments):
     settings = environments[STACK]
-    (instance,) = client("rds", emulator).describe_db_instances(DBInstanceIdentifier=f"{settings.name_prefix}-db")[
-        "DBInstances"
-    ]
+    (instance,) = client("rds", emulator).describe_db_instances(DBInstanceIdentifier=f"{settings.name_prefix}-db")["DBInstances"]
     assert instance["StorageEncrypted"] is True and instance["PubliclyAccessible"] is False
     assert instance["MasterUserSecret"]["SecretArn"]
     secrets = client("secretsmanager", emulator)
@@ -123,9 +126,7 @@ def test_user_data_read_back_from_the_emulator_is_the_rendered_node_config(deplo
     (db,) = client("rds", emulator).describe_db_instances(DBInstanceIdentifier=f"{settings.name_prefix}-db")["DBInstances"]
     for node, instance_id in enumerate(outputs[names.OUTPUT_INSTANCE_IDS]):
         files = user_data_files(ec2, instance_id)
-        assert files[CONFIG_SOURCE] == render_deployment_toml(
-            settings, node, db["Endpoint"]["Address"], 3306, outputs[names.OUTPUT_LB_DNS]
-        )
+        assert files[CONFIG_SOURCE] == render_deployment_toml(settings, node, db["Endpoint"]["Address"], 3306, outputs[names.OUTPUT_LB_DNS])
         assert "PUBLIC_NAME=apim.local.test\n" in files["/etc/wso2am/node.env"]
         assert f"EFS_DNS={outputs[names.OUTPUT_EFS_DNS]}\n" in files["/etc/wso2am/node.env"]
         assert f"EFS_ID={outputs[names.OUTPUT_EFS_ID]}\n" in files["/etc/wso2am/node.env"]
@@ -138,7 +139,11 @@ def test_second_plan_shows_no_changes(deployment):
     started = time.monotonic()
     result = subprocess.run(
         ["terraform", "plan", "-detailed-exitcode", "-input=false", "-lock=false", "-no-color"],
-        cwd=stack_dir, env=deployment["env"], capture_output=True, text=True, timeout=600,
+        cwd=stack_dir,
+        env=deployment["env"],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     print(f"\n[timing] terraform plan -detailed-exitcode: {time.monotonic() - started:.1f}s")

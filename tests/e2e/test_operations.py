@@ -1,5 +1,6 @@
 """The operations scripts against the emulator: pre-flight before a deploy, the state bootstrap and a
 real S3 backend with its lock table, and verify after the deploy, including the faults it must catch."""
+
 from __future__ import annotations
 
 import http.server
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture()
 def variant(emulator, tmp_path):
     """An environments folder holding `local` with some settings changed, and the env to run a script in it."""
+
     def make(*replacements: tuple[str, str], extra: str = "") -> dict[str, str]:
         folder = write_local_settings(tmp_path / "environments", protected=False)
         text = (folder / "local.toml").read_text()
@@ -30,6 +32,7 @@ def variant(emulator, tmp_path):
             text = text.replace(old, new)
         (folder / "local.toml").write_text(text + extra)
         return {**aws_env(emulator), "APIM_ENVIRONMENTS_DIR": str(folder)}
+
     return make
 
 
@@ -40,30 +43,82 @@ MISSING_KEY = "arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-0000-4000-8000-00
 def test_preflight_passes_for_local(variant):
     result, seconds = run_script("preflight.py", STACK, env=variant())
     assert result.returncode == 0, result.stdout + result.stderr
-    for line in ("credentials and account", "region and both zones exist", "instance type m6i.large offered in both zones",
-                 "AMI resolves", "an issued certificate for apim.local.test", "public hosted zone local.test exists",
-                 "product archive in S3", "JDBC driver in S3"):
+    for line in (
+        "credentials and account",
+        "region and both zones exist",
+        "instance type m6i.large offered in both zones",
+        "AMI resolves",
+        "an issued certificate for apim.local.test",
+        "public hosted zone local.test exists",
+        "product archive in S3",
+        "JDBC driver in S3",
+    ):
         assert f"PASS  {line}" in result.stdout, result.stdout
     print(f"\n[timing] preflight: {seconds:.1f}s")
 
 
-@pytest.mark.parametrize("case, replacement, extra, failed, words", [
-    ("missing AMI", ('ami = { ssm_parameter = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64" }',
-                     'ami = { id = "ami-0badc0ffee0000000" }'), "", "AMI resolves", "no such image"),
-    ("zone without the instance type", ('instance_type = "m6i.large"', 'instance_type = "vt1.3xlarge"'), "",
-     "instance type vt1.3xlarge offered in both zones", "not offered in us-east-1b"),
-    ("missing database secret", ('engine = "mysql"', 'engine = "mysql"\nexisting = { host = "db.example.internal", port = 3306, '
-                                 'secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:apim/missing-AbCdEf", '
-                                 'cidr = "10.9.0.0/16" }'), "", "database secret exists", "ResourceNotFoundException"),
-    ("missing state bucket", ("[tags]", "[tags]"), '\n[state]\nbucket = "apim-no-such-state"\nregion = "us-east-1"\n',
-     "state bucket apim-no-such-state", "bootstrap_state"),
-    ("a certificate that does not cover the public name", ('hostname = "apim.local.test"', 'hostname = "portal.local.test"'),
-     "", "an issued certificate for apim.local.test", "does not cover apim.hostname portal.local.test"),
-    ("no public name: clients would meet the load balancer's DNS name",
-     ('hostname = "apim.local.test"\n', ""), "", "load balancer certificate covers the public name", "set apim.hostname"),
-    ("a KMS key the nodes decrypt with that does not exist", ("secret_recovery_days = 0", f"secret_recovery_days = 0\n"
-     f'node_decrypt_key_arns = ["{MISSING_KEY}"]'), "", f"KMS key {MISSING_KEY} the nodes decrypt with", "NotFound"),
-])
+@pytest.mark.parametrize(
+    "case, replacement, extra, failed, words",
+    [
+        (
+            "missing AMI",
+            (
+                'ami = { ssm_parameter = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64" }',
+                'ami = { id = "ami-0badc0ffee0000000" }',
+            ),
+            "",
+            "AMI resolves",
+            "no such image",
+        ),
+        (
+            "zone without the instance type",
+            ('instance_type = "m6i.large"', 'instance_type = "vt1.3xlarge"'),
+            "",
+            "instance type vt1.3xlarge offered in both zones",
+            "not offered in us-east-1b",
+        ),
+        (
+            "missing database secret",
+            (
+                'engine = "mysql"',
+                'engine = "mysql"\nexisting = { host = "db.example.internal", port = 3306, '
+                'secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:apim/missing-AbCdEf", '
+                'cidr = "10.9.0.0/16" }',
+            ),
+            "",
+            "database secret exists",
+            "ResourceNotFoundException",
+        ),
+        (
+            "missing state bucket",
+            ("[tags]", "[tags]"),
+            '\n[state]\nbucket = "apim-no-such-state"\nregion = "us-east-1"\n',
+            "state bucket apim-no-such-state",
+            "bootstrap_state",
+        ),
+        (
+            "a certificate that does not cover the public name",
+            ('hostname = "apim.local.test"', 'hostname = "portal.local.test"'),
+            "",
+            "an issued certificate for apim.local.test",
+            "does not cover apim.hostname portal.local.test",
+        ),
+        (
+            "no public name: clients would meet the load balancer's DNS name",
+            ('hostname = "apim.local.test"\n', ""),
+            "",
+            "load balancer certificate covers the public name",
+            "set apim.hostname",
+        ),
+        (
+            "a KMS key the nodes decrypt with that does not exist",
+            ("secret_recovery_days = 0", f'secret_recovery_days = 0\nnode_decrypt_key_arns = ["{MISSING_KEY}"]'),
+            "",
+            f"KMS key {MISSING_KEY} the nodes decrypt with",
+            "NotFound",
+        ),
+    ],
+)
 def test_preflight_fails_naming_what_is_missing(variant, case, replacement, extra, failed, words):
     replacements = [replacement]
     if replacement[0] == 'hostname = "apim.local.test"\n':  # the alias record needs a name: none either
@@ -86,13 +141,22 @@ def test_preflight_passes_an_enabled_key_the_nodes_decrypt_with(emulator, varian
 def test_preflight_checks_existing_subnets_against_the_settings(emulator, variant):
     ec2 = client("ec2", emulator)
     vpc = ec2.create_vpc(CidrBlock="10.60.0.0/16")["Vpc"]["VpcId"]
-    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.60.{n}.0/24", AvailabilityZone=zone)["Subnet"]["SubnetId"]
-               for n, zone in ((1, "us-east-1a"), (2, "us-east-1b"))]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.60.{n}.0/24", AvailabilityZone=zone)["Subnet"]["SubnetId"]
+        for n, zone in ((1, "us-east-1a"), (2, "us-east-1b"))
+    ]
     try:
-        network = (f'vpc_id = "{vpc}"\nsubnet_ids = {json.dumps(subnets)}\nsubnet_cidrs = ["10.60.1.0/24", "10.60.9.0/24"]\n'
-                   f'public_subnet_ids = {json.dumps(subnets[::-1])}\n')
-        env = variant(('vpc_cidr = "10.0.0.0/16"\nsubnet_cidrs = ["10.0.1.0/24", "10.0.2.0/24"]\n'
-                       'public_subnet_cidrs = ["10.0.101.0/24", "10.0.102.0/24"]\n', network))
+        network = (
+            f'vpc_id = "{vpc}"\nsubnet_ids = {json.dumps(subnets)}\nsubnet_cidrs = ["10.60.1.0/24", "10.60.9.0/24"]\n'
+            f"public_subnet_ids = {json.dumps(subnets[::-1])}\n"
+        )
+        env = variant(
+            (
+                'vpc_cidr = "10.0.0.0/16"\nsubnet_cidrs = ["10.0.1.0/24", "10.0.2.0/24"]\n'
+                'public_subnet_cidrs = ["10.0.101.0/24", "10.0.102.0/24"]\n',
+                network,
+            )
+        )
         result, _ = run_script("preflight.py", STACK, "--json", env=env)
         checks = results_of(result)
         assert result.returncode == 1
@@ -146,18 +210,24 @@ def test_state_lives_in_s3_under_the_lock_table(emulator, variant, tmp_path):
     stack_dir = out / "stacks" / STACK
     backend = json.loads((stack_dir / "cdk.tf.json").read_text())["terraform"]["backend"]["s3"]
     assert (backend["bucket"], backend["key"], backend["dynamodb_table"], backend["encrypt"]) == (
-        "apim-e2e-terraform-state", "wso2-apim-active-active/local.tfstate", "apim-e2e-locks", True)
+        "apim-e2e-terraform-state",
+        "wso2-apim-active-active/local.tfstate",
+        "apim-e2e-locks",
+        True,
+    )
     terraform = lambda *args: subprocess.run(  # noqa: E731
-        ["terraform", *args, "-input=false", "-no-color"], cwd=stack_dir, env=aws_env(emulator),
-        capture_output=True, text=True, timeout=300)
+        ["terraform", *args, "-input=false", "-no-color"], cwd=stack_dir, env=aws_env(emulator), capture_output=True, text=True, timeout=300
+    )
     key = next(iter(json.loads((stack_dir / "cdk.tf.json").read_text())["resource"]["aws_kms_key"]))
-    for args in (("init",), ("apply", "-auto-approve", f"-target=aws_kms_key.{key}"),
-                 ("destroy", "-auto-approve", f"-target=aws_kms_key.{key}")):
+    for args in (
+        ("init",),
+        ("apply", "-auto-approve", f"-target=aws_kms_key.{key}"),
+        ("destroy", "-auto-approve", f"-target=aws_kms_key.{key}"),
+    ):
         result = terraform(*args)
         assert result.returncode == 0, f"terraform {args[0]}:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
         if args[0] == "apply":
-            state = client("s3", emulator).get_object(Bucket="apim-e2e-terraform-state",
-                                                      Key="wso2-apim-active-active/local.tfstate")
+            state = client("s3", emulator).get_object(Bucket="apim-e2e-terraform-state", Key="wso2-apim-active-active/local.tfstate")
             assert "aws_kms_key" in state["Body"].read().decode()
             items = client("dynamodb", emulator).scan(TableName="apim-e2e-locks")["Items"]
             assert [i["LockID"]["S"] for i in items] == ["apim-e2e-terraform-state/wso2-apim-active-active/local.tfstate-md5"]
@@ -199,8 +269,10 @@ def test_verify_passes_after_the_deploy(deployment):
     assert result.returncode == 0, result.stdout + result.stderr
     checks = results_of(result)
     assert {c: r["status"] for c, r in checks.items()} == {
-        "both instances running, status checks ok": "pass", "EFS mount target available in both zones": "pass",
-        "security-group rules exactly as synthesized": "pass", "both nodes healthy in every target group": "pass",
+        "both instances running, status checks ok": "pass",
+        "EFS mount target available in both zones": "pass",
+        "security-group rules exactly as synthesized": "pass",
+        "both nodes healthy in every target group": "pass",
         "endpoints answer": "skip",
     }
     print(f"\n[timing] verify: {seconds:.1f}s")
@@ -208,8 +280,13 @@ def test_verify_passes_after_the_deploy(deployment):
 
 def test_verify_calls_the_endpoints_under_the_public_name(deployment, https_standins):
     management, gateway = https_standins
-    result, _ = verify(deployment, "--connect-to", f"apim.local.test:443:127.0.0.1:{management}",
-                       "--connect-to", f"apim.local.test:8243:127.0.0.1:{gateway}")
+    result, _ = verify(
+        deployment,
+        "--connect-to",
+        f"apim.local.test:443:127.0.0.1:{management}",
+        "--connect-to",
+        f"apim.local.test:8243:127.0.0.1:{gateway}",
+    )
     checks = results_of(result)
     assert result.returncode == 0, result.stdout
     assert checks["management answers through the load balancer"]["detail"] == "https://apim.local.test/devportal: HTTP 200"
@@ -247,8 +324,9 @@ def test_verify_fails_when_a_rule_is_removed(deployment, emulator):
 
 def test_verify_fails_when_a_rule_is_added(deployment, emulator):
     ec2, group = client("ec2", emulator), deployment["outputs"][names.OUTPUT_NODE_SG]
-    ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[
-        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    ec2.authorize_security_group_ingress(
+        GroupId=group, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+    )
     check = results_of(verify(deployment)[0])["security-group rules exactly as synthesized"]
     assert "extra: apim-local-nodes ingress tcp/22-22 0.0.0.0/0" in check["detail"]
 
@@ -259,8 +337,7 @@ def test_verify_fails_when_a_mount_target_is_deleted(deployment, emulator):
     zone_b = next(t for t in targets if t["AvailabilityZoneName"] == "us-east-1b")
     efs.delete_mount_target(MountTargetId=zone_b["MountTargetId"])
     check = results_of(verify(deployment)[0])["EFS mount target available in both zones"]
-    assert check == {"check": "EFS mount target available in both zones", "status": "fail",
-                     "detail": "none available in us-east-1b"}
+    assert check == {"check": "EFS mount target available in both zones", "status": "fail", "detail": "none available in us-east-1b"}
 
 
 def test_verify_fails_when_an_instance_is_stopped(deployment, emulator):

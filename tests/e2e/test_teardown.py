@@ -1,5 +1,6 @@
 """`cdktf destroy local`, last: refused while a protective setting is on (nothing deleted), then, once
 the settings lift the protections and a deploy applies that, complete."""
+
 from __future__ import annotations
 
 import json
@@ -24,9 +25,14 @@ pytestmark = pytest.mark.e2e
 
 def _refresh(deployment) -> None:
     """Bring the state in line with the emulator first (the verify faults deleted a mount target)."""
-    result = subprocess.run(["terraform", "apply", "-refresh-only", "-auto-approve", "-input=false", "-no-color"],
-                            cwd=deployment["outdir"] / "stacks" / STACK, env=deployment["env"],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        ["terraform", "apply", "-refresh-only", "-auto-approve", "-input=false", "-no-color"],
+        cwd=deployment["outdir"] / "stacks" / STACK,
+        env=deployment["env"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
 
 
@@ -41,7 +47,8 @@ def test_the_rsync_deployment_is_destroyed_completely(rsync_deployment, rsync_em
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     print(f"\n[timing] cdktf destroy {STACK} (rsync, beside other tests): {seconds:.1f}s")
     parameters = client("ssm", rsync_emulator).describe_parameters(
-        ParameterFilters=[{"Key": "Name", "Option": "BeginsWith", "Values": [f"/{RSYNC_PREFIX}/"]}])["Parameters"]
+        ParameterFilters=[{"Key": "Name", "Option": "BeginsWith", "Values": [f"/{RSYNC_PREFIX}/"]}]
+    )["Parameters"]
     assert parameters == []
     ec2 = client("ec2", rsync_emulator)
     assert [g["GroupName"] for g in ec2.describe_security_groups()["SecurityGroups"]] == ["default"]

@@ -3,6 +3,7 @@
 checkov runs from its own virtualenv (.tools/checkov-venv, built by `make install` from requirements-checkov.lock).
 It ignores skip comments inside cdk.tf.json, so every skip lives in .checkov.yaml, each with its reason.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,10 @@ def checkov(directory: Path, *args: str, cwd: Path) -> dict:
     assert CHECKOV.exists(), f"{CHECKOV} is missing: run `make install`"
     result = subprocess.run(
         [str(CHECKOV), "-d", str(directory), "--framework", "terraform_json", "-o", "json", "--quiet", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=600,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode in (0, 1), f"checkov crashed ({result.returncode}):\n{result.stderr[-3000:]}"
     reports = json.loads(result.stdout)
@@ -61,8 +65,7 @@ def opted_out(settings) -> dict[str, str]:
         # The web ACL is the operator's, outside this stack: checkov cannot see its rules.
         "CKV2_AWS_76": ("load_balancer.web_acl_arn names an outside web ACL", lb.web_acl_arn is not None),
         # Port 80 open to everyone only redirects to 443.
-        "CKV_AWS_260": ("load_balancer.client_cidrs holds 0.0.0.0/0",
-                        any(cidr.prefixlen == 0 for cidr in lb.client_cidrs)),
+        "CKV_AWS_260": ("load_balancer.client_cidrs holds 0.0.0.0/0", any(cidr.prefixlen == 0 for cidr in lb.client_cidrs)),
     }
     return {check: reason for check, (reason, off) in choices.items() if off}
 

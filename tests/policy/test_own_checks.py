@@ -1,4 +1,5 @@
 """The project's own checks (apim_active_active.policy): the real stacks pass, hand-built breaches are caught."""
+
 from __future__ import annotations
 
 import base64
@@ -18,8 +19,15 @@ def stack(**resources: dict) -> dict:
 
 
 def sg_rule(kind: str, from_port, to_port, protocol="tcp", cidrs=(), ipv6=()) -> dict:
-    return {"type": kind, "from_port": from_port, "to_port": to_port, "protocol": protocol,
-            "cidr_blocks": list(cidrs), "ipv6_cidr_blocks": list(ipv6), "security_group_id": "${aws_security_group.sg.id}"}
+    return {
+        "type": kind,
+        "from_port": from_port,
+        "to_port": to_port,
+        "protocol": protocol,
+        "cidr_blocks": list(cidrs),
+        "ipv6_cidr_blocks": list(ipv6),
+        "security_group_id": "${aws_security_group.sg.id}",
+    }
 
 
 def with_user_data(text: str) -> dict:
@@ -43,8 +51,9 @@ def test_synthesized_stack_has_no_violation(stacks, env):
 
 
 def test_policy_module_is_pure():
-    code = ("import sys, apim_active_active.policy\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('cdktf', 'constructs', 'jsii')))")
+    code = (
+        "import sys, apim_active_active.policy\nprint(sorted(m for m in sys.modules if m.split('.')[0] in ('cdktf', 'constructs', 'jsii')))"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
@@ -55,21 +64,42 @@ def test_policy_module_is_pure():
 @pytest.mark.parametrize(
     "bad, where",
     [
-        (stack(aws_security_group_rule={"amqp": sg_rule("ingress", 5672, 5672, cidrs=["0.0.0.0/0"])}),
-         "aws_security_group_rule.amqp"),
-        (stack(aws_security_group={"efs": {"name": "efs", "ingress": [
-            {"from_port": 2049, "to_port": 2049, "protocol": "tcp", "cidr_blocks": [], "ipv6_cidr_blocks": ["::/0"]}]}}),
-         "aws_security_group.efs.ingress[0]"),
-        (stack(aws_security_group_rule={"range": sg_rule("ingress", 9000, 9999, cidrs=["10.0.0.0/8", "0.0.0.0/0"])}),
-         "aws_security_group_rule.range"),
-        (stack(aws_vpc_security_group_ingress_rule={"range": {
-            "security_group_id": "sg", "cidr_ipv4": "0.0.0.0/0", "ip_protocol": "tcp", "from_port": 9000, "to_port": 9999}}),
-         "aws_vpc_security_group_ingress_rule.range"),
-        (stack(aws_security_group_rule={"everything": sg_rule("ingress", 0, 0, protocol="-1", ipv6=["::/0"])}),
-         "aws_security_group_rule.everything"),
-        (stack(aws_vpc_security_group_ingress_rule={"everything": {
-            "security_group_id": "sg", "cidr_ipv6": "::/0", "ip_protocol": "-1"}}),
-         "aws_vpc_security_group_ingress_rule.everything"),
+        (stack(aws_security_group_rule={"amqp": sg_rule("ingress", 5672, 5672, cidrs=["0.0.0.0/0"])}), "aws_security_group_rule.amqp"),
+        (
+            stack(
+                aws_security_group={
+                    "efs": {
+                        "name": "efs",
+                        "ingress": [
+                            {"from_port": 2049, "to_port": 2049, "protocol": "tcp", "cidr_blocks": [], "ipv6_cidr_blocks": ["::/0"]}
+                        ],
+                    }
+                }
+            ),
+            "aws_security_group.efs.ingress[0]",
+        ),
+        (
+            stack(aws_security_group_rule={"range": sg_rule("ingress", 9000, 9999, cidrs=["10.0.0.0/8", "0.0.0.0/0"])}),
+            "aws_security_group_rule.range",
+        ),
+        (
+            stack(
+                aws_vpc_security_group_ingress_rule={
+                    "range": {"security_group_id": "sg", "cidr_ipv4": "0.0.0.0/0", "ip_protocol": "tcp", "from_port": 9000, "to_port": 9999}
+                }
+            ),
+            "aws_vpc_security_group_ingress_rule.range",
+        ),
+        (
+            stack(aws_security_group_rule={"everything": sg_rule("ingress", 0, 0, protocol="-1", ipv6=["::/0"])}),
+            "aws_security_group_rule.everything",
+        ),
+        (
+            stack(
+                aws_vpc_security_group_ingress_rule={"everything": {"security_group_id": "sg", "cidr_ipv6": "::/0", "ip_protocol": "-1"}}
+            ),
+            "aws_vpc_security_group_ingress_rule.everything",
+        ),
     ],
     ids=["5672-rule", "2049-inline-ipv6", "9000-9999-rule", "9000-9999-vpc-rule", "all-protocols", "vpc-rule-all"],
 )
@@ -93,8 +123,11 @@ def test_the_finding_names_the_port_and_the_source():
         stack(aws_security_group_rule={"clients": sg_rule("ingress", 9443, 9443, cidrs=["10.0.0.0/8"])}),
         stack(aws_security_group_rule={"peer": {**sg_rule("ingress", 5672, 5672), "source_security_group_id": "sg"}}),
         stack(aws_security_group_rule={"nfs_udp": sg_rule("ingress", 2049, 2049, protocol="udp", cidrs=["0.0.0.0/0"])}),
-        stack(aws_security_group={"web": {"name": "web", "ingress": [
-            {"from_port": 80, "to_port": 443, "protocol": "tcp", "cidr_blocks": ["0.0.0.0/0"]}]}}),
+        stack(
+            aws_security_group={
+                "web": {"name": "web", "ingress": [{"from_port": 80, "to_port": 443, "protocol": "tcp", "cidr_blocks": ["0.0.0.0/0"]}]}
+            }
+        ),
     ],
     ids=["443-egress", "all-egress", "443-ingress", "9443-from-clients", "5672-from-peer-group", "2049-udp", "inline-80-443"],
 )

@@ -1,5 +1,6 @@
 """A rehearsal step that fails reports the command's own words, and leaves nothing behind (issue: a failed
 mariadb-install-db showed only its exit status and left its work folder)."""
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """The boot rehearsals, each run once (the EFS mode and the rsync mode at the same time, so that they share the
 emulators' waits): each check and each fault is a test of its own."""
+
 from __future__ import annotations
 
 import os
@@ -19,10 +20,16 @@ EXPECTED = [
     ("no node seeded while another held the seed lock", "both"),
     ("first boot completed (cloud-init write_files, runcmd, then its script)", "1"),
     ("first boot completed (cloud-init write_files, runcmd, then its script)", "2"),
-    ("deployment.toml where API-M reads it: the product's own file with the pair's settings merged over it (the "
-     "shipped one kept beside it)", "1"),
-    ("deployment.toml where API-M reads it: the product's own file with the pair's settings merged over it (the "
-     "shipped one kept beside it)", "2"),
+    (
+        "deployment.toml where API-M reads it: the product's own file with the pair's settings merged over it (the "
+        "shipped one kept beside it)",
+        "1",
+    ),
+    (
+        "deployment.toml where API-M reads it: the product's own file with the pair's settings merged over it (the "
+        "shipped one kept beside it)",
+        "2",
+    ),
     ("share mounted at /mnt/wso2am-share, and userstores, tenants bound from it", "1"),
     ("share mounted at /mnt/wso2am-share, and userstores, tenants bound from it", "2"),
     ("mount retried while the share was unreachable (5s), then succeeded", "1"),
@@ -54,19 +61,26 @@ EXPECTED = [
     ("API-M got its secrets from the environment, opened its keystore, reached the database", "1"),
     ("API-M got its secrets from the environment, opened its keystore, reached the database", "2"),
     ("the same keystore on both nodes", "both"),
-    ("the truststore holds the pair's certificate under gateway_certificate_alias (API keys and internal keys signed "
-     "with the pair's key validate)", "1"),
-    ("the truststore holds the pair's certificate under gateway_certificate_alias (API keys and internal keys signed "
-     "with the pair's key validate)", "2"),
+    (
+        "the truststore holds the pair's certificate under gateway_certificate_alias (API keys and internal keys signed "
+        "with the pair's key validate)",
+        "1",
+    ),
+    (
+        "the truststore holds the pair's certificate under gateway_certificate_alias (API keys and internal keys signed "
+        "with the pair's key validate)",
+        "2",
+    ),
     ("the pair's certificate is valid for apim.keystore_validity_days (3650 days)", "both"),
-    ("the database server has MySQL 8's utf8mb4; both databases are latin1 (case-sensitive), so the schema's 4.2+ "
-     "key (IDN_OAUTH2_TOKEN_BINDING) was created", "both"),
+    (
+        "the database server has MySQL 8's utf8mb4; both databases are latin1 (case-sensitive), so the schema's 4.2+ "
+        "key (IDN_OAUTH2_TOKEN_BINDING) was created",
+        "both",
+    ),
     ("node 2's first start waited until node 1's API-M answered; node 1 did not wait", "2"),
     ("no secret value in user data, cdk.tf.json, Terraform state or logs", "all"),
-    ("second boot (as on reboot) duplicates nothing: fstab, user, unit, seeding, mount, service, secrets, schema, hosts",
-     "1"),
-    ("second boot (as on reboot) duplicates nothing: fstab, user, unit, seeding, mount, service, secrets, schema, hosts",
-     "2"),
+    ("second boot (as on reboot) duplicates nothing: fstab, user, unit, seeding, mount, service, secrets, schema, hosts", "1"),
+    ("second boot (as on reboot) duplicates nothing: fstab, user, unit, seeding, mount, service, secrets, schema, hosts", "2"),
     ("after a reboot's cloud-init (update_etc_hosts) apim.local.test still resolves to the node itself", "1"),
     ("after a reboot's cloud-init (update_etc_hosts) apim.local.test still resolves to the node itself", "2"),
     ("a stale wso2carbon.pid naming a live process does not keep API-M from starting", "1"),
@@ -110,8 +124,11 @@ def test_rehearsal_reports_exactly_the_expected_checks(checks, mode):
     assert sorted(checks[mode]) == sorted(MODES[mode]), [c for c in checks[mode].values() if not c.passed]
 
 
-@pytest.mark.parametrize("mode, name, node", [(m, n, k) for m, expected in MODES.items() for n, k in expected],
-                         ids=[f"{m}: {n}[node {k}]" for m, expected in MODES.items() for n, k in expected])
+@pytest.mark.parametrize(
+    "mode, name, node",
+    [(m, n, k) for m, expected in MODES.items() for n, k in expected],
+    ids=[f"{m}: {n}[node {k}]" for m, expected in MODES.items() for n, k in expected],
+)
 def test_check(checks, mode, name, node):
     check = checks[mode].get((name, node))
     assert check is not None, f"check missing: {name} (node {node})"

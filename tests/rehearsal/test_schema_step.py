@@ -2,6 +2,7 @@
 MariaDB stand-in: utf8mb4, InnoDB's 3072-byte key limit, TLS required), from a namespace of the test's own: both
 databases latin1 with a case-sensitive collation (WSO2's "Changing to MySQL"), the 4.2+ key created, the scripts
 run once, and a database an earlier run left half-made refused by name rather than run into again."""
+
 from __future__ import annotations
 
 import os
@@ -52,12 +53,18 @@ def ensure_schema(environments, database, home: Path) -> subprocess.CompletedPro
     (work / "node.env").write_text(env_text)
     (work / "wso2am-boot").write_text(boot_script.boot_script_text(environments["local"].content_sync))
     (work / "secrets.env").write_text("APIM_DB_PASSWORD=app-password\n")
-    script = (f'. "{work / "wso2am-boot"}"\n'
-              f'load_db_admin() {{ DB_ADMIN_USER={MASTER}; DB_ADMIN_PASSWORD={PASSWORD}; }}\n'
-              f'SECRETS_FILE="{work / "secrets.env"}" LOCK_DIR="{work}" ensure_schema\n')
-    return subprocess.run(["ip", "netns", "exec", database["client"], "bash", "-c", script],
-                          env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "NODE_ENV": str(work / "node.env")},
-                          capture_output=True, text=True, timeout=120)
+    script = (
+        f'. "{work / "wso2am-boot"}"\n'
+        f"load_db_admin() {{ DB_ADMIN_USER={MASTER}; DB_ADMIN_PASSWORD={PASSWORD}; }}\n"
+        f'SECRETS_FILE="{work / "secrets.env"}" LOCK_DIR="{work}" ensure_schema\n'
+    )
+    return subprocess.run(
+        ["ip", "netns", "exec", database["client"], "bash", "-c", script],
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "NODE_ENV": str(work / "node.env")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def product_home(tmp_path: Path) -> Path:
@@ -68,8 +75,10 @@ def product_home(tmp_path: Path) -> Path:
 
 
 def schemata(server: MariaDbStandIn) -> dict[str, tuple[str, str]]:
-    rows = server.sql("SELECT schema_name, default_character_set_name, default_collation_name FROM "
-                      f"information_schema.schemata WHERE schema_name IN ('{ENGINE.apim_db}', '{ENGINE.shared_db}');")
+    rows = server.sql(
+        "SELECT schema_name, default_character_set_name, default_collation_name FROM "
+        f"information_schema.schemata WHERE schema_name IN ('{ENGINE.apim_db}', '{ENGINE.shared_db}');"
+    )
     return {name: (charset, collation) for name, charset, collation in (line.split() for line in rows.stdout.splitlines())}
 
 
@@ -87,8 +96,10 @@ def test_the_schema_runs_once_into_latin1_case_sensitive_databases(environments,
 
 def test_a_database_an_earlier_run_left_half_made_is_refused_by_name(environments, database, tmp_path):
     server = database["server"]
-    server.sql(f"DROP DATABASE IF EXISTS {ENGINE.apim_db}; CREATE DATABASE {ENGINE.apim_db};"
-               f"CREATE TABLE {ENGINE.apim_db}.IDN_BEFORE_THE_FAILURE (ID INTEGER);")
+    server.sql(
+        f"DROP DATABASE IF EXISTS {ENGINE.apim_db}; CREATE DATABASE {ENGINE.apim_db};"
+        f"CREATE TABLE {ENGINE.apim_db}.IDN_BEFORE_THE_FAILURE (ID INTEGER);"
+    )
     try:
         result = ensure_schema(environments, database, product_home(tmp_path))
         assert result.returncode != 0

@@ -1,6 +1,7 @@
 """Constructs one at a time (cdktf's Testing.synth of a stack holding only the construct), built from their own part
 of the settings and explicit values, never a whole environment file: each writes rules only into its own security
 group and exposes what the stack wires (its group, its ports). A test per prop combination that changes what is made."""
+
 from __future__ import annotations
 
 import json
@@ -57,9 +58,18 @@ def rules(resources: dict) -> list[dict]:
 
 
 def database(stack: TerraformStack, **settings) -> Database:
-    return Database(stack, "database", DatabaseProps(
-        name_prefix=PREFIX, database=DatabaseSettings(jdbc_driver_url=DRIVER, **settings), vpc_id="vpc-0a",
-        subnet_ids=SUBNETS, node_group_id=NODES, kms_key_arn=KEY))
+    return Database(
+        stack,
+        "database",
+        DatabaseProps(
+            name_prefix=PREFIX,
+            database=DatabaseSettings(jdbc_driver_url=DRIVER, **settings),
+            vpc_id="vpc-0a",
+            subnet_ids=SUBNETS,
+            node_group_id=NODES,
+            kms_key_arn=KEY,
+        ),
+    )
 
 
 @pytest.mark.parametrize(("engine", "port"), [("mysql", 3306), ("postgres", 5432)])
@@ -75,8 +85,7 @@ def test_an_rds_database_is_reached_from_the_nodes_group_only_on_its_engines_por
 
 def test_a_database_without_parameter_group_monitoring_or_final_snapshot_makes_none_of_them():
     _, full = synth(lambda stack: database(stack))
-    _, bare = synth(lambda stack: database(stack, parameter_group=False, enhanced_monitoring_seconds=0,
-                                           final_snapshot=False))
+    _, bare = synth(lambda stack: database(stack, parameter_group=False, enhanced_monitoring_seconds=0, final_snapshot=False))
     assert "aws_db_parameter_group" in full and "aws_iam_role" in full
     assert "aws_db_parameter_group" not in bare and "aws_iam_role" not in bare
     (instance,) = bare["aws_db_instance"].values()
@@ -84,17 +93,31 @@ def test_a_database_without_parameter_group_monitoring_or_final_snapshot_makes_n
 
 
 def test_an_existing_database_makes_nothing_and_names_its_host_and_port():
-    existing = {"host": "db.example.internal", "port": 3307, "cidr": "10.9.0.0/24",
-                "secret_arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:apim-db-AbCdEf"}
+    existing = {
+        "host": "db.example.internal",
+        "port": 3307,
+        "cidr": "10.9.0.0/24",
+        "secret_arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:apim-db-AbCdEf",
+    }
     made, resources = synth(lambda stack: database(stack, existing=existing))
     assert resources == {}
     assert (made.security_group_id, made.host, made.port) == (None, "db.example.internal", 3307)
 
 
 def share(stack: TerraformStack, **settings) -> SharedFileSystem:
-    return SharedFileSystem(stack, "shared_fs", SharedFileSystemProps(
-        name_prefix=PREFIX, shared_fs=SharedFsSettings(**settings), vpc_id="vpc-0a", subnet_ids=SUBNETS,
-        node_group_id=NODES, kms_key_arn=KEY, node_role_arn=ROLE))
+    return SharedFileSystem(
+        stack,
+        "shared_fs",
+        SharedFileSystemProps(
+            name_prefix=PREFIX,
+            shared_fs=SharedFsSettings(**settings),
+            vpc_id="vpc-0a",
+            subnet_ids=SUBNETS,
+            node_group_id=NODES,
+            kms_key_arn=KEY,
+            node_role_arn=ROLE,
+        ),
+    )
 
 
 def test_the_share_takes_nfs_from_the_nodes_group_only_with_a_mount_target_per_subnet():
@@ -107,17 +130,26 @@ def test_the_share_takes_nfs_from_the_nodes_group_only_with_a_mount_target_per_s
 
 
 def test_the_share_without_the_tls_policy_or_backup_makes_neither():
-    _, resources = synth(lambda stack: share(stack, tls_only_policy=False, backup=False,
-                                             throughput_mode="bursting"))
+    _, resources = synth(lambda stack: share(stack, tls_only_policy=False, backup=False, throughput_mode="bursting"))
     assert "aws_efs_file_system_policy" not in resources and "aws_efs_backup_policy" not in resources
     (file_system,) = resources["aws_efs_file_system"].values()
     assert file_system["throughput_mode"] == "bursting"
 
 
 def balancer(stack: TerraformStack, hostname: str | None = None, **settings) -> LoadBalancer:
-    return LoadBalancer(stack, "load_balancer", LoadBalancerProps(
-        name_prefix=PREFIX, load_balancer=LoadBalancerSettings(**{"certificate_arn": CERTIFICATE, **settings}),
-        routes=ROUTES, hostname=hostname, vpc_id="vpc-0a", subnet_ids=SUBNETS, node_group_id=NODES))
+    return LoadBalancer(
+        stack,
+        "load_balancer",
+        LoadBalancerProps(
+            name_prefix=PREFIX,
+            load_balancer=LoadBalancerSettings(**{"certificate_arn": CERTIFICATE, **settings}),
+            routes=ROUTES,
+            hostname=hostname,
+            vpc_id="vpc-0a",
+            subnet_ids=SUBNETS,
+            node_group_id=NODES,
+        ),
+    )
 
 
 def test_the_load_balancer_reaches_the_nodes_group_on_its_routes_node_and_health_ports_only():
@@ -140,8 +172,7 @@ def test_admin_paths_are_forbidden_and_forwarded_only_from_admin_cidrs():
     _, closed = synth(balancer)
     _, open_to_admins = synth(lambda stack: balancer(stack, admin_cidrs=["10.1.0.0/16"]))
     assert [r["priority"] for r in closed["aws_lb_listener_rule"].values()] == [20]
-    source = [c["source_ip"]["values"] for r in open_to_admins["aws_lb_listener_rule"].values()
-              for c in r["condition"] if "source_ip" in c]
+    source = [c["source_ip"]["values"] for r in open_to_admins["aws_lb_listener_rule"].values() for c in r["condition"] if "source_ip" in c]
     assert source == [["10.1.0.0/16"]]
 
 
@@ -161,32 +192,48 @@ def test_without_a_hostname_the_public_name_is_the_load_balancers_dns_name():
 
 
 def test_the_nodes_group_opens_the_peer_ports_to_itself_only():
-    made, resources = synth(lambda stack: PeerSecurity(stack, "peers", PeerSecurityProps(
-        name_prefix=PREFIX, vpc_id="vpc-0a", key_manager=KeyManagerSettings())))
+    made, resources = synth(
+        lambda stack: PeerSecurity(stack, "peers", PeerSecurityProps(name_prefix=PREFIX, vpc_id="vpc-0a", key_manager=KeyManagerSettings()))
+    )
     peer = {(r["type"], r["from_port"]) for r in rules(resources) if r.get("source_security_group_id")}
     assert peer == {(d, p) for d in ("ingress", "egress") for p in (9443, 9611, 9711, 5672)}
-    assert all(r["source_security_group_id"].startswith("${aws_security_group.peers_nodes")
-               for r in rules(resources) if r.get("source_security_group_id"))
+    assert all(
+        r["source_security_group_id"].startswith("${aws_security_group.peers_nodes")
+        for r in rules(resources)
+        if r.get("source_security_group_id")
+    )
     assert [r["from_port"] for r in rules(resources) if r.get("cidr_blocks")] == [443]
 
 
 def test_an_external_key_manager_adds_egress_to_its_network_on_its_port():
     key_manager = KeyManagerSettings(type="wso2-is", url="https://is.example.internal:9444", cidr="10.8.0.0/24")
-    _, resources = synth(lambda stack: PeerSecurity(stack, "peers", PeerSecurityProps(
-        name_prefix=PREFIX, vpc_id="vpc-0a", key_manager=key_manager)))
+    _, resources = synth(
+        lambda stack: PeerSecurity(stack, "peers", PeerSecurityProps(name_prefix=PREFIX, vpc_id="vpc-0a", key_manager=key_manager))
+    )
     assert {(r["from_port"], r["cidr_blocks"][0]) for r in rules(resources) if r.get("cidr_blocks")} == {
-        (443, "0.0.0.0/0"), (9444, "10.8.0.0/24")}
+        (443, "0.0.0.0/0"),
+        (9444, "10.8.0.0/24"),
+    }
 
 
-@pytest.mark.parametrize(("db_app_user", "encryption_key", "names"), [
-    (True, False, ["apim-admin", "database-app", "keystore"]),  # RDS, 4.x before 4.7
-    (False, False, ["apim-admin", "keystore"]),  # an existing database brings its own user
-    (True, True, ["apim-admin", "database-app", "encryption-key", "keystore"]),  # 4.7: symmetric internal crypto
-])
+@pytest.mark.parametrize(
+    ("db_app_user", "encryption_key", "names"),
+    [
+        (True, False, ["apim-admin", "database-app", "keystore"]),  # RDS, 4.x before 4.7
+        (False, False, ["apim-admin", "keystore"]),  # an existing database brings its own user
+        (True, True, ["apim-admin", "database-app", "encryption-key", "keystore"]),  # 4.7: symmetric internal crypto
+    ],
+)
 def test_generated_secrets_are_the_ones_the_pair_needs_and_hold_no_value(db_app_user, encryption_key, names):
-    made, resources = synth(lambda stack: GeneratedSecrets(stack, "secrets", GeneratedSecretsProps(
-        name_prefix=PREFIX, kms_key_arn=KEY, recovery_window_days=7, db_app_user=db_app_user,
-        encryption_key=encryption_key)))
+    made, resources = synth(
+        lambda stack: GeneratedSecrets(
+            stack,
+            "secrets",
+            GeneratedSecretsProps(
+                name_prefix=PREFIX, kms_key_arn=KEY, recovery_window_days=7, db_app_user=db_app_user, encryption_key=encryption_key
+            ),
+        )
+    )
     secrets = resources["aws_secretsmanager_secret"].values()
     assert sorted(s["name"] for s in secrets) == [f"{PREFIX}/{name}" for name in names]
     assert all(s["kms_key_id"] == KEY and s["recovery_window_in_days"] == 7 for s in secrets)
@@ -194,32 +241,48 @@ def test_generated_secrets_are_the_ones_the_pair_needs_and_hold_no_value(db_app_
     assert (made.db_app_arn is not None, made.encryption_key_arn is not None) == (db_app_user, encryption_key)
 
 
-@pytest.mark.parametrize(("urls", "objects"), [
-    (("s3://packs/wso2am-4.3.0.zip", DRIVER), ["arn:aws:s3:::packs/wso2am-4.3.0.zip", "arn:aws:s3:::artifacts/"
-                                                 "mysql-connector-j-8.4.0.jar"]),
-    (("https://example.com/wso2am-4.3.0.zip", DRIVER), ["arn:aws:s3:::artifacts/mysql-connector-j-8.4.0.jar"]),
-    (("https://example.com/wso2am-4.3.0.zip",), None),
-])
+@pytest.mark.parametrize(
+    ("urls", "objects"),
+    [
+        (
+            ("s3://packs/wso2am-4.3.0.zip", DRIVER),
+            ["arn:aws:s3:::packs/wso2am-4.3.0.zip", "arn:aws:s3:::artifacts/mysql-connector-j-8.4.0.jar"],
+        ),
+        (("https://example.com/wso2am-4.3.0.zip", DRIVER), ["arn:aws:s3:::artifacts/mysql-connector-j-8.4.0.jar"]),
+        (("https://example.com/wso2am-4.3.0.zip",), None),
+    ],
+)
 def test_the_node_role_reads_exactly_the_artifacts_in_s3(urls, objects):
-    _, resources = synth(lambda stack: NodeIdentity(stack, "identity", NodeIdentityProps(
-        name_prefix=PREFIX, artifact_urls=urls)))
+    _, resources = synth(lambda stack: NodeIdentity(stack, "identity", NodeIdentityProps(name_prefix=PREFIX, artifact_urls=urls)))
     policies = resources.get("aws_iam_role_policy", {}).values()
     granted = [statement["Resource"] for p in policies for statement in json.loads(p["policy"])["Statement"]]
     assert granted == ([objects] if objects else [])
 
 
 def node(stack: TerraformStack, node_settings: NodeSettings, **props) -> Node:
-    return Node(stack, "node_1", NodeProps(
-        name_prefix=PREFIX, node=node_settings, index=0, private_ip="10.0.1.10", ami_id="ami-0123456789abcdef0",
-        subnet_id=SUBNETS[0], security_group_ids=(NODES,), instance_profile_name=f"{PREFIX}-node", kms_key_arn=KEY,
-        user_data='${base64gzip("#cloud-config")}', **props))
+    return Node(
+        stack,
+        "node_1",
+        NodeProps(
+            name_prefix=PREFIX,
+            node=node_settings,
+            index=0,
+            private_ip="10.0.1.10",
+            ami_id="ami-0123456789abcdef0",
+            subnet_id=SUBNETS[0],
+            security_group_ids=(NODES,),
+            instance_profile_name=f"{PREFIX}-node",
+            kms_key_arn=KEY,
+            user_data='${base64gzip("#cloud-config")}',
+            **props,
+        ),
+    )
 
 
 def test_a_node_with_a_fixed_ami_replaces_on_any_change_and_keeps_its_address():
     made, resources = synth(lambda stack: node(stack, NodeSettings(ami={"id": "ami-0123456789abcdef0"})))
     (instance,) = resources["aws_instance"].values()
-    assert (instance["private_ip"], made.private_ip, instance["user_data_replace_on_change"]) == (
-        "10.0.1.10", "10.0.1.10", True)
+    assert (instance["private_ip"], made.private_ip, instance["user_data_replace_on_change"]) == ("10.0.1.10", "10.0.1.10", True)
     assert "lifecycle" not in instance
     assert instance["metadata_options"]["http_tokens"] == "required"
 
@@ -229,46 +292,67 @@ def test_a_node_with_an_ami_parameter_ignores_new_releases_and_the_emulator_its_
     _, aws_node = synth(lambda stack: node(stack, settings))
     _, emulated = synth(lambda stack: node(stack, settings, ignore_security_group_drift=True))
     assert next(iter(aws_node["aws_instance"].values()))["lifecycle"]["ignore_changes"] == ["ami"]
-    assert next(iter(emulated["aws_instance"].values()))["lifecycle"]["ignore_changes"] == [
-        "ami", "vpc_security_group_ids"]
+    assert next(iter(emulated["aws_instance"].values()))["lifecycle"]["ignore_changes"] == ["ami", "vpc_security_group_ids"]
 
 
 def test_the_rsync_channel_opens_ssh_from_the_sender_to_the_receiver_only():
-    made, resources = synth(lambda stack: RsyncChannel(stack, "rsync", RsyncChannelProps(
-        name_prefix=PREFIX, region="us-east-1", vpc_id="vpc-0a", kms_key_arn=KEY)))
+    made, resources = synth(
+        lambda stack: RsyncChannel(
+            stack, "rsync", RsyncChannelProps(name_prefix=PREFIX, region="us-east-1", vpc_id="vpc-0a", kms_key_arn=KEY)
+        )
+    )
     assert {(r["type"], r["from_port"]) for r in rules(resources)} == {("egress", 22), ("ingress", 22)}
     assert sorted(p["name"] for p in resources["aws_ssm_parameter"].values()) == [
-        f"/{PREFIX}/rsync/manager-key", f"/{PREFIX}/rsync/worker-host-key"]
+        f"/{PREFIX}/rsync/manager-key",
+        f"/{PREFIX}/rsync/worker-host-key",
+    ]
     (_, encrypt) = made.statements(KEY)
     assert encrypt["Condition"]["StringEquals"]["kms:ViaService"] == "ssm.us-east-1.amazonaws.com"
 
 
 def network(stack: TerraformStack, **settings) -> Network:
-    return Network(stack, "network", NetworkProps(
-        name_prefix=PREFIX, region="us-east-1", availability_zones=("us-east-1a", "us-east-1b"),
-        network=NetworkSettings(**settings), kms_key_arn=KEY))
+    return Network(
+        stack,
+        "network",
+        NetworkProps(
+            name_prefix=PREFIX,
+            region="us-east-1",
+            availability_zones=("us-east-1a", "us-east-1b"),
+            network=NetworkSettings(**settings),
+            kms_key_arn=KEY,
+        ),
+    )
 
 
 def test_a_new_vpc_reserves_each_nodes_address_and_has_no_internet_gateway_without_public_subnets():
-    _, resources = synth(lambda stack: network(stack, vpc_cidr="10.0.0.0/16", subnet_cidrs=["10.0.1.0/24",
-                                                                                           "10.0.2.0/24"]))
+    _, resources = synth(lambda stack: network(stack, vpc_cidr="10.0.0.0/16", subnet_cidrs=["10.0.1.0/24", "10.0.2.0/24"]))
     reserved = sorted(r["cidr_block"] for r in resources["aws_ec2_subnet_cidr_reservation"].values())
     assert reserved == ["10.0.1.10/32", "10.0.2.10/32"]
     assert "aws_internet_gateway" not in resources and len(resources["aws_subnet"]) == 2
 
 
 def test_public_subnets_bring_an_internet_gateway_for_the_load_balancer():
-    made, resources = synth(lambda stack: network(
-        stack, vpc_cidr="10.0.0.0/16", subnet_cidrs=["10.0.1.0/24", "10.0.2.0/24"],
-        public_subnet_cidrs=["10.0.101.0/24", "10.0.102.0/24"]))
+    made, resources = synth(
+        lambda stack: network(
+            stack,
+            vpc_cidr="10.0.0.0/16",
+            subnet_cidrs=["10.0.1.0/24", "10.0.2.0/24"],
+            public_subnet_cidrs=["10.0.101.0/24", "10.0.102.0/24"],
+        )
+    )
     assert len(resources["aws_internet_gateway"]) == 1 and len(made.public_subnet_ids) == 2
 
 
 def test_an_existing_vpc_makes_only_the_address_reservations():
-    made, resources = synth(lambda stack: network(
-        stack, vpc_cidr=None, vpc_id="vpc-0123456789abcdef0", subnet_ids=["subnet-0123456789abcdef0",
-                                                                          "subnet-0123456789abcdef1"],
-        subnet_cidrs=["10.0.1.0/24", "10.0.2.0/24"]))
+    made, resources = synth(
+        lambda stack: network(
+            stack,
+            vpc_cidr=None,
+            vpc_id="vpc-0123456789abcdef0",
+            subnet_ids=["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
+            subnet_cidrs=["10.0.1.0/24", "10.0.2.0/24"],
+        )
+    )
     assert list(resources) == ["aws_ec2_subnet_cidr_reservation"]
     assert made.vpc_id == "vpc-0123456789abcdef0"
 

@@ -1,4 +1,5 @@
 """Traffic entry in the synthesized stacks: listeners, stickiness, health checks, who may reach what."""
+
 from __future__ import annotations
 
 import pytest
@@ -68,10 +69,14 @@ def test_management_is_sticky_and_every_target_group_checks_apim_health(stacks, 
     stack, settings = stacks[env], environments[env]
     groups = _target_groups(stack)
     assert {name: (g["port"], g["protocol"]) for name, g in groups.items()} == {
-        "mgmt": (9443, "HTTPS"), "gw": (8243, "HTTPS"), "ws": (8099, "HTTPS")
+        "mgmt": (9443, "HTTPS"),
+        "gw": (8243, "HTTPS"),
+        "ws": (8099, "HTTPS"),
     }
     assert groups["mgmt"]["stickiness"] == {
-        "type": "lb_cookie", "enabled": True, "cookie_duration": settings.load_balancer.stickiness_seconds
+        "type": "lb_cookie",
+        "enabled": True,
+        "cookie_duration": settings.load_balancer.stickiness_seconds,
     }
     assert groups["gw"]["stickiness"]["enabled"] is settings.load_balancer.gateway_stickiness is False
     liveness = ("HTTP", "9763", "/services/Version")
@@ -82,7 +87,9 @@ def test_management_is_sticky_and_every_target_group_checks_apim_health(stacks, 
     listeners = {listener["port"]: listener for listener in resources(stack, "aws_lb_listener").values()}
     by_arn = {f"${{aws_lb_target_group.{key}.arn}}": g["port"] for key, g in resources(stack, "aws_lb_target_group").items()}
     assert {port: by_arn[listeners[port]["default_action"][0]["target_group_arn"]] for port in LISTENERS} == {
-        443: 9443, 8243: 8243, 8099: 8099
+        443: 9443,
+        8243: 8243,
+        8099: 8099,
     }
 
 
@@ -105,13 +112,14 @@ def test_clients_reach_the_load_balancer_only_and_it_reaches_the_node_ports_only
     lb_rules = [r for r in rules if r["security_group_id"] == lb_group]
     clients = {str(c) for c in settings.load_balancer.client_cidrs}
     ingress = [r for r in lb_rules if r["type"] == "ingress"]
-    assert {(r["from_port"], r["cidr_blocks"][0]) for r in ingress} == {
-        (port, cidr) for port in (80, 443, 8243, 8099) for cidr in clients
-    }
+    assert {(r["from_port"], r["cidr_blocks"][0]) for r in ingress} == {(port, cidr) for port in (80, 443, 8243, 8099) for cidr in clients}
     egress = [r for r in lb_rules if r["type"] == "egress"]
     assert {(r["from_port"], r["source_security_group_id"]) for r in egress} == {(p, nodes) for p in NODE_PORTS_FROM_LB}
-    from_lb = {r["from_port"] for r in rules
-               if r["security_group_id"] == nodes and r["type"] == "ingress" and r.get("source_security_group_id") == lb_group}
+    from_lb = {
+        r["from_port"]
+        for r in rules
+        if r["security_group_id"] == nodes and r["type"] == "ingress" and r.get("source_security_group_id") == lb_group
+    }
     assert from_lb == NODE_PORTS_FROM_LB
 
 
@@ -136,8 +144,11 @@ def test_route53_alias_access_logs_and_waf_follow_the_settings(stacks, environme
 def test_an_external_key_manager_is_reached_in_its_network_only(stacks):
     stack = stacks["legacy32"]
     nodes = ref("aws_security_group", group_named(stack, "nodes"))
-    rules = [r for r in resources(stack, "aws_security_group_rule").values()
-             if r["security_group_id"] == nodes and "Key Manager" in r["description"]]
+    rules = [
+        r
+        for r in resources(stack, "aws_security_group_rule").values()
+        if r["security_group_id"] == nodes and "Key Manager" in r["description"]
+    ]
     assert [(r["type"], r["from_port"], r["cidr_blocks"]) for r in rules] == [("egress", 9443, ["172.31.80.0/20"])]
     assert not [r for r in resources(stacks["local"], "aws_security_group_rule").values() if "Key Manager" in r["description"]]
 

@@ -1,6 +1,7 @@
 """What the real product and AWS need of the stack, synthesized for real: the load balancer keeps idle WebSocket
 connections, 4.7's symmetric internal encryption gets one key for the pair, the nodes may decrypt with the extra keys
 the settings name (examples/apim-4-7.toml beside the environments)."""
+
 from __future__ import annotations
 
 import json
@@ -41,7 +42,6 @@ def test_3_2_to_4_6_need_no_encryption_key_the_keystore_is_shared(stacks, env):
 def test_the_nodes_may_decrypt_with_the_extra_keys_named_and_nothing_more(example_stacks, stacks):
     _, grant = named(example_stacks["apim-4-7"], "aws_iam_role_policy", "use-secrets")
     statements = {s["Sid"]: s for s in json.loads(grant["policy"])["Statement"]}
-    assert statements["OtherKeys"] == {"Sid": "OtherKeys", "Effect": "Allow", "Action": "kms:Decrypt",
-                                       "Resource": [EXTRA_KEY]}
+    assert statements["OtherKeys"] == {"Sid": "OtherKeys", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": [EXTRA_KEY]}
     _, local_grant = named(stacks["local"], "aws_iam_role_policy", "use-secrets")
     assert "OtherKeys" not in local_grant["policy"]

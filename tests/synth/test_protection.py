@@ -1,4 +1,5 @@
 """Remote state per environment, and the destroy guard: synthesized, then run for real with Terraform."""
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,15 @@ def test_state_is_local_for_the_emulator_and_s3_with_a_lock_elsewhere(stacks, en
     if settings.state is None:
         assert list(backend) == ["local"] and backend["local"]["path"].endswith(f"/{env}.tfstate")
         return
-    assert backend == {"s3": {"bucket": settings.state.bucket, "key": f"wso2-apim-active-active/{env}.tfstate",
-                              "region": settings.state.region, "dynamodb_table": settings.state.lock_table,
-                              "encrypt": True}}
+    assert backend == {
+        "s3": {
+            "bucket": settings.state.bucket,
+            "key": f"wso2-apim-active-active/{env}.tfstate",
+            "region": settings.state.region,
+            "dynamodb_table": settings.state.lock_table,
+            "encrypt": True,
+        }
+    }
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -41,16 +48,18 @@ def test_the_guard_depends_on_every_resource_and_names_each_protection(stacks, e
 
 def test_prod_is_protected_and_dev_and_local_are_destroyable(environments):
     assert protections_on(environments["prod"]) == [
-        "database.deletion_protection", "node.termination_protection", "shared_fs.retain_on_destroy",
-        "load_balancer.deletion_protection"]
+        "database.deletion_protection",
+        "node.termination_protection",
+        "shared_fs.retain_on_destroy",
+        "load_balancer.deletion_protection",
+    ]
     assert protections_on(environments["dev"]) == protections_on(environments["local"]) == []
     assert "database.deletion_protection" not in protections_on(environments["legacy32"]), "its database is not ours"
 
 
 def _terraform(folder, *args: str) -> subprocess.CompletedProcess:
     flags = [] if args[0] == "state" else ["-input=false", "-no-color"]
-    return subprocess.run(["terraform", *args, *flags], cwd=folder, env=tool_env(),
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(["terraform", *args, *flags], cwd=folder, env=tool_env(), capture_output=True, text=True, timeout=120)
 
 
 def test_the_guard_stops_a_real_destroy_before_anything_is_deleted(stacks, tmp_path):

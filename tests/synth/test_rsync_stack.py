@@ -1,5 +1,6 @@
 """content_sync = "rsync" (examples/rsync.toml), synthesized for real: no shared file system, SSH from node 1
 to node 2 only, and the public keys handed over through two parameters only the nodes write."""
+
 from __future__ import annotations
 
 import json
@@ -47,8 +48,7 @@ def test_key_parameters_hold_no_key_and_only_the_nodes_write_them(example_stacks
     _, grant = named(stack, "aws_iam_role_policy", "use-secrets")
     statements = {s["Sid"]: s for s in json.loads(grant["policy"])["Statement"]}
     assert statements["HandOverPublicKeys"]["Action"] == ["ssm:GetParameter", "ssm:PutParameter"]
-    assert sorted(statements["HandOverPublicKeys"]["Resource"]) == sorted(
-        ref("aws_ssm_parameter", name, "arn") for name in parameters)
+    assert sorted(statements["HandOverPublicKeys"]["Resource"]) == sorted(ref("aws_ssm_parameter", name, "arn") for name in parameters)
     assert "kms:Encrypt" not in statements["StackKey"]["Action"]
     assert statements["EncryptKeyParameters"]["Action"] == "kms:Encrypt"
     assert statements["EncryptKeyParameters"]["Condition"] == {"StringEquals": {"kms:ViaService": "ssm.eu-west-1.amazonaws.com"}}

@@ -1,4 +1,5 @@
 """Assertions on the synthesized Terraform JSON of every environment."""
+
 from __future__ import annotations
 
 import json
@@ -17,14 +18,6 @@ from tests.conftest import synthesize, tool_env
 from tests.helpers import ENVS, group_named, named, only, ref, resources
 
 PEER_PORTS = {9443, 9611, 9711, 5672}
-
-
-
-
-
-
-
-
 
 
 def test_one_stack_per_environment_file(stacks):
@@ -145,22 +138,33 @@ def test_emulator_gaps_are_switched_off_in_local_only(stacks):
 def test_outputs_and_tags(stacks, env):
     stack = stacks[env]
     assert set(stack["output"]) == {
-        names.OUTPUT_VPC_ID, names.OUTPUT_NODE_IPS, names.OUTPUT_INSTANCE_IDS, names.OUTPUT_EFS_ID,
-        names.OUTPUT_EFS_DNS, names.OUTPUT_NODE_SG, names.OUTPUT_EFS_SG, names.OUTPUT_LB_DNS, names.OUTPUT_LB_SG,
-        names.OUTPUT_PUBLIC_NAME, names.OUTPUT_TARGET_GROUPS,
-        "publisher_url", "devportal_url", "admin_url", "carbon_url", "gateway_url",
+        names.OUTPUT_VPC_ID,
+        names.OUTPUT_NODE_IPS,
+        names.OUTPUT_INSTANCE_IDS,
+        names.OUTPUT_EFS_ID,
+        names.OUTPUT_EFS_DNS,
+        names.OUTPUT_NODE_SG,
+        names.OUTPUT_EFS_SG,
+        names.OUTPUT_LB_DNS,
+        names.OUTPUT_LB_SG,
+        names.OUTPUT_PUBLIC_NAME,
+        names.OUTPUT_TARGET_GROUPS,
+        "publisher_url",
+        "devportal_url",
+        "admin_url",
+        "carbon_url",
+        "gateway_url",
     }
     assert all(output.get("description") for output in stack["output"].values())
     tags = stack["provider"]["aws"][0]["default_tags"][0]["tags"]
     assert tags["Environment"] == env and tags["ManagedBy"] == names.MANAGED_BY
 
 
-
-
 def test_archive_read_is_limited_to_the_archive_object(stacks):
     _, policy = named(stacks["local"], "aws_iam_role_policy", "read-artifacts")
     assert json.loads(policy["policy"])["Statement"][0]["Resource"] == [
-        "arn:aws:s3:::apim-local-artifacts/wso2am-4.3.0.zip", "arn:aws:s3:::apim-local-artifacts/mysql-connector-j-8.4.0.jar",
+        "arn:aws:s3:::apim-local-artifacts/wso2am-4.3.0.zip",
+        "arn:aws:s3:::apim-local-artifacts/mysql-connector-j-8.4.0.jar",
     ]
     names = {p["name"] for p in resources(stacks["legacy32"], "aws_iam_role_policy").values()}
     assert "read-artifacts" not in names, "https artifacts: no S3 grant"

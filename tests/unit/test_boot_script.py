@@ -1,4 +1,5 @@
 """User data: valid cloud-config (real `cloud-init schema`), a shellcheck-clean boot step, a sound unit."""
+
 from __future__ import annotations
 
 import gzip
@@ -38,6 +39,7 @@ DISPATCH = '\nif [[ "${BASH_SOURCE[0]}" == "$0" ]]; then\n'
 def _defined(text: str) -> list[str]:
     return FUNCTION.findall(text)
 
+
 @pytest.mark.parametrize("env", ["local", "dev", "legacy32", "prod"])
 @pytest.mark.parametrize("node", [0, 1])
 def test_user_data_passes_cloud_init_schema(environments, env, node, tmp_path):
@@ -68,8 +70,12 @@ def test_user_data_writes_the_node_files(environments):
     assert "mariadb105" in user_data["packages"], "the schema step needs the MySQL client"
     # merge-config: Amazon Linux 2023's python3 (3.9) reads and writes TOML with these two packages.
     assert {"python3", "python3-tomli", "python3-tomli-w"} <= set(user_data["packages"])
-    assert files[boot_script.MERGE_CONFIG] == {"path": boot_script.MERGE_CONFIG, "owner": "root:root",
-                                               "permissions": "0755", "content": boot_script.merge_config_text()}
+    assert files[boot_script.MERGE_CONFIG] == {
+        "path": boot_script.MERGE_CONFIG,
+        "owner": "root:root",
+        "permissions": "0755",
+        "content": boot_script.merge_config_text(),
+    }
     # The public name's mapping in /etc/hosts is the boot step's: a reboot's cloud-init must leave it.
     assert user_data["manage_etc_hosts"] is False
 
@@ -80,12 +86,17 @@ def test_node_env_is_shell_sourceable(environments, tmp_path):
     env_file.write_text(cloud_config_files(render_user_data(settings, 0, DEPLOYED))[NODE_ENV]["content"])
     shown = subprocess.run(
         ["bash", "-c", f'. "{env_file}"; echo "$SHARE_ROOT|$SHARED_FOLDERS|$EFS_ID|$EFS_DNS|$FSTAB_ENTRIES|$START_SCRIPT"'],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     assert shown == (
         "/mnt/wso2am-share|userstores=/opt/wso2/wso2am-4.3.0/repository/deployment/server/userstores "
-        "tenants=/opt/wso2/wso2am-4.3.0/repository/tenants|" + EFS + "|"
-        + EFS + ".efs.us-east-1.amazonaws.com|/etc/wso2am/fstab|api-manager.sh"
+        "tenants=/opt/wso2/wso2am-4.3.0/repository/tenants|"
+        + EFS
+        + "|"
+        + EFS
+        + ".efs.us-east-1.amazonaws.com|/etc/wso2am/fstab|api-manager.sh"
     )
 
 
@@ -113,14 +124,17 @@ def test_the_shipped_boot_script_is_the_source_without_its_comment_lines(mode):
         if tag is not None:
             assert line == tag or not line.lstrip().startswith("#"), f"line {number}: '#' inside a heredoc"
             tag = None if line == tag else tag
-        elif (found := re.search(r"[^<]<<-?'?([A-Z]+)'?\s*(?:[>|]|$)", line)):
+        elif found := re.search(r"[^<]<<-?'?([A-Z]+)'?\s*(?:[>|]|$)", line):
             tag = found.group(1)
 
 
-@pytest.mark.parametrize("env, script, shared", [
-    ("local", "api-manager.sh", "/userstores /opt/wso2/wso2am-4.3.0/repository/tenants"),  # tenants on
-    ("legacy32", "wso2server.sh", ""),
-])
+@pytest.mark.parametrize(
+    "env, script, shared",
+    [
+        ("local", "api-manager.sh", "/userstores /opt/wso2/wso2am-4.3.0/repository/tenants"),  # tenants on
+        ("legacy32", "wso2server.sh", ""),
+    ],
+)
 def test_systemd_unit(environments, env, script, shared, tmp_path):
     settings = environments[env]
     unit = boot_script.render_systemd_unit(settings)
@@ -165,6 +179,7 @@ def test_only_node_2_waits_for_node_1_on_its_first_start(environments):
     def env_of(node: int) -> dict[str, str]:
         content = cloud_config_files(render_user_data(environments["local"], node, DEPLOYED))[NODE_ENV]["content"]
         return {k: shlex.split(v)[0] if v else "" for k, v in (line.split("=", 1) for line in content.splitlines())}
+
     first, second = env_of(0), env_of(1)
     assert first["FIRST_NODE_URL"] == ""
     assert second["FIRST_NODE_URL"] == "https://10.0.1.10:9443/services/Version", "node 1's 9443 is open to its peer"
@@ -176,8 +191,7 @@ def test_only_node_2_waits_for_node_1_on_its_first_start(environments):
 def test_user_data_fits_ec2s_16_kb_with_room_to_grow(environments, env, node):
     # DEPLOYED holds values as long as the real ones the stack's references resolve to; EC2 takes 16 KiB of
     # user data, which Terraform gzips (base64gzip: Go's default level, 6) and cloud-init unzips.
-    settings = environments[env] if env != "rsync" else parse_settings(
-        tomllib.loads((EXAMPLES / "rsync.toml").read_text()), environ={})
+    settings = environments[env] if env != "rsync" else parse_settings(tomllib.loads((EXAMPLES / "rsync.toml").read_text()), environ={})
     size = len(gzip.compress(render_user_data(settings, node, DEPLOYED).encode(), compresslevel=6))
     assert size < 12 * 1024, f"{size} bytes gzipped"
 
@@ -191,12 +205,14 @@ def test_a_nodes_boot_step_holds_its_own_modes_part_only(mode, other):
     assert sorted(name for name in set(defined) if defined.count(name) > 1) == []
     other_only = set(_defined(boot_script.boot_part(f"{other}.sh"))) - set(defined)
     assert {"mount_share", "seed_share_once", "prepare_sender", "push"}.intersection(defined) == (
-        {"mount_share", "seed_share_once"} if mode == "efs" else {"prepare_sender", "push"})
+        {"mount_share", "seed_share_once"} if mode == "efs" else {"prepare_sender", "push"}
+    )
     assert other_only >= ({"prepare_sender", "prepare_receiver", "push"} if mode == "efs" else {"mount_share", "copy_whole"})
     # Every word of the code (strings and comments left out) that names a function of any part is one this script
     # defines: no step calls a function of the other mode. The commands' `push` is rsync's only.
-    every_function = {name for part in {p for parts in boot_script.BOOT_PARTS.values() for p in parts}
-                      for name in _defined(boot_script.boot_part(part))}
+    every_function = {
+        name for part in {p for parts in boot_script.BOOT_PARTS.values() for p in parts} for name in _defined(boot_script.boot_part(part))
+    }
     steps, dispatch = script.rsplit(DISPATCH, 1)
     called = set()
     for line in steps.splitlines():
@@ -211,7 +227,6 @@ def test_a_nodes_boot_step_holds_its_own_modes_part_only(mode, other):
 @pytest.mark.parametrize("env, mode", [("local", "efs"), ("rsync", "rsync")])
 @pytest.mark.parametrize("node", [0, 1])
 def test_each_node_gets_its_modes_boot_step(environments, env, mode, node):
-    settings = environments[env] if env != "rsync" else parse_settings(
-        tomllib.loads((EXAMPLES / "rsync.toml").read_text()), environ={})
+    settings = environments[env] if env != "rsync" else parse_settings(tomllib.loads((EXAMPLES / "rsync.toml").read_text()), environ={})
     assert settings.content_sync == mode
     assert cloud_config_files(render_user_data(settings, node, DEPLOYED))[BOOT_SCRIPT]["content"] == boot_script.boot_script_text(mode)

@@ -1,5 +1,6 @@
 """A failed outside command says why: its standard error and the tail of its output travel with the error
 (the rehearsal and the e2e fixtures run every outside command through scripts.commands)."""
+
 from __future__ import annotations
 
 import pytest

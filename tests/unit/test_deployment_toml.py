@@ -1,4 +1,5 @@
 """deployment.toml: parsed back with a TOML reader and checked against the active-active rules."""
+
 from __future__ import annotations
 
 import tomllib
@@ -46,8 +47,9 @@ def test_gateway_publishes_to_localhost_on_a_shared_file_system(environments, no
     assert environment[0]["service_url"] == LOCAL_SERVICE_URL == "https://localhost:${mgt.transport.https.port}/services/"
 
 
-@pytest.mark.parametrize("env, name", [("local", "apim.local.test"), ("legacy32", "apim.example.com"),
-                                       ("dev-without-hostname", DEPLOYED.lb_dns_name)])
+@pytest.mark.parametrize(
+    "env, name", [("local", "apim.local.test"), ("legacy32", "apim.example.com"), ("dev-without-hostname", DEPLOYED.lb_dns_name)]
+)
 def test_public_name_is_the_hostname_else_the_load_balancer(environments, env, name):
     if env == "dev-without-hostname":  # (pre-flight refuses it on AWS: no certificate covers the LB's own name)
         dev = environments["dev"]
@@ -57,14 +59,17 @@ def test_public_name_is_the_hostname_else_the_load_balancer(environments, env, n
     for node in (0, 1):
         parsed = _parsed(settings, node)
         assert parsed["server"] == {"hostname": name, "node_ip": str(settings.network.node_ip(node)), "server_role": "default"}
-        assert parsed["transport"] == {"https": {"properties": {"proxyPort": 443, "keepAliveTimeout": 305_000}}}, \
+        assert parsed["transport"] == {"https": {"properties": {"proxyPort": 443, "keepAliveTimeout": 305_000}}}, (
             "TLS ends at the load balancer; a node's keep-alive outlasts the load balancer's idle timeout (300 s)"
+        )
         assert parsed["passthru_http"] == {"http.socket.timeout": 305_000}, "the gateway's too (180 s as shipped)"
         gateway = parsed["apim"]["gateway"]["environment"][0]
         assert {key: gateway[key] for key in ("http_endpoint", "https_endpoint", "ws_endpoint", "wss_endpoint")} == {
             # the gateway is reached over TLS only: its plain endpoints are the TLS ones
-            "http_endpoint": f"https://{name}:8243", "https_endpoint": f"https://{name}:8243",
-            "ws_endpoint": f"wss://{name}:8099", "wss_endpoint": f"wss://{name}:8099",
+            "http_endpoint": f"https://{name}:8243",
+            "https_endpoint": f"https://{name}:8243",
+            "ws_endpoint": f"wss://{name}:8099",
+            "wss_endpoint": f"wss://{name}:8099",
         }
         assert parsed["apim"]["devportal"] == {"url": f"https://{name}/devportal"}
 
@@ -73,8 +78,7 @@ def test_the_nodes_keep_idle_connections_longer_than_the_load_balancer(environme
     """AWS: a target's keep-alive must outlast the load balancer's idle timeout, or a request sent on a connection the
     node is closing gets a 502. Tomcat's default is 60 s; the gateway's socket timeout 180 s (product default.json)."""
     settings = environments["local"]
-    longer = settings.model_copy(update={"load_balancer": settings.load_balancer.model_copy(
-        update={"idle_timeout_seconds": 1800})})
+    longer = settings.model_copy(update={"load_balancer": settings.load_balancer.model_copy(update={"idle_timeout_seconds": 1800})})
     parsed = _parsed(longer, 0)
     assert parsed["transport"]["https"]["properties"]["keepAliveTimeout"] == 1_805_000
     assert parsed["passthru_http"]["http.socket.timeout"] == 1_805_000
@@ -88,7 +92,9 @@ def test_resident_key_manager_by_default(environments):
 def test_external_key_manager_is_the_identity_server(environments, node):
     assert _parsed(environments["legacy32"], node)["apim"]["key_manager"] == {
         "service_url": "https://is.internal.example.com:9443/services/",
-        "username": "$ref{super_admin.username}", "password": "$ref{super_admin.password}", "type": "WSO2-IS",
+        "username": "$ref{super_admin.username}",
+        "password": "$ref{super_admin.password}",
+        "type": "WSO2-IS",
     }
 
 
@@ -125,11 +131,13 @@ def test_both_databases_point_at_the_shared_host_with_placeholders_only(environm
     database = _parsed(environments["local"], 0)["database"]
     host = DEPLOYED.db_host
     assert database["apim_db"] == {
-        "type": "mysql", "url": f"jdbc:mysql://{host}:3306/WSO2AM_DB?sslMode=REQUIRED",
+        "type": "mysql",
+        "url": f"jdbc:mysql://{host}:3306/WSO2AM_DB?sslMode=REQUIRED",
         # Connector/J 8's class, as WSO2's 4.x active-active page sets it; left out, the config mapper infers the
         # deprecated com.mysql.jdbc.Driver (carbon-kernel's infer.json).
         "driver": "com.mysql.cj.jdbc.Driver",
-        "username": "$env{APIM_DB_USERNAME}", "password": "$env{APIM_DB_PASSWORD}",
+        "username": "$env{APIM_DB_USERNAME}",
+        "password": "$env{APIM_DB_PASSWORD}",
     }
     assert database["shared_db"]["url"] == f"jdbc:mysql://{host}:3306/WSO2SHARED_DB?sslMode=REQUIRED"
 
@@ -166,7 +174,8 @@ def test_3_2_has_no_event_hub(environments):
 def test_4_7_sets_the_pairs_encryption_key_from_the_environment(environments):
     """4.7's internal crypto is symmetric by default (WSO2's "Symmetric encryption" page); its start script writes a
     random [encryption] key of its own when none is set: the pair sets one, the same on both nodes."""
-    settings = environments["local"].model_copy(update={"apim": environments["local"].apim.model_copy(
-        update={"version": "4.7.0", "jdk": 21})})
+    settings = environments["local"].model_copy(
+        update={"apim": environments["local"].apim.model_copy(update={"version": "4.7.0", "jdk": 21})}
+    )
     assert [_parsed(settings, n)["encryption"] for n in (0, 1)] == [{"key": "$env{APIM_ENCRYPTION_KEY}"}] * 2
     assert "encryption" not in _parsed(environments["local"], 0), "4.3 encrypts with the shared keystore"

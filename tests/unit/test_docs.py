@@ -8,7 +8,8 @@ from tests.conftest import ROOT
 def test_settings_table_is_current():
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "settings_docs.py"), "--check", str(ROOT / "docs" / "settings.md")],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
 

@@ -1,6 +1,7 @@
 """Node 2's first start waits (bounded, logged) until node 1's API-M answers, so that one node fills the empty
 databases on its first start; node 1 never waits. The boot step's own function, run for real against an HTTPS
 server on loopback standing in for node 1's 9443."""
+
 from __future__ import annotations
 
 import re
@@ -30,7 +31,9 @@ def node_2(environments, tmp_path):
         result = subprocess.run(
             ["bash", "-c", f'. "{script}" && wait_for_first_node'],
             env={"PATH": "/usr/bin:/bin", "NODE_ENV": str(tmp_path / "node.env"), "KEY_MANAGER_POLL_SECONDS": "1"},
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         return result, time.monotonic() - started
 

@@ -1,5 +1,6 @@
 """The wait for an external Key Manager (the seed: it is up before API-M starts), run for real: the boot
 step's own code against an HTTPS server on loopback, its certificate checked against the configured CA."""
+
 from __future__ import annotations
 
 import subprocess
@@ -19,8 +20,13 @@ def wait_case(tmp_path):
     port = free_port()
     ca_cert, ca_key = self_signed_files(tmp_path, "key-manager")
     data = local_settings_dict()
-    data["key_manager"] = {"type": "wso2-is", "url": f"https://{LOOPBACK}:{port}", "cidr": "127.0.0.0/8",
-                           "ca_certificate": open(ca_cert).read(), "wait_seconds": 30}
+    data["key_manager"] = {
+        "type": "wso2-is",
+        "url": f"https://{LOOPBACK}:{port}",
+        "cidr": "127.0.0.0/8",
+        "ca_certificate": open(ca_cert).read(),
+        "wait_seconds": 30,
+    }
     settings = parse_settings(data, environ={})
     env_text = boot_script.render_node_env(settings, DEPLOYED).replace(boot_script.KEY_MANAGER_CA, ca_cert)
     script = tmp_path / "wso2am-boot"
@@ -35,7 +41,9 @@ def _run_wait(case: dict, *, wait_seconds: int) -> tuple[subprocess.CompletedPro
     result = subprocess.run(
         ["bash", str(case["script"]), "wait-key-manager"],
         env={"PATH": "/usr/bin:/bin", "NODE_ENV": str(env_file), "KEY_MANAGER_POLL_SECONDS": "1"},
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     return result, time.monotonic() - started
 
@@ -71,27 +79,42 @@ def test_api_m_is_left_to_the_units_own_wait_while_the_key_manager_is_down(wait_
     stubs = wait_case["tmp"] / "bin"
     stubs.mkdir()
     calls = wait_case["tmp"] / "systemctl.calls"
-    (stubs / "systemctl").write_text(f"#!/bin/sh\necho \"$*\" >> {calls}\n")
+    (stubs / "systemctl").write_text(f'#!/bin/sh\necho "$*" >> {calls}\n')
     (stubs / "systemctl").chmod(0o755)
     functions_only = wait_case["tmp"] / "functions.sh"
     functions_only.write_text(wait_case["script"].read_text().split("\ncase ")[0])
     command = f'. "{functions_only}"; start_service'
     run = lambda: subprocess.run(  # noqa: E731
-        ["bash", "-c", command], capture_output=True, text=True, timeout=60,
-        env={"PATH": f"{stubs}:/usr/bin:/bin", "NODE_ENV": str(env_file), "KEY_MANAGER_POLL_SECONDS": "1",
-             "STARTED_ONCE": str(wait_case["tmp"] / "started-once")},  # never this machine's /var/lib
+        ["bash", "-c", command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "PATH": f"{stubs}:/usr/bin:/bin",
+            "NODE_ENV": str(env_file),
+            "KEY_MANAGER_POLL_SECONDS": "1",
+            "STARTED_ONCE": str(wait_case["tmp"] / "started-once"),
+        },  # never this machine's /var/lib
     )
     down = run()
     assert down.returncode == 0, down.stderr
     assert "did not answer within 2s" in down.stderr and "starts once the key manager answers" in down.stderr
-    assert calls.read_text().splitlines() == ["daemon-reload", "enable --now wso2am-share-watch.timer", "enable wso2am.service",
-                                              "start --no-block wso2am.service"]
+    assert calls.read_text().splitlines() == [
+        "daemon-reload",
+        "enable --now wso2am-share-watch.timer",
+        "enable wso2am.service",
+        "start --no-block wso2am.service",
+    ]
     calls.unlink()
     with key_manager(wait_case["port"], wait_case["cert"], wait_case["key"]):
         up = run()
     assert up.returncode == 0, up.stderr
-    assert calls.read_text().splitlines() == ["daemon-reload", "enable --now wso2am-share-watch.timer", "enable wso2am.service",
-                                              "start wso2am.service"]
+    assert calls.read_text().splitlines() == [
+        "daemon-reload",
+        "enable --now wso2am-share-watch.timer",
+        "enable wso2am.service",
+        "start wso2am.service",
+    ]
 
 
 def test_resident_key_manager_waits_for_nothing(environments, tmp_path):
@@ -99,8 +122,13 @@ def test_resident_key_manager_waits_for_nothing(environments, tmp_path):
     env_file.write_text(boot_script.render_node_env(environments["local"], DEPLOYED))
     script = tmp_path / "wso2am-boot"
     script.write_text(boot_script.boot_script_text(environments["local"].content_sync))
-    result = subprocess.run(["bash", str(script), "wait-key-manager"], env={"PATH": "/usr/bin:/bin", "NODE_ENV": str(env_file)},
-                            capture_output=True, text=True, timeout=10)
+    result = subprocess.run(
+        ["bash", str(script), "wait-key-manager"],
+        env={"PATH": "/usr/bin:/bin", "NODE_ENV": str(env_file)},
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
     assert (result.returncode, result.stderr) == (0, "")
 
 

@@ -1,4 +1,5 @@
 """Settings and renderers stay pure: importing them loads no cdktf, jsii or provider module."""
+
 import re
 import subprocess
 import sys

@@ -1,6 +1,7 @@
 """`make` on a machine with or without the provider mirror (Makefile's terraformrc rule run for real): the mirror is
 used only when present or named; a named one that does not hold the provider is refused by name; without one,
 Terraform installs the provider from its registry, the ordinary way."""
+
 from __future__ import annotations
 
 import subprocess
@@ -12,8 +13,12 @@ PROVIDER = "registry.terraform.io/hashicorp/aws"
 
 def make_terraformrc(tmp_path, **variables: str) -> tuple[subprocess.CompletedProcess, str]:
     tools = tmp_path / "tools"
-    result = subprocess.run(["make", "-s", "-C", str(ROOT), f"TOOLS={tools}", f"{tools}/terraformrc",
-                             *(f"{k}={v}" for k, v in variables.items())], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["make", "-s", "-C", str(ROOT), f"TOOLS={tools}", f"{tools}/terraformrc", *(f"{k}={v}" for k, v in variables.items())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     rc = tools / "terraformrc"
     return result, rc.read_text() if rc.exists() else ""
 
@@ -39,9 +44,13 @@ def test_a_named_mirror_without_the_provider_is_refused_by_name(tmp_path):
 
 def _local_aws(**env: str) -> str:
     """What `make demo` puts before every command it runs against the emulator."""
-    return subprocess.run(["make", "-s", "-C", str(ROOT), "--eval", "show: ; @echo $(LOCAL_AWS)", "show"],
-                          capture_output=True, text=True, env={"PATH": "/usr/bin:/bin:/usr/local/bin", **env},
-                          timeout=60).stdout
+    return subprocess.run(
+        ["make", "-s", "-C", str(ROOT), "--eval", "show: ; @echo $(LOCAL_AWS)", "show"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin:/usr/local/bin", **env},
+        timeout=60,
+    ).stdout
 
 
 def test_make_demo_honours_the_callers_aws_endpoint_url():

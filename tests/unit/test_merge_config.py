@@ -2,6 +2,7 @@
 `merge-config` run for real (bash, the system python3 with the tomli and tomli_w modules Amazon Linux 2023 packages as
 python3-tomli and python3-tomli-w), with no node environment, over the stand-in product's shipped files, which have
 the tables WSO2's 3.2.0 and 4.3.0 packs ship that the config mapper has no default for."""
+
 from __future__ import annotations
 
 import ast
@@ -42,14 +43,29 @@ def _at(document: dict, path: tuple[str, ...]):
 def merge_config(tmp_path: Path, shipped: str, pair: str) -> subprocess.CompletedProcess:
     """`wso2am-boot merge-config SHIPPED PAIR` with an empty environment (no node.env, no AWS)."""
     paths = {name: tmp_path / name for name in ("wso2am-boot", "wso2am-merge-config", "shipped.toml", "pair.toml")}
-    for name, text in (("wso2am-boot", boot_script_source("efs")), ("wso2am-merge-config", merge_config_text()),
-                       ("shipped.toml", shipped), ("pair.toml", pair)):
+    for name, text in (
+        ("wso2am-boot", boot_script_source("efs")),
+        ("wso2am-merge-config", merge_config_text()),
+        ("shipped.toml", shipped),
+        ("pair.toml", pair),
+    ):
         paths[name].write_text(text)
         paths[name].chmod(0o755)
     return subprocess.run(
-        ["/usr/bin/env", "-i", "PATH=/usr/bin:/bin", f"MERGE_CONFIG={paths['wso2am-merge-config']}", "/bin/bash",
-         str(paths["wso2am-boot"]), "merge-config", str(paths["shipped.toml"]), str(paths["pair.toml"])],
-        capture_output=True, text=True, timeout=60,
+        [
+            "/usr/bin/env",
+            "-i",
+            "PATH=/usr/bin:/bin",
+            f"MERGE_CONFIG={paths['wso2am-merge-config']}",
+            "/bin/bash",
+            str(paths["wso2am-boot"]),
+            "merge-config",
+            str(paths["shipped.toml"]),
+            str(paths["pair.toml"]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

@@ -1,6 +1,7 @@
 """The contract between each node's rendered node.env and the boot step, declared once: the `: "${NAME:?}"` lines of
 the boot step's header part (every mode) and at the top of each mode's part (efs.sh, rsync.sh). Every variable a
 node's assembled script requires is rendered for that node, and node.env carries nothing its script does not declare."""
+
 from __future__ import annotations
 
 import re
@@ -34,8 +35,7 @@ def test_the_contract_is_declared_in_the_header_and_the_mode_parts_only():
 @pytest.mark.parametrize("env", ["local", "dev", "legacy32", "prod", "rsync"])
 @pytest.mark.parametrize("node", [0, 1])
 def test_node_env_renders_exactly_what_the_nodes_boot_step_declares(environments, env, node):
-    settings = environments[env] if env != "rsync" else parse_settings(
-        tomllib.loads((EXAMPLES / "rsync.toml").read_text()), environ={})
+    settings = environments[env] if env != "rsync" else parse_settings(tomllib.loads((EXAMPLES / "rsync.toml").read_text()), environ={})
     rendered = {line.split("=", 1)[0] for line in render_node_env(settings, DEPLOYED, node).splitlines()}
     wanted = declared(boot_script_source(settings.content_sync))
     assert wanted == declared(boot_part("header.sh")) | declared(boot_part(MODE_PARTS[settings.content_sync]))

@@ -1,4 +1,5 @@
 """The example pipeline (.github/workflows/environments.yml): the order a pipeline must keep, read from the file."""
+
 from __future__ import annotations
 
 import re
@@ -62,8 +63,9 @@ def test_main_deploys_dev_then_prod_each_bootstrapped_preflighted_deployed_and_v
 
 def test_destroy_is_manual_for_ephemeral_environments_only_and_typed_twice(workflow):
     destroy = workflow["jobs"]["destroy"]
-    assert destroy["if"] == ("github.event_name == 'workflow_dispatch' && github.ref == 'refs/heads/main' "
-                            "&& inputs.confirm == inputs.destroy")
+    assert destroy["if"] == (
+        "github.event_name == 'workflow_dispatch' && github.ref == 'refs/heads/main' && inputs.confirm == inputs.destroy"
+    )
     assert _triggers(workflow)["workflow_dispatch"]["inputs"]["destroy"]["options"] == ["dev"], "prod is never destroyed from here"
     assert any("cdktf destroy ${{ inputs.destroy }}" in run for run in _runs(destroy))
 

@@ -2,6 +2,7 @@
 node 1's key authorized by node 2's own `wso2am-boot check-share`, the rendered rsyncd.conf behind the forced
 command). Stand-ins: `aws` (SSM, answering with the public keys the nodes would have published), `systemctl`,
 and the receiving user, which is root here (the rehearsal's node hosts have the dedicated user)."""
+
 from __future__ import annotations
 
 import fcntl
@@ -18,8 +19,7 @@ from apim_active_active.renderers.shared_folders import shared_folders
 from tests.conftest import DEPLOYED, free_port
 from tests.helpers import rsync_local
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("sshd"),
-                                reason="needs root and sshd (make install)")
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("sshd"), reason="needs root and sshd (make install)")
 SSHD_SECONDS = 10
 
 
@@ -29,8 +29,11 @@ def _node(tmp: Path, node: int, port: int, answers: Path) -> dict:
     settings = rsync_local(install_dir=str(root / "opt"))
     env = boot_script.render_node_env(settings, DEPLOYED, node)
     # (rsyncd.conf first: the key folder's path is a prefix of it)
-    for constant, path in ((rsync.RSYNCD_CONF, root / "rsyncd.conf"), (rsync.SYNC_HOME, root / "sync"),
-                           (rsync.SYNC_KEY_DIR, root / "keys")):
+    for constant, path in (
+        (rsync.RSYNCD_CONF, root / "rsyncd.conf"),
+        (rsync.SYNC_HOME, root / "sync"),
+        (rsync.SYNC_KEY_DIR, root / "keys"),
+    ):
         env = env.replace(constant, str(path))
     env = env.replace("PEER_IP=10.0.1.10", "PEER_IP=127.0.0.1").replace("PEER_IP=10.0.2.10", "PEER_IP=127.0.0.1")
     env = env.replace(f"SYNC_USER={rsync.SYNC_USER}", "SYNC_USER=root")
@@ -47,8 +50,9 @@ def _node(tmp: Path, node: int, port: int, answers: Path) -> dict:
     bin_dir = root / "bin"
     bin_dir.mkdir()
     # aws: `ssm get-parameter --name N` prints the file answers/<basename N>; systemctl: API-M is running.
-    (bin_dir / "aws").write_text(f'#!/bin/bash\nfor a; do [[ "$prev" == --name ]] && name=$a; prev=$a; done\n'
-                                 f'cat "{answers}/$(basename "$name")"\n')
+    (bin_dir / "aws").write_text(
+        f'#!/bin/bash\nfor a; do [[ "$prev" == --name ]] && name=$a; prev=$a; done\ncat "{answers}/$(basename "$name")"\n'
+    )
     (bin_dir / "systemctl").write_text("#!/bin/sh\nexit 0\n")
     for stub in bin_dir.iterdir():
         stub.chmod(0o755)
@@ -57,10 +61,18 @@ def _node(tmp: Path, node: int, port: int, answers: Path) -> dict:
 
     def run(command: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            ["bash", str(script), command], capture_output=True, text=True, timeout=120,
-            env={"PATH": f"{bin_dir}:/usr/bin:/bin:/usr/sbin", "NODE_ENV": str(root / "node.env"),
-                 "SYNC_SSH_PORT": str(port), "PUSH_LOCK": str(root / "push.lock"),
-                 "STOPPED_BY_WATCH": str(root / "stopped-by-watch")})
+            ["bash", str(script), command],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={
+                "PATH": f"{bin_dir}:/usr/bin:/bin:/usr/sbin",
+                "NODE_ENV": str(root / "node.env"),
+                "SYNC_SSH_PORT": str(port),
+                "PUSH_LOCK": str(root / "push.lock"),
+                "STOPPED_BY_WATCH": str(root / "stopped-by-watch"),
+            },
+        )
 
     return {"root": root, "server": server, "run": run, "state": root / "sync" / "state"}
 
@@ -98,9 +110,26 @@ def pair(tmp_path):
 def _ssh(pair, *command: str) -> subprocess.CompletedProcess:
     known = pair["manager"]["root"] / "keys" / "known_hosts"
     return subprocess.run(
-        ["ssh", "-i", str(pair["key"]), "-p", str(pair["port"]), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-         "-o", f"UserKnownHostsFile={known}", "root@127.0.0.1", *command],
-        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        [
+            "ssh",
+            "-i",
+            str(pair["key"]),
+            "-p",
+            str(pair["port"]),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            f"UserKnownHostsFile={known}",
+            "root@127.0.0.1",
+            *command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_node_1s_artifacts_reach_node_2_and_nothing_else_changes_there(pair):
@@ -138,9 +167,18 @@ def test_the_key_runs_nothing_but_the_write_only_rsync_daemon(pair):
     shell = _ssh(pair, "cat", "/etc/passwd")
     assert shell.returncode != 0 and "root:" not in shell.stdout
     read_back = subprocess.run(
-        ["rsync", "-a", "-e", f"ssh -i {pair['key']} -p {pair['port']} -o BatchMode=yes "
-         f"-o UserKnownHostsFile={pair['manager']['root']}/keys/known_hosts", "root@127.0.0.1::server/", "/tmp/never/"],
-        capture_output=True, text=True, timeout=30)
+        [
+            "rsync",
+            "-a",
+            "-e",
+            f"ssh -i {pair['key']} -p {pair['port']} -o BatchMode=yes -o UserKnownHostsFile={pair['manager']['root']}/keys/known_hosts",
+            "root@127.0.0.1::server/",
+            "/tmp/never/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert read_back.returncode != 0 and "write only" in read_back.stderr
 
 

@@ -1,5 +1,6 @@
 """content_sync = "rsync": what each node is given (deployment.toml, node.env, units, user data), rendered
 by the real renderers and read back."""
+
 from __future__ import annotations
 
 import tomllib

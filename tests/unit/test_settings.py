@@ -1,4 +1,5 @@
 """Settings: every example environment loads; bad settings fail naming the setting, before anything runs."""
+
 from __future__ import annotations
 
 import subprocess
@@ -63,15 +64,25 @@ BAD_SETTINGS = [
     ("node address beyond subnet", "network.node_host_number", 300, ["network", "does not fit"]),
     ("bad name prefix", "name_prefix", "APIM_Local", ["name_prefix"]),
     ("bad region", "region", "mars-1", ["region"]),
-    ("internet-facing without public subnets", "network.public_subnet_cidrs", _DELETE,
-     ["load_balancer.scheme internet-facing", "public_subnet_cidrs"]),
-    ("public subnet ids with a new VPC", "network.public_subnet_ids", ["subnet-0a1b2c3d", "subnet-0a1b2c3e"],
-     ["network", "public_subnet_ids are for an existing VPC"]),
-    ("public subnet overlapping a node subnet", "network.public_subnet_cidrs", ["10.0.1.128/25", "10.0.102.0/24"],
-     ["network", "overlap"]),
-    ("two certificates", "load_balancer.certificate_arn",
-     "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9",
-     ["load_balancer", "exactly one of load_balancer.certificate_arn or load_balancer.certificate_domain"]),
+    (
+        "internet-facing without public subnets",
+        "network.public_subnet_cidrs",
+        _DELETE,
+        ["load_balancer.scheme internet-facing", "public_subnet_cidrs"],
+    ),
+    (
+        "public subnet ids with a new VPC",
+        "network.public_subnet_ids",
+        ["subnet-0a1b2c3d", "subnet-0a1b2c3e"],
+        ["network", "public_subnet_ids are for an existing VPC"],
+    ),
+    ("public subnet overlapping a node subnet", "network.public_subnet_cidrs", ["10.0.1.128/25", "10.0.102.0/24"], ["network", "overlap"]),
+    (
+        "two certificates",
+        "load_balancer.certificate_arn",
+        "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9",
+        ["load_balancer", "exactly one of load_balancer.certificate_arn or load_balancer.certificate_domain"],
+    ),
     ("TLS 1.0 policy", "load_balancer.ssl_policy", "ELBSecurityPolicy-2016-08", ["load_balancer.ssl_policy", "TLS 1.2+"]),
     ("hostname outside the DNS zone", "apim.hostname", "apim.other.test", ["apim.hostname apim.other.test", "route53_zone"]),
     ("DNS zone without a hostname", "apim.hostname", _DELETE, ["load_balancer.route53_zone needs apim.hostname"]),
@@ -84,14 +95,25 @@ BAD_SETTINGS = [
     ("rsync with a shared file system section", "content_sync", "rsync", ["shared_fs", 'content_sync = "rsync" has no shared file system']),
     ("rsync settings with efs", "rsync.interval_seconds", 60, ["rsync: only with content_sync"]),
     ("rsync every second", "rsync", {"interval_seconds": 1}, ["rsync.interval_seconds", "greater than or equal to 15"]),
-    ("a decrypt key that is not a KMS key ARN", "encryption.node_decrypt_key_arns", ["alias/artifacts"],
-     ["encryption.node_decrypt_key_arns", "'alias/artifacts' is not a KMS key ARN"]),
-    ("a keystore valid for a month", "apim.keystore_validity_days", 30,
-     ["apim.keystore_validity_days", "greater than or equal to 365"]),
-    ("a load balancer idle timeout past ALB's 4000 s", "load_balancer.idle_timeout_seconds", 5000,
-     ["load_balancer.idle_timeout_seconds", "less than or equal to 4000"]),
-    ("node 2 never waiting for node 1", "apim.first_start_wait_seconds", 0,
-     ["apim.first_start_wait_seconds", "greater than or equal to 60"]),
+    (
+        "a decrypt key that is not a KMS key ARN",
+        "encryption.node_decrypt_key_arns",
+        ["alias/artifacts"],
+        ["encryption.node_decrypt_key_arns", "'alias/artifacts' is not a KMS key ARN"],
+    ),
+    ("a keystore valid for a month", "apim.keystore_validity_days", 30, ["apim.keystore_validity_days", "greater than or equal to 365"]),
+    (
+        "a load balancer idle timeout past ALB's 4000 s",
+        "load_balancer.idle_timeout_seconds",
+        5000,
+        ["load_balancer.idle_timeout_seconds", "less than or equal to 4000"],
+    ),
+    (
+        "node 2 never waiting for node 1",
+        "apim.first_start_wait_seconds",
+        0,
+        ["apim.first_start_wait_seconds", "greater than or equal to 60"],
+    ),
 ]
 
 
@@ -126,7 +148,9 @@ def test_app_exits_non_zero_before_synthesizing(tmp_path):
     result = subprocess.run(
         [sys.executable, str(ROOT / "main.py")],
         env={"APIM_ENVIRONMENTS_DIR": str(bad), "CDKTF_OUTDIR": str(out), "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "node.instance_type" in result.stderr
@@ -141,14 +165,16 @@ def test_every_cross_check_error_of_a_file_comes_at_once_each_under_its_field(lo
     with pytest.raises(SettingsError) as caught:
         parse_settings(local_dict, "local.toml", environ={})
     lines = str(caught.value).splitlines()[1:]
-    assert sorted(lines) == sorted([
-        "  network.subnet_cidrs: subnets overlap: 10.9.1.0/24 and 10.9.1.128/25",
-        "  network.subnet_cidrs: subnet 10.9.1.0/24 is outside the VPC 10.0.0.0/16",
-        "  network.subnet_cidrs: subnet 10.9.1.128/25 is outside the VPC 10.0.0.0/16",
-        "  network.public_subnet_cidrs: public subnet 10.8.101.0/24 is outside the VPC 10.0.0.0/16",
-        "  apim.jdk: jdk 8 is not accepted by API-M 4.3.0 (needs 11-21)",
-        '  key_manager.url: url, cidr and ca_certificate are for an external key manager (type = "wso2-is")',
-    ])
+    assert sorted(lines) == sorted(
+        [
+            "  network.subnet_cidrs: subnets overlap: 10.9.1.0/24 and 10.9.1.128/25",
+            "  network.subnet_cidrs: subnet 10.9.1.0/24 is outside the VPC 10.0.0.0/16",
+            "  network.subnet_cidrs: subnet 10.9.1.128/25 is outside the VPC 10.0.0.0/16",
+            "  network.public_subnet_cidrs: public subnet 10.8.101.0/24 is outside the VPC 10.0.0.0/16",
+            "  apim.jdk: jdk 8 is not accepted by API-M 4.3.0 (needs 11-21)",
+            '  key_manager.url: url, cidr and ca_certificate are for an external key manager (type = "wso2-is")',
+        ]
+    )
 
 
 def test_every_top_level_cross_check_error_comes_at_once(local_dict):

@@ -2,6 +2,7 @@
 system mounted, each folder seeded once (whole or not at all) and bound in place, for each scope and version; a
 share of the earlier layout adopted; a folder an operator copied in kept. The file system is a folder here (the
 fstab line that mounts it is a bind: this kernel has no NFS client); mount and mountpoint are the real ones."""
+
 from __future__ import annotations
 
 import os
@@ -17,10 +18,10 @@ from scripts.rehearsal.product import SERVER_FILES, files_on_the_share
 from tests.conftest import DEPLOYED
 from tests.helpers import local_settings
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
-                                reason="mount namespaces need root (CI has it)")
-SHARE_STEPS = "ensure_shared_folders; keep_distribution_copies; ensure_fstab; mount_share; seed_share_once; " \
-              "bind_shared_folders; share_reachable"
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="mount namespaces need root (CI has it)")
+SHARE_STEPS = (
+    "ensure_shared_folders; keep_distribution_copies; ensure_fstab; mount_share; seed_share_once; bind_shared_folders; share_reachable"
+)
 
 
 class Node:
@@ -48,10 +49,13 @@ class Node:
         self.folders = {name: path.replace(real, str(self.home)) for name, path in shared_folders(settings).items()}
 
     def run(self, commands: str) -> subprocess.CompletedProcess:
-        script = (f"set -e; mount --bind {self.fstab} /etc/fstab; export NODE_ENV={self.root / 'node.env'}; "
-                  f". /dev/stdin <<'BOOT'\n{boot_script.boot_script_text(self.settings.content_sync)}\nBOOT\n{commands}")
-        return subprocess.run(["unshare", "--mount", "--propagation", "private", "bash", "-c", script],
-                              capture_output=True, text=True, timeout=120)
+        script = (
+            f"set -e; mount --bind {self.fstab} /etc/fstab; export NODE_ENV={self.root / 'node.env'}; "
+            f". /dev/stdin <<'BOOT'\n{boot_script.boot_script_text(self.settings.content_sync)}\nBOOT\n{commands}"
+        )
+        return subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "bash", "-c", script], capture_output=True, text=True, timeout=120
+        )
 
 
 @pytest.fixture()
@@ -61,14 +65,21 @@ def export(tmp_path) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("version, scope, tenants", [
-    ("4.3.0", None, True), ("3.2.0", None, False), ("3.2.0", "artifacts", True), ("4.3.0", "server", True),
-])
+@pytest.mark.parametrize(
+    "version, scope, tenants",
+    [
+        ("4.3.0", None, True),
+        ("3.2.0", None, False),
+        ("3.2.0", "artifacts", True),
+        ("4.3.0", "server", True),
+    ],
+)
 def test_mounts_seeds_once_and_binds_each_shared_folder(version, scope, tenants, tmp_path, export):
     settings = local_settings(version, scope, tenants)
     node = Node(settings, tmp_path, export)
-    probe = " ".join(f"mountpoint -q {path} && echo bound {name} && echo from-node > {path}/written-on-node.txt;"
-                     for name, path in node.folders.items())
+    probe = " ".join(
+        f"mountpoint -q {path} && echo bound {name} && echo from-node > {path}/written-on-node.txt;" for name, path in node.folders.items()
+    )
     first = node.run(f"{SHARE_STEPS}; {probe}")
     assert first.returncode == 0, first.stderr
     assert sorted(line.split()[1] for line in first.stdout.splitlines()) == sorted(node.folders)
@@ -129,6 +140,5 @@ def test_a_share_of_the_earlier_layout_is_adopted(scope, tmp_path, export):
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["published", "customised"], "what was published stays served, unchanged"
     if scope == "server":
-        assert sorted(p.name for p in export.iterdir()) == [
-            ".wso2am-seed.lock", ".wso2am-seeded", ".wso2am-seeded-server", "server"]
+        assert sorted(p.name for p in export.iterdir()) == [".wso2am-seed.lock", ".wso2am-seeded", ".wso2am-seeded-server", "server"]
         assert (export / "server/webapps").is_dir()

@@ -1,6 +1,7 @@
 """shared_fs.scope: what is on the file system (the whole deployment/server, or the subfolders WSO2's own tools
 share for the version), and how each node mounts it: the real systemd fstab generator reads the lines the boot
 step adds, and API-M's unit requires exactly those mounts."""
+
 from __future__ import annotations
 
 import copy
@@ -29,16 +30,26 @@ def test_the_default_is_per_version(environments):
     assert local_settings("3.2.0", scope="artifacts").share_scope == "artifacts"
 
 
-@pytest.mark.parametrize("version, scope, tenants, expected", [
-    ("3.2.0", "server", False, {"server": f"{HOME_32}/repository/deployment/server"}),
-    ("3.2.0", "artifacts", False, {name: f"{HOME_32}/repository/deployment/server/{name}"
-                                   for name in ("synapse-configs", "executionplans", "userstores")}),
-    ("4.3.0", "artifacts", False, {"userstores": f"{HOME_43}/repository/deployment/server/userstores"}),
-    ("4.3.0", "artifacts", True, {"userstores": f"{HOME_43}/repository/deployment/server/userstores",
-                                  "tenants": f"{HOME_43}/repository/tenants"}),
-    ("4.3.0", "server", True, {"server": f"{HOME_43}/repository/deployment/server",
-                               "tenants": f"{HOME_43}/repository/tenants"}),
-])
+@pytest.mark.parametrize(
+    "version, scope, tenants, expected",
+    [
+        ("3.2.0", "server", False, {"server": f"{HOME_32}/repository/deployment/server"}),
+        (
+            "3.2.0",
+            "artifacts",
+            False,
+            {name: f"{HOME_32}/repository/deployment/server/{name}" for name in ("synapse-configs", "executionplans", "userstores")},
+        ),
+        ("4.3.0", "artifacts", False, {"userstores": f"{HOME_43}/repository/deployment/server/userstores"}),
+        (
+            "4.3.0",
+            "artifacts",
+            True,
+            {"userstores": f"{HOME_43}/repository/deployment/server/userstores", "tenants": f"{HOME_43}/repository/tenants"},
+        ),
+        ("4.3.0", "server", True, {"server": f"{HOME_43}/repository/deployment/server", "tenants": f"{HOME_43}/repository/tenants"}),
+    ],
+)
 def test_the_shared_folders_of_each_scope_and_version(version, scope, tenants, expected):
     assert shared_folders(local_settings(version, scope, tenants)) == expected
 
@@ -67,8 +78,13 @@ def test_systemd_mounts_the_share_then_binds_each_folder_after_the_network(versi
     fstab.write_text(render_fstab(settings, DEPLOYED.efs_id))
     out = tmp_path / "units"
     out.mkdir()
-    result = subprocess.run([str(GENERATOR), out, out, out], env={"SYSTEMD_FSTAB": str(fstab), "PATH": "/usr/bin:/bin"},
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(GENERATOR), out, out, out],
+        env={"SYSTEMD_FSTAB": str(fstab), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     mounts = {}
     for unit in out.glob("*.mount"):
@@ -87,8 +103,9 @@ def test_systemd_mounts_the_share_then_binds_each_folder_after_the_network(versi
         assert f"What={SHARE_ROOT}/{name}" in mounts[path]
     assert "Type=efs" in mounts[SHARE_ROOT] and f"What={DEPLOYED.efs_id}:/" in mounts[SHARE_ROOT]
     unit = boot_script.render_systemd_unit(settings)
-    assert f"RequiresMountsFor={' '.join([SHARE_ROOT, *folders.values()])}" in unit.splitlines(), \
+    assert f"RequiresMountsFor={' '.join([SHARE_ROOT, *folders.values()])}" in unit.splitlines(), (
         "API-M never starts without every one of them"
+    )
 
 
 def test_efs_user_data_carries_the_fstab_lines_and_rsync_none(environments):

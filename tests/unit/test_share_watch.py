@@ -1,6 +1,7 @@
 """The share watch, run for real (the boot step's own check-share) with stand-ins for mountpoint and systemctl:
 API-M is stopped while its share, or any folder bound from it, is unreachable and started again when all of it
 is back, but an operator's stop stays."""
+
 from __future__ import annotations
 
 import subprocess
@@ -29,7 +30,8 @@ def watch(tmp_path):
     (stubs / "systemctl").write_text(
         f'#!/bin/sh\necho "$*" >> {tmp_path}/calls\n'
         f'case "$1" in is-active) test -e {tmp_path}/active ;; stop) rm -f {tmp_path}/active ;; '
-        f'start) touch {tmp_path}/active ;; esac\n')
+        f"start) touch {tmp_path}/active ;; esac\n"
+    )
     for stub in stubs.iterdir():
         stub.chmod(0o755)
     folders = shared_folders(settings)
@@ -45,9 +47,16 @@ def watch(tmp_path):
 
     def run() -> subprocess.CompletedProcess:
         return subprocess.run(
-            ["bash", str(script), "check-share"], capture_output=True, text=True, timeout=60,
-            env={"PATH": f"{stubs}:/usr/bin:/bin", "NODE_ENV": str(tmp_path / "node.env"),
-                 "STOPPED_BY_WATCH": str(tmp_path / "run" / "stopped-by-share-watch")})
+            ["bash", str(script), "check-share"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={
+                "PATH": f"{stubs}:/usr/bin:/bin",
+                "NODE_ENV": str(tmp_path / "node.env"),
+                "STOPPED_BY_WATCH": str(tmp_path / "run" / "stopped-by-share-watch"),
+            },
+        )
 
     def calls() -> list[str]:
         path = tmp_path / "calls"
@@ -100,6 +109,7 @@ def test_the_timer_runs_the_check_every_15_seconds(environments, tmp_path):
     assert {"OnUnitActiveSec=15", "WantedBy=timers.target"} <= set(timer.splitlines())
     for name, text in (("wso2am-share-watch.service", service), ("wso2am-share-watch.timer", timer)):
         (tmp_path / name).write_text(text)
-    result = subprocess.run(["systemd-analyze", "verify", "--man=no", *(str(p) for p in tmp_path.iterdir())],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", *(str(p) for p in tmp_path.iterdir())], capture_output=True, text=True
+    )
     assert "Unknown key" not in result.stderr and "Unknown section" not in result.stderr, result.stderr

@@ -8,6 +8,7 @@ Reads repository/conf/deployment.toml as API-M would, listens where an all-in-on
 URL and event_duplicate_url the file names, recording what it reached in
 repository/logs/standin-status.json. Bounded: it gives up on a peer after CONNECT_SECONDS.
 """
+
 import json
 import os
 import socket
@@ -129,7 +130,8 @@ def check_secrets_and_stores(config: dict) -> None:
     store = HOME / "repository" / "resources" / "security" / config["keystore"]["tls"]["file_name"]
     opened = subprocess.run(
         ["keytool", "-list", "-keystore", str(store), "-storepass:env", "APIM_KEYSTORE_PASSWORD"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     status["keystore_opens"] = opened.returncode == 0
     check_api_key_signer(config, store)
@@ -145,7 +147,8 @@ def check_secrets_and_stores(config: dict) -> None:
 def certificate(store: Path, alias: str) -> str | None:
     exported = subprocess.run(
         ["keytool", "-exportcert", "-rfc", "-alias", alias, "-keystore", str(store), "-storepass:env", "APIM_KEYSTORE_PASSWORD"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     return exported.stdout if exported.returncode == 0 else None
 
@@ -154,14 +157,14 @@ def check_api_key_signer(config: dict, keystore: Path) -> None:
     """As the gateway validates an API key or internal key (signed with the keystore's key): against the
     truststore's certificate under gateway_certificate_alias (carbon-apimgt's GATEWAY_PUBLIC_CERTIFICATE_ALIAS)."""
     truststore = HOME / "repository" / "resources" / "security" / config["truststore"]["file_name"]
-    listed = subprocess.run(["keytool", "-list", "-keystore", str(truststore), "-storepass:env", "APIM_KEYSTORE_PASSWORD"],
-                            capture_output=True, text=True).stdout
+    listed = subprocess.run(
+        ["keytool", "-list", "-keystore", str(truststore), "-storepass:env", "APIM_KEYSTORE_PASSWORD"], capture_output=True, text=True
+    ).stdout
     status["truststore_aliases"] = sorted(line.split(",")[0] for line in listed.splitlines() if "Entry," in line)
     signer = certificate(keystore, config["keystore"]["tls"]["alias"])
     status["api_key_signer_trusted"] = signer is not None and certificate(truststore, "gateway_certificate_alias") == signer
     if signer:
-        dates = subprocess.run(["openssl", "x509", "-noout", "-startdate", "-enddate"], input=signer,
-                               capture_output=True, text=True).stdout
+        dates = subprocess.run(["openssl", "x509", "-noout", "-startdate", "-enddate"], input=signer, capture_output=True, text=True).stdout
         status["signer_validity"] = dict(line.split("=", 1) for line in dates.splitlines())
 
 
@@ -176,10 +179,21 @@ def database_login(config: dict) -> dict:
         database = url.path.strip("/")
         query = f"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{database}';"
         result = subprocess.run(
-            ["mysql", f"--host={url.hostname}", f"--port={url.port}", "--ssl", "--batch", "--skip-column-names",
-             f"--user={os.environ.get('APIM_DB_USERNAME', '')}", f"--database={database}", f"--execute={query}"],
+            [
+                "mysql",
+                f"--host={url.hostname}",
+                f"--port={url.port}",
+                "--ssl",
+                "--batch",
+                "--skip-column-names",
+                f"--user={os.environ.get('APIM_DB_USERNAME', '')}",
+                f"--database={database}",
+                f"--execute={query}",
+            ],
             env={**os.environ, "MYSQL_PWD": os.environ.get("APIM_DB_PASSWORD", "")},
-            capture_output=True, text=True, timeout=30,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         counts[database] = result.stdout.strip() if result.returncode == 0 else f"failed: {result.stderr.strip()}"
     return {"user": os.environ.get("APIM_DB_USERNAME"), "tables": counts}

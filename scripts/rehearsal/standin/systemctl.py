@@ -8,6 +8,7 @@ would) and AssertPathExists. Like systemd, it tracks the main PID itself (a PID 
 active) and refuses a PID file that names a process which was running before the start (systemd: "New main PID ...
 does not belong to service, and PID file is not owned by root. Refusing.").
 """
+
 import configparser
 import os
 import subprocess
