@@ -16,6 +16,13 @@ OUTPUT_TARGET_GROUPS = "target_group_arns"
 OUTPUT_NODE_SG = "node_security_group_id"
 OUTPUT_EFS_SG = "efs_security_group_id"
 OUTPUT_VPC_ID = "vpc_id"
+# What each node should run (node 1 first), for verify and scripts/roll.py to compare with what runs.
+OUTPUT_NODE_USER_DATA = "node_user_data"
+OUTPUT_NODE_USER_DATA_SHA256 = "node_user_data_sha256"
+OUTPUT_NODE_AMIS = "node_ami_ids"
+OUTPUT_NODE_INSTANCE_TYPE = "node_instance_type"
+# Set only by scripts/roll.py: the nodes are held while it replaces them one at a time.
+ROLL_VARIABLE = "roll"
 
 
 def rsync_parameter(name_prefix: str, what: str) -> str:

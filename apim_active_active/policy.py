@@ -133,7 +133,7 @@ def user_data_secrets(stack: dict) -> list[str]:
         ("aws_launch_template", "user_data"),
     ):
         for name, body in resources(stack, kind).items():
-            text = body.get(attribute)
+            text = through_local(stack, body.get(attribute))
             if not isinstance(text, str):
                 continue
             if text.startswith(GZIP_CALL[0]):  # base64gzip("...") of the template: read the template
@@ -144,6 +144,13 @@ def user_data_secrets(stack: dict) -> list[str]:
                     " use a placeholder ($env{...}, ${...}) resolved on the node"
                 )
     return findings
+
+
+def through_local(stack: dict, value: object) -> object:
+    """A value that is only a local's reference (`${local.name}`: the nodes' user data) as the local's expression."""
+    if isinstance(value, str) and value.startswith("${local.") and value.endswith("}"):
+        return stack.get("locals", {}).get(value[len("${local.") : -1], value)
+    return value
 
 
 def secret_literals(text: str) -> Iterator[tuple[int, str, str]]:

@@ -185,6 +185,14 @@ class ApimSettings(_Strict):
         description="How long node 2's first start waits for node 1's API-M to answer (node 1 fills the empty "
         "databases on its first start); later starts do not wait.",
     )
+    update_level: int | None = Field(
+        None,
+        ge=1,
+        le=100000,
+        description="The WSO2 Updates 2.0 level of the pack at `archive_url` (its updates/config.json). The pack is "
+        "then named as WSO2 names an updated pack, `wso2am-<version>.<level>.zip`, and each node refuses to start a "
+        "pack at another level. Unset: the GA pack. Changing it rolls the nodes (scripts/roll.py).",
+    )
 
     @field_validator("archive_url")
     @classmethod
@@ -201,6 +209,14 @@ class ApimSettings(_Strict):
         else:
             if not low <= self.jdk <= high:
                 problems.add("jdk", f"jdk {self.jdk} is not accepted by API-M {self.version} (needs {low}-{high})")
+        pack = self.archive_url.rsplit("/", 1)[-1]
+        if self.update_level is not None and pack != f"wso2am-{self.version}.{self.update_level}.zip":
+            problems.add(
+                "archive_url",
+                f"{pack} does not carry update level {self.update_level}: name the updated "
+                f"pack wso2am-{self.version}.{self.update_level}.zip (WSO2's naming), so that each level has "
+                "its own object and a level change rolls the nodes",
+            )
         problems.raise_any()
         return self
 
@@ -238,6 +254,22 @@ class SharedFsSettings(_Strict):
         description="File system policy: only the node role may mount, only through a mount target, only over TLS.",
     )
     retain_on_destroy: bool = Field(True, description="Keep the shared artifacts: `cdktf destroy` refuses while this is on.")
+
+
+class RollSettings(_Strict):
+    gate_seconds: int = Field(
+        1800,
+        ge=60,
+        le=7200,
+        description="How long scripts/roll.py waits for a replaced node to pass its gate (running, in service in every "
+        "target group, its own checks) before it stops, leaving the other node as it was.",
+    )
+    node_checks: bool = Field(
+        True,
+        description="The gate also runs the boot step's own checks on the node through Session Manager (API-M's "
+        "management and gateway answers, the peer ports, the share). Off only in the local environment: the emulator "
+        "runs no command.",
+    )
 
 
 class RsyncSettings(_Strict):
@@ -347,6 +379,13 @@ class LoadBalancerSettings(_Strict):
         None,
         pattern=r"^arn:aws[a-z-]*:wafv2:[a-z0-9-]+:\d{12}:regional/webacl/.+$",
         description="WAFv2 web ACL associated with the load balancer. Unset: none.",
+    )
+    deregistration_delay_seconds: int = Field(
+        60,
+        ge=0,
+        le=3600,
+        description="How long a node leaving the target groups (a roll, a scale-in) keeps serving the requests it has "
+        "(the target groups' deregistration delay; scripts/roll.py waits for it before replacing a node).",
     )
     idle_timeout_seconds: int = Field(
         300,
@@ -495,6 +534,7 @@ class Settings(_Strict):
     shared_fs: SharedFsSettings = SharedFsSettings()
     rsync: RsyncSettings | None = Field(None, description='With content_sync = "rsync" only (defaults apply).')
     encryption: EncryptionSettings = EncryptionSettings()
+    roll: RollSettings = RollSettings()
     state: StateSettings | None = Field(
         None, description="Remote state (required outside the emulator). Unset with the emulator: a local state file."
     )
@@ -521,6 +561,8 @@ class Settings(_Strict):
                 "load_balancer.scheme internet-facing needs network.public_subnet_cidrs "
                 "(new VPC) or network.public_subnet_ids (existing VPC)",
             )
+        if self.emulator is None and not self.roll.node_checks:
+            problems.add("roll.node_checks", "only the local environment (the emulator) may skip the roll gate's checks on the node")
         if self.emulator is None and self.state is None:
             problems.add(
                 "state",

@@ -43,7 +43,11 @@ class Route:
 
 def public_name(settings: Settings, lb_dns_name: str) -> str:
     """The name clients use: `apim.hostname`, else the load balancer's own DNS name."""
-    return settings.apim.hostname or lb_dns_name
+    return public_name_of(settings.apim.hostname, lb_dns_name)
+
+
+def public_name_of(hostname: str | None, lb_dns_name: str) -> str:
+    return hostname or lb_dns_name
 
 
 def health_checks(settings: Settings) -> tuple[HealthCheck, HealthCheck]:

@@ -51,7 +51,7 @@ def start(url: str, state_dir: Path) -> subprocess.Popen | None:
     state_dir.mkdir(parents=True, exist_ok=True)
     log = open(state_dir / "moto.log", "ab")  # noqa: SIM115 (kept open by the child)
     process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", parsed.hostname, "-p", str(parsed.port)],
+        [sys.executable, str(ROOT / "scripts" / "emulator_server.py"), "-H", parsed.hostname, "-p", str(parsed.port)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"},

@@ -166,3 +166,10 @@ def key_manager(port: int, cert: str, key: str, *, after_seconds: float = 0.0):
             server.shutdown()
             server.server_close()
         timer.join(timeout=5)
+
+
+def node_user_data(stack: dict, instance: dict) -> str:
+    """An instance's user data expression in the synthesized JSON (the instance names it through a local)."""
+    reference = instance["user_data_base64"]
+    assert reference.startswith("${local.") and reference.endswith("}"), reference
+    return stack["locals"][reference.removeprefix("${local.").removesuffix("}")]

@@ -20,7 +20,7 @@ from constructs import Construct
 from apim_active_active import aws
 from apim_active_active.names import resource_name
 from apim_active_active.settings import LoadBalancerSettings
-from apim_active_active.traffic import ADMIN_PATHS, CERTIFICATE_KEY_TYPES, Route, node_ports_of
+from apim_active_active.traffic import ADMIN_PATHS, CERTIFICATE_KEY_TYPES, Route, node_ports_of, public_name_of
 
 TARGET_GROUP_SUFFIX = {"management": "mgmt", "gateway": "gw", "websocket": "ws"}  # names are at most 32 characters
 
@@ -92,7 +92,7 @@ class LoadBalancer(Construct):
                 protocol="HTTP",
                 default_action=[aws.lb_listener.LbListenerDefaultAction(type="redirect", redirect=redirect)],
             )
-        self.public_name: str = props.hostname or balancer.dns_name
+        self.public_name: str = public_name_of(props.hostname, balancer.dns_name)
         if lb_settings.route53_zone:
             assert props.hostname, "the settings require apim.hostname with a Route 53 zone"
             private = lb_settings.scheme == "internal"
@@ -186,7 +186,7 @@ class LoadBalancer(Construct):
             protocol="HTTPS",  # the nodes only serve TLS; the load balancer does not verify their certificate
             vpc_id=self._props.vpc_id,
             target_type="instance",
-            deregistration_delay="60",
+            deregistration_delay=str(self._props.load_balancer.deregistration_delay_seconds),
             health_check=aws.lb_target_group.LbTargetGroupHealthCheck(
                 enabled=True,
                 protocol=health.protocol,

@@ -71,8 +71,8 @@ class Deployed:
 # with it), what every node does, the mode's own part (only that one: an EFS node's script has no rsync code and
 # the other way round), and main (boot's order of steps, the commands).
 BOOT_PARTS: dict[str, tuple[str, ...]] = {
-    "efs": ("header.sh", "common.sh", "secrets.sh", "database.sh", "config.sh", "service.sh", "efs.sh", "main.sh"),
-    "rsync": ("header.sh", "common.sh", "secrets.sh", "database.sh", "config.sh", "service.sh", "rsync.sh", "main.sh"),
+    "efs": ("header.sh", "common.sh", "secrets.sh", "database.sh", "config.sh", "service.sh", "gate.sh", "efs.sh", "main.sh"),
+    "rsync": ("header.sh", "common.sh", "secrets.sh", "database.sh", "config.sh", "service.sh", "gate.sh", "rsync.sh", "main.sh"),
 }
 
 
@@ -136,7 +136,6 @@ def _content_sync_env(settings: Settings, node_index: int, deployed: Deployed) -
         }
     return {
         "SYNC_ROLE": sync_role(settings, node_index),
-        "PEER_IP": node_ips(settings)[1 - node_index],
         "SYNC_USER": rsync.SYNC_USER,
         "SYNC_HOME": rsync.SYNC_HOME,
         "SYNC_MARKER": rsync.SYNC_MARKER,
@@ -156,6 +155,14 @@ def first_node_url(settings: Settings, node_index: int) -> str:
     if node_index == MANAGER_INDEX:
         return ""
     return f"https://{node_ips(settings)[MANAGER_INDEX]}:{ports.MANAGEMENT}{VERSION_PATH}"
+
+
+def gate_urls(settings: Settings) -> list[str]:
+    """What `wso2am-boot gate` asks the node itself: the management version service, and the gateway's readiness
+    where the version has it (the load balancer's health checks ask the same)."""
+    local = f"https://127.0.0.1:{ports.MANAGEMENT}"
+    readiness = traits(settings.apim.version).gateway_readiness_path
+    return [f"{local}{VERSION_PATH}", *([f"{local}{readiness}"] if readiness else [])]
 
 
 def render_node_env(settings: Settings, deployed: Deployed, node_index: int = 0) -> str:
@@ -200,6 +207,10 @@ def render_node_env(settings: Settings, deployed: Deployed, node_index: int = 0)
         "KEYSTORE_ALIAS": KEYSTORE_ALIAS,
         "KEYSTORE_VALIDITY_DAYS": str(apim.keystore_validity_days),
         "ENCRYPTION_KEY_SECRET_ARN": deployed.encryption_key_secret_arn,
+        "UPDATE_LEVEL": str(apim.update_level or ""),  # empty: the GA pack
+        "PEER_IP": node_ips(settings)[1 - node_index],
+        "PEER_PORTS": " ".join(str(port) for port in ports.PEERS),
+        "GATE_URLS": " ".join(gate_urls(settings)),
         "FIRST_NODE_URL": first_node_url(settings, node_index),
         "FIRST_START_WAIT_SECONDS": str(apim.first_start_wait_seconds),
         "TRUSTSTORE_FILE": TRUSTSTORE_FILE,

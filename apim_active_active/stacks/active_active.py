@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cdktf import TerraformResource, TerraformStack
+from cdktf import TerraformResource, TerraformStack, TerraformVariable
 from constructs import Construct
 
-from apim_active_active import aws, ports
+from apim_active_active import aws, names, ports
 from apim_active_active.constructs.database import Database, DatabaseProps
 from apim_active_active.constructs.destroy_guard import DestroyGuard, DestroyGuardProps
 from apim_active_active.constructs.encryption import StackKey, StackKeyProps
@@ -157,6 +157,14 @@ class ActiveActiveStack(TerraformStack):
             database.port,
         )
         ami_id = self._ami_id(settings)
+        roll = TerraformVariable(
+            self,
+            names.ROLL_VARIABLE,
+            type="bool",
+            default=False,
+            nullable=False,
+            description="Set only by scripts/roll.py, which replaces the nodes one at a time",
+        )
         own_groups = (channel.sender_group_id, channel.receiver_group_id) if channel else ()
         nodes = [
             Node(
@@ -173,6 +181,8 @@ class ActiveActiveStack(TerraformStack):
                     instance_profile_name=identity.instance_profile_name,
                     kms_key_arn=key.key_arn,
                     user_data=user_data.of_node(index),
+                    roll_variable=roll.friendly_unique_id,
+                    roll_command=f"scripts/roll.py {environment}",
                     # Booting needs the mount targets and may read the secrets at once.
                     depends_on=(*(share.mount_targets if share else ()), grant),
                     ignore_security_group_drift=bool(settings.emulator and settings.emulator.ignore_instance_sg_drift),

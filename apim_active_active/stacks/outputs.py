@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cdktf import TerraformOutput, TerraformStack
+from cdktf import Fn, TerraformOutput, TerraformStack
 
 from apim_active_active import names
 from apim_active_active.constructs.load_balancer import LoadBalancer
@@ -25,6 +25,12 @@ def add_outputs(
         names.OUTPUT_LB_SG: (balancer.security_group_id, "Security group of the load balancer"),
         names.OUTPUT_PUBLIC_NAME: (balancer.public_name, "The name clients use ([server] hostname)"),
         names.OUTPUT_TARGET_GROUPS: (balancer.target_group_arns, "Target groups by route"),
+        names.OUTPUT_NODE_USER_DATA_SHA256: (
+            [Fn.sha256(n.user_data) for n in nodes],
+            "SHA-256 of the user data each node should boot with (its base64 text)",
+        ),
+        names.OUTPUT_NODE_AMIS: ([n.ami_id for n in nodes], "The image each node should run"),
+        names.OUTPUT_NODE_INSTANCE_TYPE: ([n.instance_type for n in nodes], "The instance type each node should have"),
     }
     if share:
         values |= {
@@ -36,3 +42,11 @@ def add_outputs(
         values[name] = (url, f"{name.removesuffix('_url').capitalize()} URL, through the load balancer")
     for name, (value, description) in values.items():
         TerraformOutput(stack, name, value=value, description=description)
+    # Long (two gzipped cloud-configs): out of the deploy's printout; scripts/roll.py reads it with terraform.
+    TerraformOutput(
+        stack,
+        names.OUTPUT_NODE_USER_DATA,
+        value=[n.user_data for n in nodes],
+        sensitive=True,
+        description="What each node should boot with (base64 gzip; no secret in it)",
+    )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import copy
 import subprocess
 import sys
 
 import pytest
 
 from apim_active_active.policy import violations
+from apim_active_active.terraform_text import base64gzip_of
 from tests.conftest import ROOT
 
 ENVS = ["local", "dev", "legacy32", "prod"]
@@ -48,6 +50,15 @@ def test_synthesized_stack_has_no_violation(stacks, env):
     assert len(instances) == 2 and all(i.get("user_data_base64") for i in instances.values()), "nothing to check"
     assert any(r.get("type") == "ingress" for r in stack_["resource"]["aws_security_group_rule"].values())
     assert violations(stack_) == []
+
+
+def test_the_scan_reads_the_user_data_behind_the_nodes_locals(stacks):
+    """The nodes name their user data through a local: a literal password put there is found."""
+    stack_ = copy.deepcopy(stacks["local"])
+    instance = next(iter(stack_["resource"]["aws_instance"].values()))
+    local = instance["user_data_base64"].removeprefix("${local.").removesuffix("}")
+    stack_["locals"][local] = base64gzip_of('#cloud-config\nwrite_files:\n  - content: |\n      password = "hunter2"\n')
+    assert any(".user_data_base64 line 4: 'password'" in v for v in violations(stack_)), violations(stack_)
 
 
 def test_policy_module_is_pure():

@@ -274,25 +274,44 @@ def node(stack: TerraformStack, node_settings: NodeSettings, **props) -> Node:
             instance_profile_name=f"{PREFIX}-node",
             kms_key_arn=KEY,
             user_data='${base64gzip("#cloud-config")}',
+            roll_variable="roll",
+            roll_command="scripts/roll.py dev",
             **props,
         ),
     )
 
 
-def test_a_node_with_a_fixed_ami_replaces_on_any_change_and_keeps_its_address():
+def test_a_node_keeps_its_address_and_is_never_replaced_or_stopped_by_a_deploy():
     made, resources = synth(lambda stack: node(stack, NodeSettings(ami={"id": "ami-0123456789abcdef0"})))
     (instance,) = resources["aws_instance"].values()
-    assert (instance["private_ip"], made.private_ip, instance["user_data_replace_on_change"]) == ("10.0.1.10", "10.0.1.10", True)
-    assert "lifecycle" not in instance
+    assert (instance["private_ip"], made.private_ip) == ("10.0.1.10", "10.0.1.10")
     assert instance["metadata_options"]["http_tokens"] == "required"
+    # What would replace (or, the instance type, stop) it is held: scripts/roll.py replaces one node at a time.
+    assert instance["lifecycle"]["ignore_changes"] == ["ami", "user_data_base64", "instance_type", "subnet_id", "private_ip"]
+    (postcondition,) = instance["lifecycle"]["postcondition"]
+    assert postcondition["condition"].startswith("${var.roll || (self.user_data_base64 == local.")
+    assert postcondition["condition"].endswith('self.instance_type == "m6i.large")}')
+    assert "scripts/roll.py dev" in postcondition["error_message"]
+    assert made.address.startswith("aws_instance.node_1_instance_")
 
 
-def test_a_node_with_an_ami_parameter_ignores_new_releases_and_the_emulator_its_group_drift():
+def test_the_node_runs_the_user_data_and_image_its_locals_hold():
+    stack = TerraformStack(CdktfTesting.app(), "construct")
+    aws.provider.AwsProvider(stack, "aws", region="us-east-1")
+    made = node(stack, NodeSettings(ami={"id": "ami-0123456789abcdef0"}))
+    TerraformOutput(stack, "user_data", value=made.user_data)
+    synthesized = json.loads(CdktfTesting.synth(stack))
+    (instance,) = synthesized["resource"]["aws_instance"].values()
+    local = instance["user_data_base64"].removeprefix("${local.").removesuffix("}")
+    assert synthesized["locals"][local] == '${base64gzip("#cloud-config")}'
+    assert synthesized["output"]["user_data"]["value"] == instance["user_data_base64"]
+    assert synthesized["locals"][instance["ami"].removeprefix("${local.").removesuffix("}")] == "ami-0123456789abcdef0"
+
+
+def test_the_emulator_also_ignores_its_security_group_drift():
     settings = NodeSettings(ami={"ssm_parameter": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"})
-    _, aws_node = synth(lambda stack: node(stack, settings))
     _, emulated = synth(lambda stack: node(stack, settings, ignore_security_group_drift=True))
-    assert next(iter(aws_node["aws_instance"].values()))["lifecycle"]["ignore_changes"] == ["ami"]
-    assert next(iter(emulated["aws_instance"].values()))["lifecycle"]["ignore_changes"] == ["ami", "vpc_security_group_ids"]
+    assert next(iter(emulated["aws_instance"].values()))["lifecycle"]["ignore_changes"][-1] == "vpc_security_group_ids"
 
 
 def test_the_rsync_channel_opens_ssh_from_the_sender_to_the_receiver_only():

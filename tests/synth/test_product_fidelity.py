@@ -9,7 +9,7 @@ import json
 import pytest
 
 from apim_active_active.terraform_text import template_of_base64gzip
-from tests.helpers import ENVS, named, only, ref, resources
+from tests.helpers import ENVS, named, node_user_data, only, ref, resources
 
 EXTRA_KEY = "arn:aws:kms:eu-west-1:210987654321:key/7b8c9d0e-1f2a-4b3c-8d4e-5f6a7b8c9d0e"
 
@@ -30,7 +30,7 @@ def test_4_7_gets_one_encryption_key_for_the_pair_generated_once(example_stacks)
     statements = {s["Sid"]: s for s in json.loads(grant["policy"])["Statement"]}
     assert arn in statements["GenerateOnce"]["Resource"] and arn in statements["ReadSecrets"]["Resource"]
     for instance in resources(stack, "aws_instance").values():
-        assert f"ENCRYPTION_KEY_SECRET_ARN={arn}" in template_of_base64gzip(instance["user_data_base64"])
+        assert f"ENCRYPTION_KEY_SECRET_ARN={arn}" in template_of_base64gzip(node_user_data(stack, instance))
 
 
 @pytest.mark.parametrize("env", ENVS)

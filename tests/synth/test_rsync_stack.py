@@ -10,7 +10,7 @@ import yaml
 
 from apim_active_active.renderers import rsync
 from apim_active_active.terraform_text import template_of_base64gzip
-from tests.helpers import group_named, named, only, ref, resources
+from tests.helpers import group_named, named, node_user_data, only, ref, resources
 
 
 def test_no_shared_file_system_and_no_nfs(example_stacks):
@@ -59,7 +59,7 @@ def test_user_data_passes_the_stack_key_and_the_roles(example_stacks):
     key = f"${{aws_kms_key.{only(stack, 'aws_kms_key')[0]}.arn}}"
     roles = {}
     for instance in resources(stack, "aws_instance").values():
-        user_data = template_of_base64gzip(instance["user_data_base64"]).replace("$${", "${").replace("%%{", "%{")
+        user_data = template_of_base64gzip(node_user_data(stack, instance)).replace("$${", "${").replace("%%{", "%{")
         files = {f["path"]: f["content"] for f in yaml.safe_load(user_data)["write_files"]}
         env = files["/etc/wso2am/node.env"]
         assert f"SYNC_KEY_ARN={key}\n" in env or f"SYNC_KEY_ARN='{key}'\n" in env

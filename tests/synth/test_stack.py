@@ -15,7 +15,7 @@ from apim_active_active.engines import ENGINES
 from apim_active_active.renderers.boot_script import CONFIG_SOURCE, render_deployment_toml
 from apim_active_active.terraform_text import template_of_base64gzip
 from tests.conftest import synthesize, tool_env
-from tests.helpers import ENVS, group_named, named, only, ref, resources
+from tests.helpers import ENVS, group_named, named, node_user_data, only, ref, resources
 
 PEER_PORTS = {9443, 9611, 9711, 5672}
 
@@ -93,7 +93,7 @@ def test_user_data_carries_the_rendered_config_and_the_efs_reference(stacks, env
     fs_name, _ = only(stack, "aws_efs_file_system")
     for instance in resources(stack, "aws_instance").values():
         # Terraform gzips the cloud-config (base64gzip); read the template inside.
-        user_data = template_of_base64gzip(instance["user_data_base64"])
+        user_data = template_of_base64gzip(node_user_data(stack, instance))
         # Terraform sees escaped literals; only what an apply knows is a live reference.
         references = set(re.findall(r"(?<!\$)\$\{([^}]*)\}", user_data))
         secrets = sorted(resources(stack, "aws_secretsmanager_secret"))
@@ -121,16 +121,15 @@ def test_emulator_gaps_are_switched_off_in_local_only(stacks):
     assert "endpoints" in local["provider"]["aws"][0]
     assert "endpoints" not in dev["provider"]["aws"][0] and "access_key" not in dev["provider"]["aws"][0]
     for instance in resources(local, "aws_instance").values():
-        assert instance["lifecycle"] == {"ignore_changes": ["ami", "vpc_security_group_ids"]}
+        assert instance["lifecycle"]["ignore_changes"][-1] == "vpc_security_group_ids"
         assert instance["monitoring"] is False
     assert not resources(local, "aws_efs_backup_policy")
     assert not resources(local, "aws_efs_file_system_policy")
     assert not resources(local, "aws_db_parameter_group")
-    for instance in resources(dev, "aws_instance").values():
-        # only the AMI behind the SSM parameter is kept (a new release is rolled out node by node)
-        assert instance["lifecycle"] == {"ignore_changes": ["ami"]} and instance["monitoring"] is True
-    for instance in resources(stacks["legacy32"], "aws_instance").values():
-        assert "lifecycle" not in instance, "a pinned AMI id is applied as given"
+    for env in ("dev", "legacy32", "prod"):
+        for instance in resources(stacks[env], "aws_instance").values():
+            assert "vpc_security_group_ids" not in instance["lifecycle"]["ignore_changes"]
+    assert all(i["monitoring"] for i in resources(dev, "aws_instance").values())
     assert resources(dev, "aws_efs_backup_policy") and resources(dev, "aws_efs_file_system_policy")
 
 
@@ -149,6 +148,10 @@ def test_outputs_and_tags(stacks, env):
         names.OUTPUT_LB_SG,
         names.OUTPUT_PUBLIC_NAME,
         names.OUTPUT_TARGET_GROUPS,
+        names.OUTPUT_NODE_USER_DATA,
+        names.OUTPUT_NODE_USER_DATA_SHA256,
+        names.OUTPUT_NODE_AMIS,
+        names.OUTPUT_NODE_INSTANCE_TYPE,
         "publisher_url",
         "devportal_url",
         "admin_url",
@@ -156,6 +159,8 @@ def test_outputs_and_tags(stacks, env):
         "gateway_url",
     }
     assert all(output.get("description") for output in stack["output"].values())
+    sensitive = {name for name, output in stack["output"].items() if output.get("sensitive")}
+    assert sensitive == {names.OUTPUT_NODE_USER_DATA}, "long, kept out of the deploy's printout (no secret in it)"
     tags = stack["provider"]["aws"][0]["default_tags"][0]["tags"]
     assert tags["Environment"] == env and tags["ManagedBy"] == names.MANAGED_BY
 

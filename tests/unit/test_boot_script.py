@@ -220,7 +220,7 @@ def test_a_nodes_boot_step_holds_its_own_modes_part_only(mode, other):
         called |= set(re.findall(r"[a-z_][a-z0-9_]*", code)) & every_function
     assert called - set(defined) == set()
     commands = dict(re.findall(r"^ {4}([a-z-]+)\) ([a-z_]+) ;;", dispatch, re.M))
-    assert set(commands) == {"boot", "wait-key-manager", "check-share", "push"}
+    assert set(commands) == {"boot", "wait-key-manager", "check-share", "gate", "push"}
     assert {name for name in commands.values() if name not in defined} == (set() if mode == "rsync" else {"push"})
 
 

@@ -50,11 +50,17 @@ def test_port_numbers_live_in_one_place():
 
 def test_constructs_take_their_own_part_of_the_settings_never_the_whole():
     """A construct's props name the settings part it uses (DatabaseSettings, ...); only the stack reads Settings."""
-    offenders = [
-        str(path.relative_to(ROOT))
-        for path in (ROOT / "apim_active_active" / "constructs").glob("*.py")
-        if re.search(r"^from apim_active_active\.settings import .*\bSettings\b", path.read_text(), re.MULTILINE)
-    ]
+    import ast
+
+    offenders = []
+    for path in (ROOT / "apim_active_active" / "constructs").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "apim_active_active.settings":
+                offenders += [f"{path.name}: {a.name}" for a in node.names if a.name in ("Settings", "*")]
+            elif isinstance(node, ast.ImportFrom) and node.module == "apim_active_active":
+                offenders += [f"{path.name}: the settings module" for a in node.names if a.name == "settings"]
+            elif isinstance(node, ast.Import):
+                offenders += [f"{path.name}: {a.name}" for a in node.names if a.name == "apim_active_active.settings"]
     assert offenders == []
 
 

@@ -24,7 +24,7 @@ def declared(text: str) -> set[str]:
 
 def test_the_contract_is_declared_in_the_header_and_the_mode_parts_only():
     assert {"APIM_HOME", "CONFIG_SOURCE", "FIRST_NODE_URL", "CONTENT_SYNC"} <= declared(boot_part("header.sh"))
-    assert "EFS_DNS" in declared(boot_part("efs.sh")) and "PEER_IP" in declared(boot_part("rsync.sh"))
+    assert "EFS_DNS" in declared(boot_part("efs.sh")) and "SYNC_USER" in declared(boot_part("rsync.sh"))
     assert "SYNC_ROLE" in declared(boot_part("rsync.sh")), "node 1 or 2: the rsync mode's roles"
     for mode, parts in BOOT_PARTS.items():
         assert MODE_PARTS[mode] in parts

@@ -184,4 +184,4 @@ def test_every_top_level_cross_check_error_comes_at_once(local_dict):
     with pytest.raises(SettingsError) as caught:
         parse_settings(local_dict, "local.toml", environ={})
     fields = [line.split(":")[0].strip() for line in str(caught.value).splitlines()[1:]]
-    assert sorted(fields) == ["apim.hostname", "availability_zones", "state"]
+    assert sorted(fields) == ["apim.hostname", "availability_zones", "roll.node_checks", "state"]

@@ -5,11 +5,13 @@ is back, but an operator's stop stays."""
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from apim_active_active.renderers import boot_script
-from apim_active_active.renderers.shared_folders import SHARE_ROOT, shared_folders
+from apim_active_active.renderers.node_layout import FSTAB_ENTRIES
+from apim_active_active.renderers.shared_folders import SHARE_ROOT, render_fstab, shared_folders
 from tests.conftest import DEPLOYED
 from tests.helpers import local_settings
 
@@ -19,18 +21,26 @@ def watch(tmp_path):
     settings = local_settings(tenants=True)  # two folders bound from the share: userstores and tenants
     share = tmp_path / "share"
     share.mkdir()
-    (tmp_path / "node.env").write_text(boot_script.render_node_env(settings, DEPLOYED).replace(SHARE_ROOT, str(share)))
+    entries = tmp_path / "fstab-entries"
+    entries.write_text(render_fstab(settings, DEPLOYED.efs_id).replace(SHARE_ROOT, str(share)))
+    env = boot_script.render_node_env(settings, DEPLOYED).replace(SHARE_ROOT, str(share))
+    (tmp_path / "node.env").write_text(env.replace(f"FSTAB_ENTRIES={FSTAB_ENTRIES}", f"FSTAB_ENTRIES={entries}"))
     script = tmp_path / "wso2am-boot"
     script.write_text(boot_script.boot_script_text(settings.content_sync))
     stubs = tmp_path / "bin"
     stubs.mkdir()
-    # mountpoint -q PATH: mounted while PATH is a line of the file "mounts"; systemctl: records its calls, and
-    # is-active answers from the file "active".
+    # mountpoint -q PATH: mounted while PATH is a line of the file "mounts"; mount PATH: adds it there while the file
+    # "nfs-answers" exists (else fails as a mount of an unreachable NFS server does); systemctl: records its calls,
+    # is-active and show answer from the file "active", is-enabled from the file "enabled".
     (stubs / "mountpoint").write_text(f'#!/bin/sh\ngrep -qxF -- "$2" {tmp_path}/mounts\n')
+    (stubs / "mount").write_text(
+        f'#!/bin/sh\necho "mount $*" >> {tmp_path}/calls\ntest -e {tmp_path}/nfs-answers || exit 32\necho "$1" >> {tmp_path}/mounts\n'
+    )
     (stubs / "systemctl").write_text(
         f'#!/bin/sh\necho "$*" >> {tmp_path}/calls\n'
         f'case "$1" in is-active) test -e {tmp_path}/active ;; stop) rm -f {tmp_path}/active ;; '
-        f"start) touch {tmp_path}/active ;; esac\n"
+        f"start) touch {tmp_path}/active ;; is-enabled) test -e {tmp_path}/enabled ;; "
+        f"show) if [ -e {tmp_path}/active ]; then echo active; else echo inactive; fi ;; esac\n"
     )
     for stub in stubs.iterdir():
         stub.chmod(0o755)
@@ -55,12 +65,15 @@ def watch(tmp_path):
                 "PATH": f"{stubs}:/usr/bin:/bin",
                 "NODE_ENV": str(tmp_path / "node.env"),
                 "STOPPED_BY_WATCH": str(tmp_path / "run" / "stopped-by-share-watch"),
+                "BOOT_DONE": str(tmp_path / "boot-done"),
+                "LOOKED_SINCE_BOOT": str(tmp_path / "run" / "looked-since-boot"),
             },
         )
 
     def calls() -> list[str]:
+        """systemctl's calls since the last look (the mount attempts are in mounts())."""
         path = tmp_path / "calls"
-        lines = path.read_text().splitlines() if path.exists() else []
+        lines = [line for line in path.read_text().splitlines() if not line.startswith("mount ")] if path.exists() else []
         path.unlink(missing_ok=True)
         return lines
 
@@ -101,6 +114,47 @@ def test_an_operators_stop_is_not_undone(watch):
     watch["mount"]()
     result = watch["run"]()  # API-M stopped by someone else; the share is fine
     assert result.returncode == 0 and watch["calls"]() == []
+
+
+def test_a_share_missing_at_a_reboot_holds_api_m_mends_the_mounts_and_starts_it_when_back(watch):
+    """Issue 15, item 5: at a reboot the unit (RequiresMountsFor the share) fails while the share is missing; the
+    watch's first look after the boot holds API-M, retries the mounts, and starts API-M once they hold."""
+    tmp = watch["tmp"]
+    (tmp / "boot-done").touch()  # a node whose boot step completed before this reboot
+    (tmp / "enabled").touch()
+    missing = watch["run"]()
+    assert missing.returncode == 0 and "did not start at this boot" in missing.stderr
+    assert "start wso2am.service" not in watch["calls"]() and not (tmp / "active").exists()
+    assert (tmp / "run" / "stopped-by-share-watch").exists()
+    (tmp / "nfs-answers").touch()  # the NFS server answers again: the watch mounts what fstab lists
+    for name in watch["folders"]:
+        (Path(tmp / "share") / f".wso2am-seeded-{name}").touch()
+    back = watch["run"]()
+    assert back.returncode == 0 and "is back: started API-M again" in back.stderr, back.stderr
+    assert "start wso2am.service" in watch["calls"]() and (tmp / "active").exists()
+    assert len((tmp / "mounts").read_text().split()) == 1 + len(watch["folders"]), "the share, then each folder"
+
+
+def test_before_the_boot_step_completed_the_watch_does_not_start_api_m(watch):
+    """At a first boot the boot step decides when API-M starts (node 2 waits for node 1): no hold is made for it."""
+    tmp = watch["tmp"]
+    (tmp / "enabled").touch()
+    assert "did not start" not in watch["run"]().stderr
+    (tmp / "nfs-answers").touch()
+    watch["run"]()
+    assert "start wso2am.service" not in watch["calls"]()
+
+
+def test_the_reboot_look_is_made_once_so_a_later_operators_stop_stays(watch):
+    tmp = watch["tmp"]
+    (tmp / "boot-done").touch()
+    (tmp / "enabled").touch()
+    (tmp / "active").touch()  # API-M came up at the reboot
+    watch["mount"]()
+    watch["run"]()
+    (tmp / "active").unlink()  # then an operator stops it
+    watch["calls"]()
+    assert watch["run"]().returncode == 0 and "start wso2am.service" not in watch["calls"]()
 
 
 def test_the_timer_runs_the_check_every_15_seconds(environments, tmp_path):

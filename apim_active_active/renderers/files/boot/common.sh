@@ -34,8 +34,28 @@ fetch() {
   esac
 }
 
+# pack_update_level HOME: the WSO2 Updates 2.0 level of an unpacked pack (updates/config.json's update-level);
+# 0 for a GA pack (no file, or -1: the update tool ran and applied nothing).
+pack_update_level() {
+  local config="$1/updates/config.json"
+  [[ -f "$config" ]] || { echo 0; return 0; }
+  python3 -c 'import json, sys; print(max(0, int(json.load(open(sys.argv[1]))["update-level"])))' "$config"
+}
+
+check_update_level() {
+  # Both nodes run the level the settings name (apim.update_level): a pack at another level never starts.
+  local level
+  level=$(pack_update_level "$1")
+  if [[ "$level" != "${UPDATE_LEVEL:-0}" ]]; then
+    log "the pack at $ARCHIVE_URL is at update level $level; the settings say ${UPDATE_LEVEL:-GA (none)}:" \
+      "build the pack at the level the settings name, or set apim.update_level = $level"
+    return 1
+  fi
+}
+
 install_product() {
   if [[ -x "$APIM_HOME/bin/$START_SCRIPT" ]]; then
+    check_update_level "$APIM_HOME"
     return 0
   fi
   local work
@@ -43,6 +63,7 @@ install_product() {
   retry "$RETRY_TRIES" 2 fetch "$ARCHIVE_URL" "$work/product.zip"
   mkdir -p "$INSTALL_DIR"
   unzip -q "$work/product.zip" -d "$work/unpacked"
+  check_update_level "$work/unpacked/$(basename "$APIM_HOME")"
   # The pack's own deployment.toml, kept before anything can change it (every boot merges the pair's over it).
   cp -p "$work/unpacked/$(basename "$APIM_HOME")/repository/conf/deployment.toml"{,.shipped}
   # Nothing of API-M is for other users: the config mapper writes the values it resolves ($env{} secrets included)
@@ -51,7 +72,7 @@ install_product() {
   mv "$work/unpacked/$(basename "$APIM_HOME")" "$APIM_HOME"
   rm -rf "$work"
   chown -R "$OS_USER:$OS_USER" "$APIM_HOME"
-  log "installed $APIM_HOME"
+  log "installed $APIM_HOME (update level ${UPDATE_LEVEL:-GA})"
 }
 
 ensure_shared_folders() {

@@ -117,3 +117,13 @@ ensure_pair_secrets() {
 start_content_sync() { :; }  # the share is there: nothing to start
 
 follow_peer_key() { :; }  # no peer key: both nodes mount the same file system
+
+mend_share() {
+  # The share watch: mount what is not mounted, in /etc/fstab's order (the file system, then the folders bound from
+  # it); bounded, as a hung NFS server blocks a mount.
+  local entry point
+  while read -r entry; do
+    read -r _ point _ <<<"$entry"
+    timeout 10 mountpoint -q "$point" || timeout 30 mount "$point" || return 1
+  done <"$FSTAB_ENTRIES"
+}

@@ -16,6 +16,8 @@ boot() {
   map_public_name
   start_content_sync
   start_service
+  mkdir -p "$(dirname "$BOOT_DONE")"
+  date -u +%FT%TZ >"$BOOT_DONE"
   log "done"
 }
 
@@ -25,8 +27,9 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     boot) boot ;;
     wait-key-manager) wait_for_key_manager ;;
     check-share) check_share ;;
+    gate) gate ;;
     # rsync's only (an EFS node's script has no push: bash answers "command not found").
     push) push ;;
-    *) log "usage: $0 [boot|wait-key-manager|check-share|push|merge-config SHIPPED PAIR]"; exit 2 ;;
+    *) log "usage: $0 [boot|wait-key-manager|check-share|gate|push|merge-config SHIPPED PAIR]"; exit 2 ;;
   esac
 fi

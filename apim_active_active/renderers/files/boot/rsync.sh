@@ -1,5 +1,5 @@
 # --- content_sync = rsync: node 1 pushes to node 2 over SSH; only public keys travel, through SSM ----------
-: "${SYNC_ROLE:?}" "${PEER_IP:?}" "${SYNC_USER:?}" "${SYNC_HOME:?}" "${SYNC_MARKER:?}"
+: "${SYNC_ROLE:?}" "${SYNC_USER:?}" "${SYNC_HOME:?}" "${SYNC_MARKER:?}"
 : "${SYNC_KEY_DIR:?}" "${SYNC_FORCED_COMMAND:?}" "${SYNC_WAIT_SECONDS:?}" "${SYNC_KEY_ARN:?}"
 : "${MANAGER_KEY_PARAMETER:?}" "${WORKER_HOST_KEY_PARAMETER:?}" "${PUSH_TIMER:?}" "${SYNC_EXCLUDES:?}"
 LOCK_DIR=/run/lock/wso2am  # only node 1 does the one-time work; node 2 waits for node 1's key
@@ -167,3 +167,5 @@ follow_peer_key() {
   # A replaced node 1 has a new key: node 2 follows the parameter (a failed look keeps the key it has).
   [[ "$SYNC_ROLE" != worker ]] || refresh_manager_key || true
 }
+
+mend_share() { return 1; }  # nothing to mount: node 1's next push brings the folders back

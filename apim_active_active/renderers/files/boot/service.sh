@@ -33,8 +33,23 @@ hold_for_share() {
   log "$1"
 }
 
+# A reboot's first look: API-M enabled but not running (its unit requires the share's mounts, so a share missing at
+# the reboot fails its start). It is held as if the watch had stopped it, so it starts once the share is back. Only
+# after a completed boot step (at the first boot, the boot step itself decides when API-M starts).
+held_since_reboot() {
+  [[ ! -e "$LOOKED_SINCE_BOOT" && -e "$BOOT_DONE" ]] || return 1
+  mkdir -p "$(dirname "$LOOKED_SINCE_BOOT")"
+  : >"$LOOKED_SINCE_BOOT"
+  systemctl is-enabled --quiet "$SERVICE" || return 1
+  [[ "$(systemctl show --property=ActiveState --value "$SERVICE")" =~ ^(inactive|failed)$ ]]
+}
+
 check_share() {
   follow_peer_key
+  if held_since_reboot; then
+    hold_for_share "API-M did not start at this boot ($SHARE_LABEL missing then?): it starts once the share is there"
+  fi
+  share_reachable || mend_share || true
   # Carbon undeploys the artifacts it no longer sees: never let it run without its share.
   if ! share_reachable; then
     if systemctl is-active --quiet "$SERVICE"; then

@@ -1,0 +1,31 @@
+"""The local AWS emulator's server: moto's, with what AWS does and moto (5.2.5) does not, where the toolkit relies on
+it. Each fix is named here and in docs/local-emulator.md.
+
+- A terminated instance's private address is free at once, as on AWS. moto frees it only when the instance object is
+  garbage-collected, which a terminated instance (still listed) never is: a node replaced by scripts/roll.py could not
+  take its fixed address back ("IP already in use").
+"""
+
+from __future__ import annotations
+
+import sys
+
+from moto.ec2.models.instances import Instance
+from moto.server import main
+
+_terminate = Instance.terminate
+
+
+def _terminate_and_free_address(self: Instance):  # type: ignore[no-untyped-def]
+    state = _terminate(self)
+    if self.subnet_id:
+        subnet = self.ec2_backend.get_subnet(self.subnet_id)
+        for address in list(self._private_ips):
+            subnet.del_subnet_ip(address)
+    return state
+
+
+Instance.terminate = _terminate_and_free_address  # type: ignore[method-assign]
+
+if __name__ == "__main__":
+    sys.exit(main())

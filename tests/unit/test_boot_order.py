@@ -1,0 +1,89 @@
+"""The order of the boot step, per node kind: the assembled script is sourced, every leaf step is replaced by one that
+only writes its name, and boot() runs. The order is what the pair relies on (the share joined before the secrets
+are generated under its lock, the schema before API-M starts, node 2 authorizing node 1 before its first push)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from apim_active_active.renderers import boot_script
+from tests.conftest import DEPLOYED
+from tests.helpers import local_settings, rsync_local
+
+# The steps boot() and the mode's steps call, each replaced by a recorder.
+LEAVES = (
+    "ensure_user install_product ensure_shared_folders keep_distribution_copies ensure_fstab mount_share seed_share_once "
+    "bind_shared_folders install_jdbc_driver ensure_generated_secrets prepare_receiver authorize_manager write_secrets_env "
+    "install_keystores ensure_schema install_config write_runtime_env map_public_name prepare_sender start_service"
+).split()
+
+EFS = [
+    "ensure_user",
+    "install_product",
+    "ensure_shared_folders",
+    "keep_distribution_copies",
+    "ensure_fstab",
+    "mount_share",
+    "seed_share_once",
+    "bind_shared_folders",
+    "install_jdbc_driver",
+    "ensure_generated_secrets",
+    "write_secrets_env",
+    "install_keystores",
+    "ensure_schema",
+    "install_config",
+    "write_runtime_env",
+    "map_public_name",
+    "start_service",
+]
+COMMON_HEAD = ["ensure_user", "install_product", "ensure_shared_folders", "install_jdbc_driver"]
+COMMON_TAIL = ["install_config", "write_runtime_env", "map_public_name"]
+RSYNC_NODE_1 = [
+    *COMMON_HEAD,
+    "ensure_generated_secrets",
+    "write_secrets_env",
+    "install_keystores",
+    "ensure_schema",
+    *COMMON_TAIL,
+    "prepare_sender",
+    "start_service",
+]
+RSYNC_NODE_2 = [
+    *COMMON_HEAD,
+    "prepare_receiver",
+    "authorize_manager",
+    "write_secrets_env",
+    "install_keystores",
+    *COMMON_TAIL,
+    "start_service",
+]
+
+
+@pytest.mark.parametrize(
+    ("settings", "node", "expected"),
+    [(local_settings(), 0, EFS), (local_settings(), 1, EFS), (rsync_local(), 0, RSYNC_NODE_1), (rsync_local(), 1, RSYNC_NODE_2)],
+    ids=["efs-node-1", "efs-node-2", "rsync-node-1", "rsync-node-2"],
+)
+def test_boot_runs_its_steps_in_order(tmp_path, settings, node, expected):
+    (tmp_path / "node.env").write_text(boot_script.render_node_env(settings, DEPLOYED, node))
+    script = boot_script.boot_script_text(settings.content_sync)
+    defined = set(re.findall(r"^([a-z_]+)\(\) \{", script, re.M))
+    stubs = "\n".join(f'{name}() {{ echo {name} >> "$TRACE"; }}' for name in LEAVES if name in defined)
+    run = subprocess.run(
+        ["bash", "-c", f". /dev/stdin <<'BOOT'\n{script}\nBOOT\n{stubs}\nboot"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "NODE_ENV": str(tmp_path / "node.env"),
+            "TRACE": str(tmp_path / "trace"),
+            "BOOT_DONE": str(tmp_path / "boot-done"),
+        },
+    )
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "trace").read_text().split() == expected
+    assert (tmp_path / "boot-done").exists(), "a completed boot step is marked (the share watch's reboot rule)"
