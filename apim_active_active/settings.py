@@ -259,7 +259,7 @@ class SharedFsSettings(_Strict):
 class RollSettings(_Strict):
     gate_seconds: int = Field(
         1800,
-        ge=60,
+        ge=10,
         le=7200,
         description="How long scripts/roll.py waits for a replaced node to pass its gate (running, in service in every "
         "target group, its own checks) before it stops, leaving the other node as it was.",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import shlex
 from dataclasses import dataclass, field
 
@@ -112,6 +113,11 @@ def running_node(ec2, instance_id: str) -> Running:
         instance["InstanceType"],
         instance["LaunchTime"].isoformat(),
     )
+
+
+def user_data_sha256(user_data: str) -> str:
+    """As Terraform's sha256() of the base64 text (the stack's node_user_data_sha256 output)."""
+    return hashlib.sha256(user_data.encode()).hexdigest()
 
 
 def wanted_from_outputs(outputs: dict) -> list[Wanted]:

@@ -4,7 +4,8 @@
   scripts/verify.py <environment> --outputs <file> [--synth-dir cdktf.out] [--json]
                     [--wait --timeout 900 --interval 15] [--skip-http] [--connect-to HOST:PORT:ADDRESS:PORT ...]
 
-Checks: both instances running with status checks ok; an available EFS mount target in each zone (with
+Checks: both instances running with status checks ok; each node running the user data, AMI and instance type the
+settings give (and the update level each runs); an available EFS mount target in each zone (with
 content_sync = "rsync": both nodes' public keys handed over through their SSM parameters);
 every security group of the stack holds exactly the rules synthesized for it (none missing, none
 extra); both nodes healthy in every target group; the management and gateway endpoints answer under
@@ -34,9 +35,11 @@ from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 from apim_active_active import names  # noqa: E402
 from apim_active_active.renderers import rsync  # noqa: E402
 from apim_active_active.settings import Settings  # noqa: E402
+from scripts import node_drift  # noqa: E402
 from scripts.ops import ROOT, Aws, Result, environment_parser, load_environment, passed, report  # noqa: E402
 
 KEYS_CHECK = "rsync keys handed over (both SSM parameters hold a public key)"
+NODES_CHECK = "each node runs what the settings give (user data, AMI, instance type)"
 Rule = tuple[str, str, str, int, int, str]  # group name, direction, protocol, from, to, peer (CIDR or group name)
 
 
@@ -125,6 +128,24 @@ def security_groups(aws: Aws, outputs: dict, stack: dict) -> Result:
     )
 
 
+def nodes_as_set(aws: Aws, outputs: dict) -> Result:
+    """Each node runs the user data, image and instance type the deployed settings give it (a held deploy leaves a
+    node on what it had until scripts/roll.py replaces it), and the update level each runs."""
+    ec2, problems, levels = aws.client("ec2"), [], []
+    wanted = zip(outputs[names.OUTPUT_NODE_USER_DATA_SHA256], outputs[names.OUTPUT_NODE_AMIS], outputs[names.OUTPUT_NODE_INSTANCE_TYPE])
+    for number, (instance_id, (digest, ami, instance_type)) in enumerate(zip(outputs[names.OUTPUT_INSTANCE_IDS], wanted), 1):
+        running = node_drift.running_node(ec2, instance_id)
+        levels.append(f"node {number} update level {node_drift.update_level(node_drift.cloud_config_files(running.user_data))}")
+        if node_drift.user_data_sha256(running.user_data) != digest:
+            problems.append(f"node {number} runs other user data")
+        if running.ami_id != ami:
+            problems.append(f"node {number} runs AMI {running.ami_id}, not {ami}")
+        if running.instance_type != instance_type:
+            problems.append(f"node {number} is a {running.instance_type}, not a {instance_type}")
+    detail = "; ".join(problems + ["scripts/roll.py --check shows what differs"] if problems else levels)
+    return passed(NODES_CHECK, not problems, detail)
+
+
 def target_health(aws: Aws, outputs: dict) -> Result:
     elb, ids = aws.client("elbv2"), set(outputs[names.OUTPUT_INSTANCE_IDS])
     problems = []
@@ -199,6 +220,7 @@ def run(settings: Settings, outputs: dict, stack: dict, args: argparse.Namespace
         ("both instances running, status checks ok", lambda: instances(aws, outputs)),
         content,
         ("security-group rules exactly as synthesized", lambda: security_groups(aws, outputs, stack)),
+        (NODES_CHECK, lambda: nodes_as_set(aws, outputs)),
         ("both nodes healthy in every target group", lambda: target_health(aws, outputs)),
     ):
         try:

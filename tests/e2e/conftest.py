@@ -25,8 +25,9 @@ DEPLOY_SECONDS = 900
 
 
 def pytest_collection_modifyitems(items):
-    """The rsync mode's checks first (its destroy then runs beside the other tests), the teardown last."""
-    order = {"test_rsync_mode.py": 0, "test_teardown.py": 2}
+    """The rsync mode's checks first (its destroy then runs beside the other tests), then the others, the roll (it
+    replaces both nodes), the teardown last."""
+    order = {"test_rsync_mode.py": 0, "test_roll.py": 2, "test_teardown.py": 3}
     items.sort(key=lambda item: order.get(item.path.name, 1))
 
 
@@ -117,5 +118,5 @@ def deployment(emulator, rsync_deployment, tmp_path_factory):  # the rsync deplo
     yield state
     if not state["destroyed"]:
         write_local_settings(environments, protected=False)
-        cdktf(["deploy", STACK, *common], env)
+        cdktf(["deploy", STACK, *common], {**env, "TF_VAR_roll": "true"})  # nodes held: they are about to go
         destroy(STACK, common, env)

@@ -78,14 +78,15 @@ def test_destroy_of_a_protected_environment_is_refused_and_deletes_nothing(deplo
 def test_destroy_leaves_nothing_of_the_stack_once_unprotected(deployment, emulator):
     outputs = deployment["outputs"]
     write_local_settings(deployment["environments"], protected=False)
-    lifted, _ = cdktf(["deploy", STACK, *deployment["common"]], deployment["env"])
+    # The protections lifted with the nodes held (TF_VAR_roll): they are about to go, rolling them first would be waste.
+    lifted, _ = cdktf(["deploy", STACK, *deployment["common"]], {**deployment["env"], "TF_VAR_roll": "true"})
     assert lifted.returncode == 0, lifted.stdout[-3000:] + lifted.stderr[-3000:]
     result, seconds = destroy(STACK, deployment["common"], deployment["env"])
     deployment["destroyed"] = result.returncode == 0
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     print(f"\n[timing] cdktf destroy {STACK}: {seconds:.1f}s")
     ec2, efs = client("ec2", emulator), client("efs", emulator)
-    instance_ids = outputs[names.OUTPUT_INSTANCE_IDS]
+    instance_ids = outputs[names.OUTPUT_INSTANCE_IDS] + deployment.get("replaced_instance_ids", [])
     reservations = ec2.describe_instances(InstanceIds=instance_ids)["Reservations"]
     assert {i["State"]["Name"] for r in reservations for i in r["Instances"]} == {"terminated"}
     # moto keeps a terminated instance's primary interface (AWS deletes it with the instance): allow only that.
