@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Roll the nodes: apply the settings with both nodes held, then replace each node that runs something else than the
-settings give (user data, AMI, instance type), one at a time, node 1 first.
+"""Deploy and roll the nodes: apply the settings with both nodes held, then replace each node that runs something else
+than the settings give (user data, AMI, instance type), one at a time, node 1 first. (A first deploy creates both.)
 
-  scripts/roll.py <environment> [--check] [--json] [--outdir cdktf.out]
+  scripts/roll.py <environment> [--check] [--json] [--outdir cdktf.out] [--outputs-file FILE]
 
 A node is drained from every target group (the load balancer's deregistration delay) and replaced, and must pass its
 gate before the other node is touched: running with status checks ok, in service in every target group, and (unless
@@ -86,8 +86,9 @@ class Terraform:
         if addresses:
             self.run("state", "rm", *addresses)
 
-    def outputs(self) -> dict:
-        return {name: value["value"] for name, value in json.loads(self.run("output", "-json").stdout).items()}
+    def outputs(self, sensitive: bool = True) -> dict:
+        every = json.loads(self.run("output", "-json").stdout)
+        return {name: value["value"] for name, value in every.items() if sensitive or not value.get("sensitive")}
 
 
 def synthesize(outdir: Path) -> None:
@@ -147,10 +148,7 @@ class Roll:
         self.terraform.init()
         plan = self.terraform.plan_held()
         nodes = node_addresses(stack, self.settings)
-        ids = prior_ids(plan, [address for address, _ in nodes])
-        if None in ids:
-            raise RollFailed(f"{self.environment} has no nodes yet: deploy it first (cdktf deploy {self.environment})")
-        return plan, nodes, [i for i in ids if i]
+        return plan, nodes, prior_ids(plan, [address for address, _ in nodes])
 
     def drift(self, ids: list[str], wanted: list[Wanted]) -> list[Drift]:
         return [compare(n + 1, running_node(self.ec2, i), wanted[n]) for n, i in enumerate(ids)]
@@ -247,10 +245,15 @@ class Roll:
         return new_id
 
     def run(self) -> list[Drift]:
-        plan, nodes, ids = self.prepare()
+        plan, nodes, prior = self.prepare()
         self.terraform.apply_plan()
-        self.note(0, "settings applied with both nodes held")
         outputs = self.terraform.outputs()
+        if None in prior:  # a first deploy: the nodes are new, nothing to roll; gate them in turn all the same
+            self.note(0, "settings applied: the nodes created")
+            ids = outputs[names.OUTPUT_INSTANCE_IDS]
+        else:
+            self.note(0, "settings applied with both nodes held")
+            ids = [i for i in prior if i]
         drifts = self.drift(ids, wanted_from_outputs(outputs))
         for drift, (address, attachments) in zip(drifts, nodes):
             instance_id = drift.instance_id
@@ -262,9 +265,15 @@ class Roll:
         return self.drift(outputs[names.OUTPUT_INSTANCE_IDS], wanted_from_outputs(outputs))
 
     def check(self) -> list[Drift] | None:
-        plan, _, ids = self.prepare()
+        plan, _, prior = self.prepare()
+        if None in prior:
+            raise RollFailed(f"{self.environment} has no nodes yet: nothing runs to compare")
         wanted = planned_wanted(plan)
-        return None if wanted is None else self.drift(ids, wanted)
+        return None if wanted is None else self.drift([i for i in prior if i], wanted)
+
+    def write_outputs(self, path: Path) -> None:
+        """As `cdktf deploy --outputs-file` writes them (the sensitive ones left out), for verify."""
+        path.write_text(json.dumps({self.environment: self.terraform.outputs(sensitive=False)}, indent=2))
 
 
 def describe(drifts: list[Drift]) -> list[str]:
@@ -279,12 +288,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = environment_parser(__doc__)
     parser.add_argument("--check", action="store_true", help="report what differs; change nothing")
     parser.add_argument("--outdir", type=Path, default=ROOT / "cdktf.out", help="where to synthesize (cdktf's output)")
+    parser.add_argument("--outputs-file", type=Path, help="write the stack's outputs there, as cdktf deploy does")
     args = parser.parse_args(argv)
     settings = load_environment(args.environment)
     roll = Roll(settings, args.environment, args.outdir, say=(lambda _: None) if args.json else print)
     drifts, failure = None, ""
     try:
         drifts = roll.check() if args.check else roll.run()
+        if args.outputs_file and not args.check:
+            roll.write_outputs(args.outputs_file)
     except (RollFailed, commands.CommandFailed) as error:
         failure = str(error)
         if not args.json:

@@ -41,7 +41,7 @@ def test_pull_requests_run_preflight_then_diff_for_each_environment(workflow):
     assert _index(runs, r"scripts/preflight\.py \$\{\{ matrix\.environment \}\}") < _index(runs, r"cdktf diff")
 
 
-def test_main_deploys_dev_then_prod_each_bootstrapped_preflighted_deployed_and_verified(workflow):
+def test_main_deploys_dev_then_prod_each_bootstrapped_preflighted_deployed_rolled_and_verified(workflow):
     jobs = workflow["jobs"]
     assert _triggers(workflow)["push"]["branches"] == ["main"]
     assert "push" in jobs["deploy-dev"]["if"] and jobs["deploy-dev"]["needs"] == "test"
@@ -51,12 +51,13 @@ def test_main_deploys_dev_then_prod_each_bootstrapped_preflighted_deployed_and_v
         assert jobs[name]["with"] == {"environment": env}
     deploy = yaml.safe_load(DEPLOY.read_text())["jobs"]["deploy"]
     runs = _runs(deploy)
-    order = [_index(runs, p) for p in (r"bootstrap_state\.py", r"preflight\.py", r"cdktf deploy", r"verify\.py")]
-    assert order == sorted(order)
-    deploy_run = runs[order[2]]
-    assert "--auto-approve" in deploy_run
-    outputs = re.search(r"--outputs-file (\S+)", deploy_run).group(1)
-    assert f"--outputs {outputs}" in runs[order[3]] and "--wait" in runs[order[3]]
+    steps = (r"bootstrap_state\.py", r"preflight\.py", r"cdktf deploy", r"scripts/roll\.py [^|]* --outputs-file", r"verify\.py")
+    order = [_index(runs, p) for p in steps]
+    assert order == sorted(order), "the infrastructure with the nodes held, then the roll, then verify"
+    (held,) = [s for s in deploy["steps"] if "cdktf deploy" in s.get("run", "")]
+    assert "--auto-approve" in held["run"] and held["env"]["TF_VAR_roll"] == "true", "a deploy never replaces a node"
+    outputs = re.search(r"--outputs-file (\S+)", runs[order[3]]).group(1)
+    assert f"--outputs {outputs}" in runs[order[4]] and "--wait" in runs[order[4]]
     assert workflow["concurrency"]["cancel-in-progress"] is False
     assert workflow["env"]["TF_CLI_ARGS_apply"] == "-lock-timeout=20m", "a deploy waits for a plan's lock"
 

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """STAND-IN for systemctl on a rehearsal node: PID 1 here is not systemd, so this carries out the
 few verbs the boot step uses, reading the unit file the boot artifact installed:
-  daemon-reload | enable [--now] UNIT | start [--no-block] UNIT | stop UNIT | is-active UNIT
+  daemon-reload | enable [--now] UNIT | start [--no-block] UNIT | stop UNIT | is-active UNIT | is-enabled UNIT
+  | show --property=ActiveState --value UNIT (the share watch's look after a reboot)
 `start` honours User/Group, EnvironmentFile, ExecStartPre (a leading `-`: its failure ignored), ExecStart,
 PIDFile, RequiresMountsFor (refuses to start when a required path is not a mount point, as systemd's mount dependency
 would) and AssertPathExists. Like systemd, it tracks the main PID itself (a PID file alone does not make a unit
@@ -129,6 +130,10 @@ def enable(name: str) -> None:
             log(f"enable {name}: {link}")
 
 
+def enabled(name: str) -> bool:
+    return any((UNITS / f"{target}.wants" / name).is_symlink() for target in unit(name)["Install"].get("WantedBy", "").split())
+
+
 def main(argv: list[str]) -> int:
     now = "--now" in argv
     args = [a for a in argv if not a.startswith("--")]
@@ -151,6 +156,12 @@ def main(argv: list[str]) -> int:
         return 0
     if verb == "is-active":
         return 0 if all(active(n) for n in names) else 3
+    if verb == "is-enabled":
+        return 0 if all(enabled(n) for n in names) else 1
+    if verb == "show" and "--property=ActiveState" in argv and "--value" in argv:
+        for name in names:  # no unit here keeps a failed state: a unit not running is inactive
+            print("active" if active(name) else "inactive")
+        return 0
     sys.exit(f"rehearsal systemctl stand-in: verb {verb!r} not supported")
 
 
