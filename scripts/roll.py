@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Deploy and roll the nodes: apply the settings with both nodes held, then replace each node that runs something else
-than the settings give (user data, AMI, instance type), one at a time, node 1 first. (A first deploy creates both.)
+than the settings give (user data, AMI, instance type), one at a time, node 1 first. (The first deploy is cdktf's.)
 
   scripts/roll.py <environment> [--check] [--json] [--outdir cdktf.out] [--outputs-file FILE]
 
@@ -246,14 +246,12 @@ class Roll:
 
     def run(self) -> list[Drift]:
         plan, nodes, prior = self.prepare()
+        if None in prior:
+            raise RollFailed(f"{self.environment} has no nodes yet: deploy it first (cdktf deploy {self.environment})")
         self.terraform.apply_plan()
+        self.note(0, "settings applied with both nodes held")
         outputs = self.terraform.outputs()
-        if None in prior:  # a first deploy: the nodes are new, nothing to roll; gate them in turn all the same
-            self.note(0, "settings applied: the nodes created")
-            ids = outputs[names.OUTPUT_INSTANCE_IDS]
-        else:
-            self.note(0, "settings applied with both nodes held")
-            ids = [i for i in prior if i]
+        ids = [i for i in prior if i]
         drifts = self.drift(ids, wanted_from_outputs(outputs))
         for drift, (address, attachments) in zip(drifts, nodes):
             instance_id = drift.instance_id

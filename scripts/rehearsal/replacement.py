@@ -200,7 +200,8 @@ class NodeMoves:
             "replaced node answers 9443 (probed from the peer) and its gate (wso2am-boot gate) passes",
             number,
             answer == "200" and gate.returncode == 0 and not mode_problems,
-            f"9443: {answer}; gate exit {gate.returncode}" + (f": {'; '.join(failed)}" if failed else f", {len(gate.stderr.splitlines())} ok")
+            f"9443: {answer}; gate exit {gate.returncode}"
+            + (f": {'; '.join(failed)}" if failed else f", {len(gate.stderr.splitlines())} ok")
             + (f"; {'; '.join(mode_problems)}" if mode_problems else ""),
         )
 
@@ -223,7 +224,7 @@ class NodeMoves:
         answer = self.answers(node)
         said = "did not start at this boot" in watches[0].stderr
         self.check(
-            "share missing at a reboot: API-M's start fails, the share watch holds it (\"did not start at this boot\") "
+            'share missing at a reboot: API-M\'s start fails, the share watch holds it ("did not start at this boot") '
             "and keeps it stopped while the share is unreachable",
             "2",
             mount.returncode != 0 and unit.returncode != 0 and said and held and not self.active(node) and answer != "200",

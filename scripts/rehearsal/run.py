@@ -34,6 +34,7 @@ from scripts.rehearsal.database import MariaDbStandIn
 from scripts.rehearsal.fidelity import ProductFidelity
 from scripts.rehearsal.lab import Lab, NodeHost
 from scripts.rehearsal.product import build_archive, build_jdbc_driver, files_on_the_share
+from scripts.rehearsal.replacement import NodeMoves
 from scripts.rehearsal.stage import AWS_RELAY_PORT, CLOUD_INIT_MODULE, fresh_stage, stage_node
 from scripts.show_deployment import user_data
 
@@ -76,7 +77,7 @@ class Check:
     detail: str
 
 
-class Rehearsal(ProductFidelity):
+class Rehearsal(ProductFidelity, NodeMoves):
     def __init__(
         self, share_delay: float = 5.0, environment: Path = ROOT / "environments" / "local.toml", tag: str = "rh", keep: bool = False
     ) -> None:
@@ -93,6 +94,8 @@ class Rehearsal(ProductFidelity):
         self.export.mkdir()
         self.export.chmod(0o755)
         self.folders = shared_folders(self.settings)
+        self.targets: list[str] = []  # the EFS mount targets, by node (none with rsync)
+        self.share_listeners: dict[str, subprocess.Popen] = {}  # the NFS stand-in's 2049, by mount target address
 
     def check(self, name: str, node: str, passed: bool, detail: str = "") -> None:
         self.checks.append(Check(name, node, bool(passed), detail))
@@ -204,9 +207,17 @@ class Rehearsal(ProductFidelity):
             time.sleep(0.5)
         self.start_share()
 
-    def start_share(self) -> None:
-        for address in sorted(set(self.targets)):
-            self.lab.in_namespace(self.efs_ns, "socat", f"TCP-LISTEN:2049,bind={address},fork,reuseaddr", "SYSTEM:true")
+    def start_share(self, addresses: list[str] | None = None) -> None:
+        for address in sorted(set(self.targets if addresses is None else addresses)):
+            self.share_listeners[address] = self.lab.in_namespace(
+                self.efs_ns, "socat", f"TCP-LISTEN:2049,bind={address},fork,reuseaddr", "SYSTEM:true"
+            )
+
+    def stop_share(self, address: str) -> None:
+        """The mount target at this address stops answering 2049 (a mount through it fails as EFS's would)."""
+        listener = self.share_listeners.pop(address)
+        listener.kill()
+        listener.wait(timeout=10)
 
     # booting ---------------------------------------------------------------------------------
     def boot_env(self) -> dict[str, str]:
@@ -601,11 +612,14 @@ class Rehearsal(ProductFidelity):
     # all of it -------------------------------------------------------------------------------
     def faults(self) -> None:
         """What is checked after the first boot, in order."""
-        self.check_no_secret_anywhere()
         self.second_boot()
         self.stop_node_1()
         self.stale_pid_start()
         self.share_lost_while_running()
+        self.share_missing_at_reboot()
+        self.replace_node(0)
+        self.replace_node(1)
+        self.check_no_secret_anywhere()  # the replacements' logs too
         self.broken_config_boot()
 
     def run(self) -> list[Check]:
