@@ -36,142 +36,149 @@ from apim_active_active.versions import traits
 class ActiveActiveStack(TerraformStack):
     def __init__(self, scope: Construct, environment: str, settings: Settings, *, state_dir: Path) -> None:
         super().__init__(scope, environment)
-        prefix = settings.name_prefix
+        self.settings, self.prefix = settings, settings.name_prefix
         configure_backend(self, settings, environment, state_dir)
         configure_provider(self, settings, environment)
-        key = StackKey(
-            self,
-            "encryption",
-            StackKeyProps(name_prefix=prefix, region=settings.region, deletion_window_days=settings.encryption.deletion_window_days),
-        )
-        network = Network(
-            self,
-            "network",
-            NetworkProps(
-                name_prefix=prefix,
-                region=settings.region,
-                availability_zones=settings.availability_zones,
-                network=settings.network,
-                kms_key_arn=key.key_arn,
-            ),
-        )
-        peers = PeerSecurity(
-            self, "peer_security", PeerSecurityProps(name_prefix=prefix, vpc_id=network.vpc_id, key_manager=settings.key_manager)
-        )
-        identity = NodeIdentity(
-            self,
-            "node_identity",
-            NodeIdentityProps(name_prefix=prefix, artifact_urls=(settings.apim.archive_url, settings.database.jdbc_driver_url)),
-        )
+        key = self._stack_key()
+        network = self._network(key)
+        peers = self._peer_security(network)
+        identity = self._node_identity()
 
-        internet_facing = settings.load_balancer.scheme == "internet-facing"
-        balancer = LoadBalancer(
-            self,
-            "load_balancer",
-            LoadBalancerProps(
-                name_prefix=prefix,
-                load_balancer=settings.load_balancer,
-                routes=routes(settings),
-                hostname=settings.apim.hostname,
-                vpc_id=network.vpc_id,
-                subnet_ids=network.public_subnet_ids if internet_facing else network.subnet_ids,
-                node_group_id=peers.group_id,
-            ),
-        )
+        balancer = self._load_balancer(network, peers)
         for port in balancer.node_ports:
-            peers.rule(
-                f"from_load_balancer_{port}",
-                "ingress",
-                port,
-                f"Load balancer to node port {port} (traffic and health checks)",
-                peer_group=balancer.security_group_id,
-            )
+            peers.rule(f"from_load_balancer_{port}", "ingress", port, f"Load balancer to node port {port} (traffic and health "
+                       "checks)", peer_group=balancer.security_group_id)  # fmt: skip
 
-        share, channel = None, None
-        if settings.uses_efs:
-            share = SharedFileSystem(
-                self,
-                "shared_fs",
-                SharedFileSystemProps(
-                    name_prefix=prefix,
-                    shared_fs=settings.shared_fs,
-                    vpc_id=network.vpc_id,
-                    subnet_ids=network.subnet_ids,
-                    node_group_id=peers.group_id,
-                    kms_key_arn=key.key_arn,
-                    node_role_arn=identity.role_arn,
-                ),
-            )
+        share = self._shared_fs(network, peers, key, identity) if settings.uses_efs else None
+        channel = None if settings.uses_efs else self._rsync_channel(network, key)
+        if share:
             peers.rule("egress_nfs", "egress", ports.NFS, "NFS to the EFS mount targets", peer_group=share.security_group_id)
-        else:
-            channel = RsyncChannel(
-                self, "rsync", RsyncChannelProps(name_prefix=prefix, region=settings.region, vpc_id=network.vpc_id, kms_key_arn=key.key_arn)
-            )
 
-        database = Database(
-            self,
-            "database",
-            DatabaseProps(
-                name_prefix=prefix,
-                database=settings.database,
-                vpc_id=network.vpc_id,
-                subnet_ids=network.subnet_ids,
-                node_group_id=peers.group_id,
-                kms_key_arn=key.key_arn,
-            ),
-        )
+        database = self._database(network, peers, key)
         existing = settings.database.existing
         if existing:
             peers.rule("egress_database", "egress", database.port, f"Database at {existing.cidr}", cidrs=[str(existing.cidr)])
         else:
             peers.rule("egress_database", "egress", database.port, "Database (RDS)", peer_group=database.security_group_id)
 
-        secrets = GeneratedSecrets(
-            self,
-            "secrets",
-            GeneratedSecretsProps(
-                name_prefix=prefix,
-                kms_key_arn=key.key_arn,
-                recovery_window_days=settings.encryption.secret_recovery_days,
-                db_app_user=existing is None,
-                encryption_key=traits(settings.apim.version).symmetric_internal_crypto,
-            ),
-        )
+        secrets = self._secrets(key)
         grant = identity.grant("use_secrets", secret_statements(database, secrets, key, channel, settings.encryption.node_decrypt_key_arns))
+        user_data = self._user_data(database, secrets, balancer, share, channel, key)
+        nodes = self._nodes(environment, network, peers, identity, key, user_data, channel, share, grant)
+        for index, node in enumerate(nodes):
+            balancer.attach(index, node.instance_id)
 
+        add_outputs(self, network, peers, share, balancer, nodes)
+        resources = tuple(c for c in self.node.find_all() if isinstance(c, TerraformResource))
+        DestroyGuard(self, "destroy_guard", DestroyGuardProps(refusal=destroy_refusal(settings, environment), protected=resources))
+
+    # The parts, each given its own part of the settings and what it is wired to ---------------------------------------
+    def _stack_key(self) -> StackKey:
+        encryption = self.settings.encryption
+        props = StackKeyProps(name_prefix=self.prefix, region=self.settings.region, deletion_window_days=encryption.deletion_window_days)
+        return StackKey(self, "encryption", props)
+
+    def _network(self, key: StackKey) -> Network:
+        settings = self.settings
+        props = NetworkProps(
+            name_prefix=self.prefix,
+            region=settings.region,
+            availability_zones=settings.availability_zones,
+            network=settings.network,
+            kms_key_arn=key.key_arn,
+        )
+        return Network(self, "network", props)
+
+    def _peer_security(self, network: Network) -> PeerSecurity:
+        props = PeerSecurityProps(name_prefix=self.prefix, vpc_id=network.vpc_id, key_manager=self.settings.key_manager)
+        return PeerSecurity(self, "peer_security", props)
+
+    def _node_identity(self) -> NodeIdentity:
+        artifacts = (self.settings.apim.archive_url, self.settings.database.jdbc_driver_url)
+        return NodeIdentity(self, "node_identity", NodeIdentityProps(name_prefix=self.prefix, artifact_urls=artifacts))
+
+    def _load_balancer(self, network: Network, peers: PeerSecurity) -> LoadBalancer:
+        settings = self.settings
+        internet_facing = settings.load_balancer.scheme == "internet-facing"
+        props = LoadBalancerProps(
+            name_prefix=self.prefix,
+            load_balancer=settings.load_balancer,
+            routes=routes(settings),
+            hostname=settings.apim.hostname,
+            vpc_id=network.vpc_id,
+            subnet_ids=network.public_subnet_ids if internet_facing else network.subnet_ids,
+            node_group_id=peers.group_id,
+        )
+        return LoadBalancer(self, "load_balancer", props)
+
+    def _shared_fs(self, network: Network, peers: PeerSecurity, key: StackKey, identity: NodeIdentity) -> SharedFileSystem:
+        props = SharedFileSystemProps(
+            name_prefix=self.prefix,
+            shared_fs=self.settings.shared_fs,
+            vpc_id=network.vpc_id,
+            subnet_ids=network.subnet_ids,
+            node_group_id=peers.group_id,
+            kms_key_arn=key.key_arn,
+            node_role_arn=identity.role_arn,
+        )
+        return SharedFileSystem(self, "shared_fs", props)
+
+    def _rsync_channel(self, network: Network, key: StackKey) -> RsyncChannel:
+        props = RsyncChannelProps(name_prefix=self.prefix, region=self.settings.region, vpc_id=network.vpc_id, kms_key_arn=key.key_arn)
+        return RsyncChannel(self, "rsync", props)
+
+    def _database(self, network: Network, peers: PeerSecurity, key: StackKey) -> Database:
+        props = DatabaseProps(
+            name_prefix=self.prefix,
+            database=self.settings.database,
+            vpc_id=network.vpc_id,
+            subnet_ids=network.subnet_ids,
+            node_group_id=peers.group_id,
+            kms_key_arn=key.key_arn,
+        )
+        return Database(self, "database", props)
+
+    def _secrets(self, key: StackKey) -> GeneratedSecrets:
+        settings = self.settings
+        props = GeneratedSecretsProps(
+            name_prefix=self.prefix,
+            kms_key_arn=key.key_arn,
+            recovery_window_days=settings.encryption.secret_recovery_days,
+            db_app_user=settings.database.existing is None,
+            encryption_key=traits(settings.apim.version).symmetric_internal_crypto,
+        )
+        return GeneratedSecrets(self, "secrets", props)
+
+    def _user_data(self, database: Database, secrets: GeneratedSecrets, balancer: LoadBalancer, share: SharedFileSystem | None,
+                   channel: RsyncChannel | None, key: StackKey) -> NodeUserData:  # fmt: skip
         # What only an apply knows, by Deployed field; None where this stack has no such thing (rendered empty).
-        user_data = NodeUserData(
-            self,
-            settings,
-            {
-                "db_host": database.host,
-                "db_secret_arn": database.secret_arn,
-                "admin_secret_arn": secrets.admin_arn,
-                "keystore_secret_arn": secrets.keystore_arn,
-                "lb_dns_name": None if settings.apim.hostname else balancer.dns_name,
-                "efs_id": share.file_system_id if share else None,
-                "stack_key_arn": key.key_arn if channel else None,
-                "db_app_secret_arn": secrets.db_app_arn or None,
-                "encryption_key_secret_arn": secrets.encryption_key_arn,
-            },
-            database.port,
-        )
-        ami_id = self._ami_id(settings)
-        roll = TerraformVariable(
-            self,
-            names.ROLL_VARIABLE,
-            type="bool",
-            default=False,
-            nullable=False,
-            description="Set only by scripts/roll.py, which replaces the nodes one at a time",
-        )
+        known = {
+            "db_host": database.host,
+            "db_secret_arn": database.secret_arn,
+            "admin_secret_arn": secrets.admin_arn,
+            "keystore_secret_arn": secrets.keystore_arn,
+            "lb_dns_name": None if self.settings.apim.hostname else balancer.dns_name,
+            "efs_id": share.file_system_id if share else None,
+            "stack_key_arn": key.key_arn if channel else None,
+            "db_app_secret_arn": secrets.db_app_arn or None,
+            "encryption_key_secret_arn": secrets.encryption_key_arn,
+        }
+        return NodeUserData(self, self.settings, known, database.port)
+
+    def _nodes(self, environment: str, network: Network, peers: PeerSecurity, identity: NodeIdentity, key: StackKey,
+               user_data: NodeUserData, channel: RsyncChannel | None, share: SharedFileSystem | None,
+               grant: TerraformResource) -> list[Node]:  # fmt: skip
+        settings = self.settings
+        ami_id = self._ami_id()
+        roll = TerraformVariable(self, names.ROLL_VARIABLE, type="bool", default=False, nullable=False,
+                                 description="Set only by scripts/roll.py, which replaces the nodes one at a time")  # fmt: skip
         own_groups = (channel.sender_group_id, channel.receiver_group_id) if channel else ()
-        nodes = [
+        return [
             Node(
                 self,
                 f"node_{index + 1}",
                 NodeProps(
-                    name_prefix=prefix,
+                    name_prefix=self.prefix,
                     node=settings.node,
                     index=index,
                     private_ip=str(settings.network.node_ip(index)),
@@ -190,15 +197,9 @@ class ActiveActiveStack(TerraformStack):
             )
             for index in range(2)
         ]
-        for index, node in enumerate(nodes):
-            balancer.attach(index, node.instance_id)
 
-        add_outputs(self, network, peers, share, balancer, nodes)
-        resources = tuple(c for c in self.node.find_all() if isinstance(c, TerraformResource))
-        DestroyGuard(self, "destroy_guard", DestroyGuardProps(refusal=destroy_refusal(settings, environment), protected=resources))
-
-    def _ami_id(self, settings: Settings) -> str:
-        ami = settings.node.ami
+    def _ami_id(self) -> str:
+        ami = self.settings.node.ami
         if ami.id:
             return ami.id
         assert ami.ssm_parameter, "settings require an AMI id or its parameter"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from apim_active_active.names import OUTPUT_INSTANCE_IDS, OUTPUT_NODE_IPS, rsync_parameter
 from apim_active_active.renderers import rsync
-from apim_active_active.renderers.boot_script import BOOT_SCRIPT
+from apim_active_active.renderers.boot_script import BOOT_SCRIPT, SERVICE
 from scripts.local_stack import ROOT, client, rsync_variant
 from scripts.rehearsal.lab import NodeHost
 from scripts.rehearsal.run import BOOT_SECONDS, FIRST_BOOT, Rehearsal, tail
@@ -258,11 +258,42 @@ class RsyncRehearsal(Rehearsal):
                 f"exit {code}" + (f", changed: {changed}" if changed else ""),
             )
 
+    # node replacement (the roll) ----------------------------------------------------------------------
+    def after_add_node(self, index: int, node: NodeHost) -> None:
+        if index == 1:
+            self.start_sshd(node)  # a new instance: host keys of its own
+
+    def after_replacement(self, index: int, node: NodeHost, text: str) -> list[str]:
+        """A new node 1: node 2's share watch follows its key from SSM, then its push lands. A new node 2 holds API-M:
+        node 1's next push (following node 2's new host key) lands, then node 2's share watch starts API-M."""
+        manager, worker = self.nodes
+        problems, follow = [], None
+        if index == 0:
+            follow = worker.run(BOOT_SCRIPT, "check-share", env=self.boot_env(), timeout=120)
+            if "node 1's key changed" not in follow.stderr:
+                problems.append(f"node 2 did not follow node 1's new key: {tail(follow.stderr, 1)}")
+        push = manager.run(BOOT_SCRIPT, "push", env=self.boot_env(), timeout=120)
+        if push.returncode != 0:
+            problems.append(f"push failed: {tail(push.stderr, 2)}")
+        if index == 1:
+            watch = worker.run(BOOT_SCRIPT, "check-share", env=self.boot_env(), timeout=120)
+            if not self.active(worker):
+                problems.append(f"node 2's API-M not started after the push: {tail(watch.stderr, 1)}")
+        self.notes.append(
+            f"rsync, node {index + 1} replaced: "
+            + ("node 2 followed node 1's new key; " if follow is not None and not problems else "")
+            + f"push: {tail(push.stderr, 1)}"
+        )
+        return problems
+
     def faults(self) -> None:
         self.check_pushes()
         self.check_no_private_key_anywhere()
         self.second_boot()
         self.stop_node_1()
+        self.nodes[0].run("systemctl", "start", SERVICE)  # the pair whole again before the roll's moves
+        self.replace_node(0)
+        self.replace_node(1)
 
     def run(self) -> list:
         try:

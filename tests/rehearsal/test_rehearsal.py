@@ -16,6 +16,23 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="the rehearsal needs root (network and mount namespaces); CI has it"),
 ]
 
+
+def replaced(number: str) -> list[tuple[str, str]]:
+    """The checks of one node's replacement (the roll's move), in both modes."""
+    other = "2" if number == "1" else "1"
+    return [
+        (
+            f"node {number} replaced: node {other} answered 9443 at every probe (from the load balancer's place, every 1s) "
+            "while it was destroyed and booted again",
+            other,
+        ),
+        ("replaced on a fresh disk from its user data with a changed setting: the boot step completed", number),
+        ("replaced node read the pair's secrets: none generated, Secrets Manager's values and its secrets file as before", number),
+        ("replaced node did not reseed the share (seed markers as before) nor run the schema (tables as before)", number),
+        ("replaced node answers 9443 (probed from the peer) and its gate (wso2am-boot gate) passes", number),
+    ]
+
+
 EXPECTED = [
     ("no node seeded while another held the seed lock", "both"),
     ("first boot completed (cloud-init write_files, runcmd, then its script)", "1"),
@@ -87,6 +104,14 @@ EXPECTED = [
     ("node 1 stopped: node 2 keeps answering on 9443", "2"),
     ("share lost while running: the share watch stops API-M before it can undeploy anything", "2"),
     ("share back: the share watch starts API-M again", "2"),
+    (
+        'share missing at a reboot: API-M\'s start fails, the share watch holds it ("did not start at this boot") '
+        "and keeps it stopped while the share is unreachable",
+        "2",
+    ),
+    ("share back after that reboot: the share watch re-mounts what /etc/fstab lists and starts API-M", "2"),
+    *replaced("1"),
+    *replaced("2"),
     ("broken deployment.toml: boot fails before API-M starts and says which file and line", "1"),
 ]
 
@@ -108,6 +133,8 @@ EXPECTED_RSYNC = [
     ("second boot duplicates nothing: timers, keys, authorized_keys, users, hosts", "1"),
     ("second boot duplicates nothing: timers, keys, authorized_keys, users, hosts", "2"),
     ("node 1 stopped: node 2 keeps answering on 9443", "2"),
+    *replaced("1"),
+    *replaced("2"),
 ]
 MODES = {"efs": EXPECTED, "rsync": EXPECTED_RSYNC}
 
