@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -96,6 +97,25 @@ def deploy(stack: str, flags: list[str], env: dict[str, str]) -> tuple[subproces
     return _once_more_after(
         ["deploy", stack, *flags], env, EMULATOR_DUPLICATE, "destroying", lambda: cdktf(["destroy", stack, *flags], env)
     )
+
+
+def roll(stack: str, outdir: Path, outputs_file: Path, env: dict[str, str]) -> tuple[subprocess.CompletedProcess, float]:
+    """`scripts/roll.py` as the pipeline runs it (a first deploy included), with its report as JSON; a resent
+    AuthorizeSecurityGroup* leaves a rule outside the state: destroy, then once more (as deploy())."""
+
+    def run() -> tuple[subprocess.CompletedProcess, float]:
+        started = time.monotonic()
+        argv = [sys.executable, str(ROOT / "scripts" / "roll.py"), stack, "--outdir", str(outdir), "--outputs-file", str(outputs_file)]
+        result = subprocess.run([*argv, "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=CDKTF_TIMEOUT)
+        return result, time.monotonic() - started
+
+    result, seconds = run()
+    if result.returncode != 0 and EMULATOR_DUPLICATE in result.stdout + result.stderr:
+        print(f"[emulator] {EMULATOR_DUPLICATE}: destroying, then the roll once more")
+        cdktf(["destroy", stack, *cdktf_flags(outdir)], env)
+        result, more = run()
+        seconds += more
+    return result, seconds
 
 
 def cdktf_flags(outdir: Path) -> list[str]:

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Deploy and roll the nodes: apply the settings with both nodes held, then replace each node that runs something else
-than the settings give (user data, AMI, instance type), one at a time, node 1 first. (The first deploy is cdktf's.)
+than the settings give (user data, AMI, instance type), one at a time, node 1 first. (A first deploy creates both, then
+gates them in turn.)
 
   scripts/roll.py <environment> [--check] [--json] [--outdir cdktf.out] [--outputs-file FILE]
 
@@ -30,6 +31,8 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from botocore.exceptions import ClientError  # noqa: E402
+
 from apim_active_active import names  # noqa: E402
 from apim_active_active.renderers.node_layout import BOOT_SCRIPT  # noqa: E402
 from apim_active_active.settings import Settings  # noqa: E402
@@ -40,7 +43,7 @@ from scripts.ops import ROOT, Aws, environment_parser, load_environment  # noqa:
 TERRAFORM_SECONDS = 3600
 SYNTH_SECONDS = 300
 DRAIN_MARGIN_SECONDS = 60
-STREAK = 2  # gate passes in a row before the next node is touched
+STREAK = 3  # gate passes in a row (a poll apart: 30 s on AWS) before the next node is touched
 COMMAND_SECONDS = 120  # one Session Manager command
 
 
@@ -79,8 +82,12 @@ class Terraform:
     def apply_plan(self) -> None:
         self.run("apply", "-input=false", "-no-color", "roll.tfplan")
 
-    def replace(self, address: str) -> None:
-        self.run("apply", "-input=false", "-no-color", "-auto-approve", "-var", f"{names.ROLL_VARIABLE}=true", f"-replace={address}")
+    def plan_replacing(self, address: str) -> dict:
+        self.run("plan", "-input=false", "-no-color", "-var", f"{names.ROLL_VARIABLE}=true", f"-replace={address}", "-out=replace.tfplan")
+        return json.loads(self.run("show", "-json", "replace.tfplan").stdout)
+
+    def apply_replacing(self) -> None:
+        self.run("apply", "-input=false", "-no-color", "replace.tfplan")
 
     def forget(self, addresses: list[str]) -> None:
         if addresses:
@@ -89,6 +96,19 @@ class Terraform:
     def outputs(self, sensitive: bool = True) -> dict:
         every = json.loads(self.run("output", "-json").stdout)
         return {name: value["value"] for name, value in every.items() if sensitive or not value.get("sensitive")}
+
+
+# What a roll never takes down with a plan of its own: the nodes (but the one it replaces) and what both depend on.
+SHARED = ("aws_efs_file_system", "aws_efs_mount_target", "aws_lb", "aws_lb_target_group", "aws_lb_listener", "aws_db_instance")
+
+
+def deletions(plan: dict, allowed: tuple[str, ...] = ()) -> list[str]:
+    """What the plan would delete (or replace) among the nodes and what both depend on, but the allowed addresses."""
+    return [
+        change["address"]
+        for change in plan.get("resource_changes", [])
+        if "delete" in change["change"]["actions"] and change["type"] in ("aws_instance", *SHARED) and change["address"] not in allowed
+    ]
 
 
 def synthesize(outdir: Path) -> None:
@@ -135,7 +155,7 @@ class Roll:
         self.terraform = Terraform(outdir / "stacks" / environment)
         self.outdir = outdir
         self.events: list[Event] = []
-        self.poll = 2 if settings.emulator else 10
+        self.poll = 2 if settings.emulator else 30
 
     def note(self, node: int, event: str) -> None:
         self.events.append(Event(now(), node, event))
@@ -148,6 +168,12 @@ class Roll:
         self.terraform.init()
         plan = self.terraform.plan_held()
         nodes = node_addresses(stack, self.settings)
+        if taken := deletions(plan):
+            # Not a roll: a change that replaces a node's other attributes (both at once) or what both depend on.
+            raise RollFailed(
+                "the settings' plan would replace or delete " + ", ".join(taken) + ": that takes both nodes out at once and "
+                "is not something a roll does; read `cdktf diff` and apply it deliberately in a maintenance window"
+            )
         return plan, nodes, prior_ids(plan, [address for address, _ in nodes])
 
     def drift(self, ids: list[str], wanted: list[Wanted]) -> list[Drift]:
@@ -174,6 +200,12 @@ class Roll:
     def on_node_checks(self, instance_id: str) -> list[str]:
         """The boot step's own `gate` on the node, through Session Manager (no port opened)."""
         ssm = self.aws.client("ssm")
+        try:
+            return self._on_node(ssm, instance_id)
+        except ClientError as error:  # the agent not online yet, throttling: a problem the gate looks at again
+            return [f"on the node: Session Manager: {error.response['Error'].get('Code', error)}"]
+
+    def _on_node(self, ssm, instance_id: str) -> list[str]:
         command = ssm.send_command(
             InstanceIds=[instance_id],
             DocumentName="AWS-RunShellScript",
@@ -238,20 +270,24 @@ class Roll:
         self.drain(number, instance_id, outputs)
         # Deregistered already: Terraform registers the new instance without deregistering the old one again.
         self.terraform.forget(attachments)
+        plan = self.terraform.plan_replacing(address)
+        if taken := deletions(plan, allowed=(address,)):
+            raise RollFailed(f"replacing node {number} would also replace or delete {', '.join(taken)}: not applied")
         self.note(number, f"replacing {address}")
-        self.terraform.replace(address)
+        self.terraform.apply_replacing()
         new_id = self.terraform.outputs()[names.OUTPUT_INSTANCE_IDS][number - 1]
         self.note(number, f"replaced: {instance_id} -> {new_id}")
         return new_id
 
     def run(self) -> list[Drift]:
         plan, nodes, prior = self.prepare()
-        if None in prior:
-            raise RollFailed(f"{self.environment} has no nodes yet: deploy it first (cdktf deploy {self.environment})")
         self.terraform.apply_plan()
-        self.note(0, "settings applied with both nodes held")
+        # A node missing from the state (the first deploy; a replacement whose launch failed after the old instance was
+        # gone) is created by that apply, and gated below like the others.
+        missing = [str(n + 1) for n, instance_id in enumerate(prior) if instance_id is None]
+        self.note(0, "settings applied with both nodes held" + (f"; node {' and '.join(missing)} created" if missing else ""))
         outputs = self.terraform.outputs()
-        ids = [i for i in prior if i]
+        ids = outputs[names.OUTPUT_INSTANCE_IDS]
         drifts = self.drift(ids, wanted_from_outputs(outputs))
         for drift, (address, attachments) in zip(drifts, nodes):
             instance_id = drift.instance_id

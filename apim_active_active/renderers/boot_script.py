@@ -211,6 +211,7 @@ def render_node_env(settings: Settings, deployed: Deployed, node_index: int = 0)
         "PEER_IP": node_ips(settings)[1 - node_index],
         "PEER_PORTS": " ".join(str(port) for port in ports.PEERS),
         "GATE_URLS": " ".join(gate_urls(settings)),
+        "GATE_PORTS": f"{ports.GATEWAY_HTTPS} {ports.WEBSOCKET_TLS}",
         "FIRST_NODE_URL": first_node_url(settings, node_index),
         "FIRST_START_WAIT_SECONDS": str(apim.first_start_wait_seconds),
         "TRUSTSTORE_FILE": TRUSTSTORE_FILE,

@@ -96,7 +96,9 @@ Type=oneshot
 ExecStart={BOOT_SCRIPT} check-share
 TimeoutStartSec=60
 """
-    return service, _timer("Watch the share of WSO2 API-M", on_boot=60, every=15)
+    # First look after systemd's own mount jobs have run out (90 s by default): a share missing at the boot is then
+    # re-mounted by the watch alone, never by both at once.
+    return service, _timer("Watch the share of WSO2 API-M", on_boot=120, every=15)
 
 
 def render_push_units(settings: Settings) -> tuple[str, str]:

@@ -563,11 +563,14 @@ class Rehearsal(ProductFidelity, NodeMoves):
         )
 
     def share_lost_while_running(self) -> None:
-        """Node 2's share disappears under a running API-M; the share watch (run here as its timer would) acts."""
-        node, points = self.nodes[1], mount_points(self.settings)
+        """Node 2's share goes away under a running API-M (its mount target stops answering, its mounts are gone); the
+        share watch, run here as its timer would, cannot mend it and stops API-M; once the mount target answers again
+        it re-mounts what /etc/fstab lists and starts API-M."""
+        node, points, target = self.nodes[1], mount_points(self.settings), self.targets[1]
+        self.stop_share(target)
         for point in reversed(points):  # the binds, then the file system
             node.run("umount", "-l", point)
-        watch = node.run(BOOT_SCRIPT, "check-share", env=self.boot_env())
+        watch = node.run(BOOT_SCRIPT, "check-share", env=self.boot_env(), timeout=120)
         answer = self.answers(node)
         stopped = not self.active(node)
         self.check(
@@ -576,14 +579,15 @@ class Rehearsal(ProductFidelity, NodeMoves):
             watch.returncode == 0 and stopped and answer != "200" and "unreachable" in watch.stderr,
             f"watch exit {watch.returncode}: {tail(watch.stderr, 1)}; 9443: {answer}",
         )
-        mounted = max(node.run("mount", point).returncode for point in points)
-        watch = node.run(BOOT_SCRIPT, "check-share", env=self.boot_env())
+        self.start_share([target])
+        watch = node.run(BOOT_SCRIPT, "check-share", env=self.boot_env(), timeout=120)
         answer = self.answers_within(node)
+        unmounted = [p for p in points if node.run("mountpoint", "-q", p).returncode != 0]
         self.check(
-            "share back: the share watch starts API-M again",
+            "share back: the share watch re-mounts it and starts API-M again",
             "2",
-            mounted == 0 and watch.returncode == 0 and answer == "200",
-            f"mount exit {mounted}; watch: {tail(watch.stderr, 1)}; 9443: {answer}",
+            not unmounted and watch.returncode == 0 and answer == "200",
+            f"not mounted: {unmounted or 'none'}; watch: {tail(watch.stderr, 1)}; 9443: {answer}",
         )
 
     def broken_config_boot(self) -> None:

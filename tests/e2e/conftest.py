@@ -13,7 +13,7 @@ import pytest
 from apim_active_active.settings import load_settings
 from scripts.emulator import free_loopback_url, start
 from scripts.local_account import prepare
-from scripts.local_stack import ROOT, aws_env, cdktf, cdktf_flags, client, deploy, destroy, rsync_variant  # noqa: F401 (re-exported)
+from scripts.local_stack import ROOT, aws_env, cdktf, cdktf_flags, client, deploy, destroy, roll, rsync_variant  # noqa: F401 (re-exported)
 
 ENVIRONMENTS = ROOT / "environments"
 STACK = "local"
@@ -81,7 +81,8 @@ def rsync_deployment(rsync_emulator, tmp_path_factory):
         "outputs_file": work / "outputs.json",
         "background": background,
     }
-    state["deployed"] = background.submit(deploy, STACK, [*flags, "--outputs-file", str(state["outputs_file"])], env)
+    # Deployed as the pipeline deploys: scripts/roll.py (a first deploy: both nodes created, then gated in turn).
+    state["deployed"] = background.submit(roll, STACK, state["outdir"], state["outputs_file"], env)
     yield state
     destroy_rsync_deployment(state)
     background.shutdown(wait=True)

@@ -27,7 +27,9 @@ def _verify(rsync_deployment) -> dict:
 def test_rsync_mode_deploys_without_a_share_with_ssh_from_node_1_to_node_2_only(rsync_deployment, rsync_emulator, tmp_path):
     result, seconds = rsync_deployment["deployed"].result(timeout=DEPLOY_SECONDS)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    print(f"\n[timing] cdktf deploy {STACK} (rsync, beside the EFS deploy): {seconds:.1f}s")
+    print(f"\n[timing] scripts/roll.py {STACK}, a first deploy (rsync, beside the EFS deploy): {seconds:.1f}s")
+    events = [(e["node"], e["event"].split(" (")[0]) for e in json.loads(result.stdout)["events"]]
+    assert events == [(0, "settings applied with both nodes held; node 1 and 2 created"), (1, "gate passed"), (2, "gate passed")]
     try:
         ec2, ssm, efs = client("ec2", rsync_emulator), client("ssm", rsync_emulator), client("efs", rsync_emulator)
         outputs = json.loads(rsync_deployment["outputs_file"].read_text())[STACK]

@@ -103,7 +103,7 @@ EXPECTED = [
     ("a stale wso2carbon.pid naming a live process does not keep API-M from starting", "1"),
     ("node 1 stopped: node 2 keeps answering on 9443", "2"),
     ("share lost while running: the share watch stops API-M before it can undeploy anything", "2"),
-    ("share back: the share watch starts API-M again", "2"),
+    ("share back: the share watch re-mounts it and starts API-M again", "2"),
     (
         'share missing at a reboot: API-M\'s start fails, the share watch holds it ("did not start at this boot") '
         "and keeps it stopped while the share is unreachable",

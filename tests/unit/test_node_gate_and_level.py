@@ -95,8 +95,9 @@ def gate_node(tmp_path):
     for name in shared_folders(settings):
         (share / f".wso2am-seeded-{name}").touch()
 
-    def run(ports: list[int], urls: list[str]) -> subprocess.CompletedProcess:
+    def run(ports: list[int], urls: list[str], traffic: list[int]) -> subprocess.CompletedProcess:
         lines = f"PEER_IP={LOOPBACK}\nPEER_PORTS='{' '.join(map(str, ports))}'\nGATE_URLS='{' '.join(urls)}'\n"
+        lines += f"GATE_PORTS='{' '.join(map(str, traffic))}'\n"
         lines += f"SHARE_ROOT={share}\n"
         return source_and_run(tmp_path, settings, "gate", lines, stubs)
 
@@ -108,21 +109,23 @@ def test_the_gate_passes_only_when_api_m_answers_the_peer_is_reached_and_the_sha
     cert, key = self_signed_files(tmp, "node")
     port = free_port()
     url = f"https://{LOOPBACK}:{port}/services/"
-    with listening(4) as peer_ports, key_manager(port, cert, key):
+    with listening(4) as peer_ports, listening(2) as traffic, key_manager(port, cert, key):
         (tmp / "active").touch()
         (tmp / "mounted").touch()
-        passed = run(peer_ports, [url])
+        passed = run(peer_ports, [url], traffic)
         assert passed.returncode == 0, passed.stderr
-        assert passed.stderr.count("gate: ok") == 1 + 1 + 4 + 1
+        assert passed.stderr.count("gate: ok") == 1 + 1 + 2 + 4 + 1
         (tmp / "mounted").unlink()
-        no_share = run(peer_ports, [url])
+        no_share = run(peer_ports, [url], traffic)
         assert no_share.returncode != 0 and "FAILED: the share" in no_share.stderr
         (tmp / "mounted").touch()
         (tmp / "active").unlink()
-        stopped = run(peer_ports, [url])
+        stopped = run(peer_ports, [url], traffic)
         assert stopped.returncode != 0 and "not active" in stopped.stderr
         (tmp / "active").touch()
-        unanswered = run(peer_ports, [f"https://{LOOPBACK}:{port}/nowhere"])
+        unanswered = run(peer_ports, [f"https://{LOOPBACK}:{port}/nowhere"], traffic)
         assert unanswered.returncode != 0 and "does not answer 200" in unanswered.stderr
-    closed = run([free_port()], [url])
+        shut = run(peer_ports, [url], [free_port()])
+        assert shut.returncode != 0 and "does not accept" in shut.stderr
+    closed = run([free_port()], [url], [free_port()])
     assert closed.returncode != 0 and "not reached" in closed.stderr

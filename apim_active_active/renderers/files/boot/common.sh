@@ -39,7 +39,7 @@ fetch() {
 pack_update_level() {
   local config="$1/updates/config.json"
   [[ -f "$config" ]] || { echo 0; return 0; }
-  python3 -c 'import json, sys; print(max(0, int(json.load(open(sys.argv[1]))["update-level"])))' "$config"
+  python3 -c 'import json, sys; print(max(0, int(json.load(open(sys.argv[1])).get("update-level", 0))))' "$config"
 }
 
 check_update_level() {
@@ -63,6 +63,10 @@ install_product() {
   retry "$RETRY_TRIES" 2 fetch "$ARCHIVE_URL" "$work/product.zip"
   mkdir -p "$INSTALL_DIR"
   unzip -q "$work/product.zip" -d "$work/unpacked"
+  if [[ ! -d "$work/unpacked/$(basename "$APIM_HOME")" ]]; then
+    log "the pack at $ARCHIVE_URL has no top folder $(basename "$APIM_HOME") (an updated pack keeps the version's folder name)"
+    return 1
+  fi
   check_update_level "$work/unpacked/$(basename "$APIM_HOME")"
   # The pack's own deployment.toml, kept before anything can change it (every boot merges the pair's over it).
   cp -p "$work/unpacked/$(basename "$APIM_HOME")/repository/conf/deployment.toml"{,.shipped}

@@ -1,6 +1,6 @@
 # --- gate: is this node in service? scripts/roll.py asks before it touches the other node ---------------------
 # API-M running and answering (GATE_URLS: the management version service and, where the version has it, the gateway's
-# readiness), the peer's ports reached (9443, 9611, 9711, 5672: both nodes hold a peer's place in deployment.toml), and
+# readiness), the gateway's traffic ports accepting (GATE_PORTS: 8243, 8099), the peer's ports reached (9443, 9611, 9711, 5672: both nodes hold a peer's place in deployment.toml), and
 # the share there (not on node 1 with rsync: it is the source). Prints each check; non-zero when one fails.
 gate() {
   local url port failed=0
@@ -10,6 +10,14 @@ gate() {
       log "gate: ok: $url answers"
     else
       log "gate: FAILED: $url does not answer 200"
+      failed=1
+    fi
+  done
+  for port in $GATE_PORTS; do
+    if timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
+      log "gate: ok: traffic port $port accepts"
+    else
+      log "gate: FAILED: traffic port $port does not accept"
       failed=1
     fi
   done

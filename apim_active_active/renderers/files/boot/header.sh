@@ -35,6 +35,7 @@ NODE_ENV=${NODE_ENV:-/etc/wso2am/node.env}
 : "${KEY_MANAGER_URL?}" "${KEY_MANAGER_WAIT_SECONDS:?}" "${KEY_MANAGER_CA?}" "${DB_APP_SECRET_ARN?}" "${DB_APP_USER:?}"
 : "${SHARE_WATCH_TIMER:?}" "${KEYSTORE_VALIDITY_DAYS:?}" "${FIRST_NODE_URL?}" "${FIRST_START_WAIT_SECONDS:?}"
 : "${ENCRYPTION_KEY_SECRET_ARN?}" "${UPDATE_LEVEL?}" "${PEER_IP:?}" "${PEER_PORTS:?}" "${GATE_URLS:?}"
+: "${GATE_PORTS:?}"
 SYNC_ROLE=${SYNC_ROLE:-}  # rsync: manager (node 1) or worker (node 2); efs: none
 # Under /var/lib: a hold made before a reboot (e.g. node 2 waiting for its first push) must survive it.
 STOPPED_BY_WATCH=${STOPPED_BY_WATCH:-/var/lib/wso2am/stopped-by-share-watch}
