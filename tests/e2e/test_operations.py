@@ -272,6 +272,7 @@ def test_verify_passes_after_the_deploy(deployment):
         "both instances running, status checks ok": "pass",
         "EFS mount target available in both zones": "pass",
         "security-group rules exactly as synthesized": "pass",
+        "each node runs what the settings give (user data, AMI, instance type)": "pass",
         "both nodes healthy in every target group": "pass",
         "endpoints answer": "skip",
     }
