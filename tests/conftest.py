@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -105,3 +106,22 @@ def example_synth_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def example_stacks(example_synth_dir) -> dict[str, dict]:
     return _stacks(example_synth_dir)
+
+
+# The order of a whole run: the rsync mode's e2e checks first (its destroy then runs beside the other tests), then the
+# others, the roll (it replaces both nodes), the teardown, and last the boot rehearsals' checks, whose runs started in
+# the background at collection so that their waits overlap everything before.
+RUN_ORDER = {"test_rsync_mode.py": 0, "test_roll.py": 2, "test_teardown.py": 3, "test_rehearsal.py": 4}
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: RUN_ORDER.get(item.path.name, 1))
+
+
+def pytest_collection_finish(session):
+    if session.config.option.collectonly:
+        return
+    if os.geteuid() == 0 and any(item.path.name == "test_rehearsal.py" for item in session.items):
+        from tests.rehearsal import background
+
+        background.start()

@@ -28,6 +28,8 @@ BOOT_DONE = "/var/lib/wso2am/boot-done"
 STOPPED_BY_WATCH = "/var/lib/wso2am/stopped-by-share-watch"
 GENERATED = "wso2am-boot: generated "  # secrets.sh's lines when a node makes a pair's secret
 SCHEMA_RUN = "created the schema of "  # database.sh's line when a node runs the product's scripts
+FIRST_NODE_WAIT = "node 1's API-M ("  # service.sh's lines while node 2's first start waits for node 1
+WAIT_RAN_OUT = "did not answer within"  # common.sh's wait_until, when the wait ran out
 
 
 class Prober:
@@ -71,6 +73,18 @@ class Prober:
         return len(self.answers) >= MIN_PROBES and all(a == "200" for a in self.answers)
 
 
+def written_files(user_data: str) -> dict[str, str]:
+    return {entry["path"]: entry["content"] for entry in yaml.safe_load(user_data)["write_files"]}
+
+
+def as_written(user_data: str) -> dict:
+    """A cloud-config as the node gets it, node.env by value: Terraform puts a deployed value where the renderers'
+    placeholder was, unquoted (an RDS secret's ARN holds a `!`, which the renderers would quote)."""
+    config = yaml.safe_load(user_data)
+    files = written_files(user_data)
+    return {**config, "write_files": {**files, NODE_ENV: node_env({NODE_ENV: files[NODE_ENV]})}}
+
+
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -94,15 +108,14 @@ class NodeMoves:
         )
 
     def node_env_text(self, index: int) -> str:
-        files = {entry["path"]: entry["content"] for entry in yaml.safe_load(self.user_data[index])["write_files"]}
-        return files[NODE_ENV]
+        return written_files(self.user_data[index])[NODE_ENV]
 
     def changed_user_data(self, index: int) -> tuple[str, str]:
         """The node's user data for a changed setting (apim.first_start_wait_seconds), rendered by the renderers with
         the deployed values, as the stack would after the change; and whether the renderers reproduce the user data
         read back for the settings as deployed."""
         deployed = self.deployed_values(index)
-        same = render_user_data(self.settings, index, deployed) == self.user_data[index]
+        same = as_written(render_user_data(self.settings, index, deployed)) == as_written(self.user_data[index])
         wait = CHANGED_WAIT_SECONDS if self.settings.apim.first_start_wait_seconds != CHANGED_WAIT_SECONDS else CHANGED_WAIT_SECONDS + 60
         changed = self.settings.model_copy(update={"apim": self.settings.apim.model_copy(update={"first_start_wait_seconds": wait})})
         text = render_user_data(changed, index, deployed)
@@ -166,11 +179,17 @@ class NodeMoves:
         )
         env = node.path(NODE_ENV).read_text() if node.path(NODE_ENV).exists() else ""
         carried = f"FIRST_START_WAIT_SECONDS={user_data.split('FIRST_START_WAIT_SECONDS=')[1].split()[0]}" in env
+        # Node 1 never waits for anyone; a new node 2's first start on its fresh disk waits for node 1, which answers.
+        waits = [line.removeprefix("wso2am-boot: ") for line in text.splitlines() if FIRST_NODE_WAIT in line]
+        waited_right = (
+            not waits if index == 0 else bool(waits) and waits[-1].endswith(" answers") and not any(WAIT_RAN_OUT in w for w in waits)
+        )
         self.check(
             "replaced on a fresh disk from its user data with a changed setting: the boot step completed",
             number,
-            code == 0 and "wso2am-boot: done" in text and node.path(BOOT_DONE).exists() and carried and not problem,
-            f"exit {code} in {seconds:.0f}s; {note}; {'carried' if carried else 'NOT carried'} into node.env"
+            code == 0 and "wso2am-boot: done" in text and node.path(BOOT_DONE).exists() and carried and waited_right and not problem,
+            f"exit {code} in {seconds:.0f}s; {note}; {'carried' if carried else 'NOT carried'} into node.env; "
+            + (f"{len(waits)} wait line(s), last: {waits[-1]}" if waits else "did not wait for node 1")
             + ("" if code == 0 else f": {tail(text, 20)}"),
         )
         after = self.pair_state(node)

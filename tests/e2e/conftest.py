@@ -24,13 +24,6 @@ RSYNC_PREFIX = "apim-rsync"
 DEPLOY_SECONDS = 900
 
 
-def pytest_collection_modifyitems(items):
-    """The rsync mode's checks first (its destroy then runs beside the other tests), then the others, the roll (it
-    replaces both nodes), the teardown last."""
-    order = {"test_rsync_mode.py": 0, "test_roll.py": 2, "test_teardown.py": 3}
-    items.sort(key=lambda item: order.get(item.path.name, 1))
-
-
 def _emulator(tmp_path_factory, name: str):
     url = free_loopback_url()
     process = start(url, tmp_path_factory.mktemp(name))

@@ -4,12 +4,10 @@ emulators' waits): each check and each fault is a test of its own."""
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from scripts.rehearsal.rsync_mode import RsyncRehearsal
-from scripts.rehearsal.run import Rehearsal
+from tests.rehearsal import background
 
 pytestmark = [
     pytest.mark.e2e,
@@ -141,9 +139,7 @@ MODES = {"efs": EXPECTED, "rsync": EXPECTED_RSYNC}
 
 @pytest.fixture(scope="module")
 def checks():
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        runs = {"efs": pool.submit(Rehearsal(share_delay=5.0).run), "rsync": pool.submit(RsyncRehearsal().run)}
-        return {mode: {(c.name, c.node): c for c in run.result()} for mode, run in runs.items()}
+    return background.checks()  # started when the session was collected (tests/conftest.py)
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -124,6 +124,8 @@ mend_share() {
   local entry point
   while read -r entry; do
     read -r _ point _ <<<"$entry"
-    timeout 10 mountpoint -q "$point" || timeout 30 mount "$point" || return 1
+    timeout 10 mountpoint -q "$point" && continue
+    timeout 30 mount "$point" || return 1
+    log "re-mounted $point"
   done <"$FSTAB_ENTRIES"
 }
