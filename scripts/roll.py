@@ -74,20 +74,17 @@ class Terraform:
     def init(self) -> None:
         self.run("init", "-input=false", "-no-color")
 
-    def plan_held(self) -> dict:
-        """Plan the settings with the nodes held; the plan as JSON (prior state, planned outputs)."""
-        self.run("plan", "-input=false", "-no-color", "-var", f"{names.ROLL_VARIABLE}=true", "-out=roll.tfplan")
-        return json.loads(self.run("show", "-json", "roll.tfplan").stdout)
+    PLAN = "roll.tfplan"
+
+    def plan(self, *options: str) -> dict:
+        """A plan with the nodes held (and these options), saved for apply_plan(); as JSON (prior state, resource
+        changes, planned outputs)."""
+        self.run("plan", "-input=false", "-no-color", "-var", f"{names.ROLL_VARIABLE}=true", *options, f"-out={self.PLAN}")
+        return json.loads(self.run("show", "-json", self.PLAN).stdout)
 
     def apply_plan(self) -> None:
-        self.run("apply", "-input=false", "-no-color", "roll.tfplan")
-
-    def plan_replacing(self, address: str) -> dict:
-        self.run("plan", "-input=false", "-no-color", "-var", f"{names.ROLL_VARIABLE}=true", f"-replace={address}", "-out=replace.tfplan")
-        return json.loads(self.run("show", "-json", "replace.tfplan").stdout)
-
-    def apply_replacing(self) -> None:
-        self.run("apply", "-input=false", "-no-color", "replace.tfplan")
+        """The plan last made, exactly: nothing it did not show."""
+        self.run("apply", "-input=false", "-no-color", self.PLAN)
 
     def forget(self, addresses: list[str]) -> None:
         if addresses:
@@ -166,7 +163,7 @@ class Roll:
         synthesize(self.outdir)
         stack = json.loads((self.terraform.folder / "cdk.tf.json").read_text())
         self.terraform.init()
-        plan = self.terraform.plan_held()
+        plan = self.terraform.plan()
         nodes = node_addresses(stack, self.settings)
         if taken := deletions(plan):
             # Not a roll: a change that replaces a node's other attributes (both at once) or what both depend on.
@@ -270,11 +267,11 @@ class Roll:
         self.drain(number, instance_id, outputs)
         # Deregistered already: Terraform registers the new instance without deregistering the old one again.
         self.terraform.forget(attachments)
-        plan = self.terraform.plan_replacing(address)
+        plan = self.terraform.plan(f"-replace={address}")
         if taken := deletions(plan, allowed=(address,)):
             raise RollFailed(f"replacing node {number} would also replace or delete {', '.join(taken)}: not applied")
         self.note(number, f"replacing {address}")
-        self.terraform.apply_replacing()
+        self.terraform.apply_plan()
         new_id = self.terraform.outputs()[names.OUTPUT_INSTANCE_IDS][number - 1]
         self.note(number, f"replaced: {instance_id} -> {new_id}")
         return new_id

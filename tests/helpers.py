@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 import yaml
 
+from apim_active_active.policy import through_local
 from apim_active_active.settings import Settings, parse_settings
 from scripts.local_account import self_signed_certificate
 from tests.conftest import ROOT, local_settings_dict
@@ -171,5 +172,5 @@ def key_manager(port: int, cert: str, key: str, *, after_seconds: float = 0.0):
 def node_user_data(stack: dict, instance: dict) -> str:
     """An instance's user data expression in the synthesized JSON (the instance names it through a local)."""
     reference = instance["user_data_base64"]
-    assert reference.startswith("${local.") and reference.endswith("}"), reference
-    return stack["locals"][reference.removeprefix("${local.").removesuffix("}")]
+    assert reference.startswith("${local."), reference
+    return through_local(stack, reference)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from constructs import Construct
 
 from apim_active_active import aws
+from apim_active_active.constructs.security_rules import tcp_rule
 from apim_active_active.engines import ENGINES
 from apim_active_active.iam_documents import assume_role_policy
 from apim_active_active.names import resource_name
@@ -58,17 +59,7 @@ class Database(Construct):
             vpc_id=props.vpc_id,
             tags={"Name": resource_name(prefix, "db")},
         )
-        aws.security_group_rule.SecurityGroupRule(
-            self,
-            "from_nodes",
-            type="ingress",
-            security_group_id=group.id,
-            protocol="tcp",
-            from_port=engine.port,
-            to_port=engine.port,
-            source_security_group_id=props.node_group_id,
-            description="Database from the API-M nodes",
-        )
+        tcp_rule(self, "from_nodes", group.id, "ingress", engine.port, "Database from the API-M nodes", peer_group=props.node_group_id)
         self.security_group_id = group.id
         subnets = aws.db_subnet_group.DbSubnetGroup(
             self,

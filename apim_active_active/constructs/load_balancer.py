@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from constructs import Construct
 
 from apim_active_active import aws
+from apim_active_active.constructs.security_rules import tcp_rule
 from apim_active_active.names import resource_name
 from apim_active_active.settings import LoadBalancerSettings
 from apim_active_active.traffic import ADMIN_PATHS, CERTIFICATE_KEY_TYPES, Route, node_ports_of, public_name_of
@@ -217,27 +218,17 @@ class LoadBalancer(Construct):
         listener_ports = sorted({p for r in props.routes for p in (r.listener_port, r.plain_port) if p})
         for index, cidr in enumerate(props.load_balancer.client_cidrs):
             for port in listener_ports:
-                aws.security_group_rule.SecurityGroupRule(
-                    self,
-                    f"client_{index}_{port}",
-                    type="ingress",
-                    security_group_id=group.id,
-                    protocol="tcp",
-                    from_port=port,
-                    to_port=port,
-                    cidr_blocks=[str(cidr)],
-                    description=f"Clients from {cidr} to listener {port}",
+                tcp_rule(
+                    self, f"client_{index}_{port}", group.id, "ingress", port, f"Clients from {cidr} to listener {port}", cidrs=[str(cidr)]
                 )
         for port in node_ports_of(props.routes):
-            aws.security_group_rule.SecurityGroupRule(
+            tcp_rule(
                 self,
                 f"to_nodes_{port}",
-                type="egress",
-                security_group_id=group.id,
-                protocol="tcp",
-                from_port=port,
-                to_port=port,
-                source_security_group_id=props.node_group_id,
-                description=f"To the nodes on {port} (traffic and health checks)",
+                group.id,
+                "egress",
+                port,
+                f"To the nodes on {port} (traffic and health checks)",
+                peer_group=props.node_group_id,
             )
         return group

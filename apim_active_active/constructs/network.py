@@ -21,6 +21,7 @@ from ipaddress import IPv4Network
 from constructs import Construct
 
 from apim_active_active import aws, ports
+from apim_active_active.constructs.security_rules import tcp_rule
 from apim_active_active.iam_documents import assume_role_policy, policy_document
 from apim_active_active.names import resource_name
 from apim_active_active.settings import NetworkSettings
@@ -135,17 +136,7 @@ class Network(Construct):
             vpc_id=vpc_id,
             tags={"Name": self._name("endpoints")},
         )
-        aws.security_group_rule.SecurityGroupRule(
-            self,
-            "endpoints_https",
-            type="ingress",
-            security_group_id=group.id,
-            protocol="tcp",
-            from_port=ports.HTTPS,
-            to_port=ports.HTTPS,
-            cidr_blocks=[vpc_cidr],
-            description="HTTPS to AWS APIs from inside the VPC",
-        )
+        tcp_rule(self, "endpoints_https", group.id, "ingress", ports.HTTPS, "HTTPS to AWS APIs from inside the VPC", cidrs=[vpc_cidr])
         for service in INTERFACE_ENDPOINTS:
             aws.vpc_endpoint.VpcEndpoint(
                 self,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from constructs import Construct
 
 from apim_active_active import aws, ports
+from apim_active_active.constructs.security_rules import tcp_rule
 from apim_active_active.names import resource_name
 from apim_active_active.settings import KeyManagerSettings
 
@@ -55,15 +56,4 @@ class PeerSecurity(Construct):
         self, id_: str, direction: str, port: int, description: str, *, peer_group: str | None = None, cidrs: list[str] | None = None
     ) -> None:
         """One TCP rule on the nodes' group, from/to a security group or CIDRs."""
-        aws.security_group_rule.SecurityGroupRule(
-            self,
-            id_,
-            type=direction,
-            security_group_id=self.group_id,
-            protocol="tcp",
-            from_port=port,
-            to_port=port,
-            description=description,
-            source_security_group_id=peer_group,
-            cidr_blocks=cidrs,
-        )
+        tcp_rule(self, id_, self.group_id, direction, port, description, peer_group=peer_group, cidrs=cidrs)

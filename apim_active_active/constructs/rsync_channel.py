@@ -16,6 +16,7 @@ from cdktf import TerraformResourceLifecycle
 from constructs import Construct
 
 from apim_active_active import aws, ports
+from apim_active_active.constructs.security_rules import tcp_rule
 from apim_active_active.names import resource_name, rsync_parameter
 from apim_active_active.renderers.rsync import MANAGER_KEY, WORKER_HOST_KEY
 
@@ -84,14 +85,4 @@ class RsyncChannel(Construct):
         )
 
     def _rule(self, id_: str, direction: str, group_id: str, peer_group_id: str, description: str) -> None:
-        aws.security_group_rule.SecurityGroupRule(
-            self,
-            id_,
-            type=direction,
-            security_group_id=group_id,
-            protocol="tcp",
-            from_port=ports.SSH,
-            to_port=ports.SSH,
-            source_security_group_id=peer_group_id,
-            description=description,
-        )
+        tcp_rule(self, id_, group_id, direction, ports.SSH, description, peer_group=peer_group_id)

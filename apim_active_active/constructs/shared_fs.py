@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from constructs import Construct
 
 from apim_active_active import aws, ports
+from apim_active_active.constructs.security_rules import tcp_rule
 from apim_active_active.iam_documents import policy_document
 from apim_active_active.names import resource_name
 from apim_active_active.settings import SharedFsSettings
@@ -63,17 +64,7 @@ class SharedFileSystem(Construct):
             vpc_id=props.vpc_id,
             tags={"Name": resource_name(prefix, "efs")},
         )
-        aws.security_group_rule.SecurityGroupRule(
-            self,
-            "nfs_from_nodes",
-            type="ingress",
-            security_group_id=group.id,
-            protocol="tcp",
-            from_port=ports.NFS,
-            to_port=ports.NFS,
-            source_security_group_id=props.node_group_id,
-            description="NFS from the API-M nodes",
-        )
+        tcp_rule(self, "nfs_from_nodes", group.id, "ingress", ports.NFS, "NFS from the API-M nodes", peer_group=props.node_group_id)
         file_system = aws.efs_file_system.EfsFileSystem(
             self,
             "share",

@@ -10,6 +10,7 @@ NODE_ENV = f"{CONFIG_DIR}/node.env"
 CONFIG_SOURCE = f"{CONFIG_DIR}/deployment.toml"
 RUNTIME_ENV = f"{CONFIG_DIR}/runtime.env"
 SECRETS_FILE = f"{CONFIG_DIR}/secrets.env"
+STOPPED_BY_WATCH = "/var/lib/wso2am/stopped-by-share-watch"  # the share watch's hold (files/boot/header.sh's default)
 KEY_MANAGER_CA = f"{CONFIG_DIR}/key-manager-ca.pem"
 BOOT_SCRIPT = "/usr/local/sbin/wso2am-boot"
 MERGE_CONFIG = "/usr/local/sbin/wso2am-merge-config"  # the boot step's `merge-config` (its default path)

@@ -14,6 +14,7 @@ import yaml
 
 from apim_active_active.names import OUTPUT_LB_DNS
 from apim_active_active.renderers.boot_script import BOOT_SCRIPT, NODE_ENV, SECRETS_FILE, SERVICE, Deployed, render_user_data
+from apim_active_active.renderers.node_layout import STOPPED_BY_WATCH
 from apim_active_active.renderers.shared_folders import mount_points
 from scripts.node_drift import node_env
 from scripts.rehearsal.lab import NodeHost
@@ -25,7 +26,6 @@ CHANGED_WAIT_SECONDS = 600  # the changed setting the new node's user data carri
 # Under /run on the node: a reboot empties /run (header.sh); under /var/lib: the disk's own (survives a reboot).
 LOOKED_SINCE_BOOT = "/run/wso2am/share-watch-looked"
 BOOT_DONE = "/var/lib/wso2am/boot-done"
-STOPPED_BY_WATCH = "/var/lib/wso2am/stopped-by-share-watch"
 GENERATED = "wso2am-boot: generated "  # secrets.sh's lines when a node makes a pair's secret
 SCHEMA_RUN = "created the schema of "  # database.sh's line when a node runs the product's scripts
 FIRST_NODE_WAIT = "node 1's API-M ("  # service.sh's lines while node 2's first start waits for node 1
@@ -250,13 +250,6 @@ class NodeMoves:
             f"mount exit {mount.returncode} ({tail(mount.stderr, 1)}); unit start exit {unit.returncode}; "
             f"watch: {tail(watches[0].stderr, 2)}; hold marker {held}; 9443: {answer}",
         )
-        self.start_share([target])
-        watch = node.run(BOOT_SCRIPT, "check-share", env=self.boot_env(), timeout=120)
-        answer = self.answers_within(node)
-        unmounted = [p for p in points if node.run("mountpoint", "-q", p).returncode != 0]
-        self.check(
-            "share back after that reboot: the share watch re-mounts what /etc/fstab lists and starts API-M",
-            "2",
-            watch.returncode == 0 and not unmounted and answer == "200" and not node.path(STOPPED_BY_WATCH).exists(),
-            f"watch exit {watch.returncode}: {tail(watch.stderr, 1)}; not mounted: {unmounted or 'none'}; 9443: {answer}",
+        self.share_back(
+            node, target, "share back after that reboot: the share watch re-mounts what /etc/fstab lists and starts API-M", held=True
         )

@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 from apim_active_active.engines import APIM_DB_MARKER_TABLE, APP_DB_USER, ENGINES, SHARED_DB_MARKER_TABLE
 from apim_active_active.names import OUTPUT_EFS_DNS, OUTPUT_INSTANCE_IDS, OUTPUT_LB_DNS, OUTPUT_NODE_IPS, OUTPUT_TARGET_GROUPS
 from apim_active_active.renderers.boot_script import BOOT_SCRIPT, CONFIG_SOURCE, SECRETS_FILE, SERVICE, SHARE_WATCH
+from apim_active_active.renderers.node_layout import STOPPED_BY_WATCH
 from apim_active_active.renderers.shared_folders import SHARE_ROOT, mount_points, shared_folders
 from apim_active_active.settings import Settings, load_settings
 from apim_active_active.traffic import public_name
@@ -579,15 +580,21 @@ class Rehearsal(ProductFidelity, NodeMoves):
             watch.returncode == 0 and stopped and answer != "200" and "unreachable" in watch.stderr,
             f"watch exit {watch.returncode}: {tail(watch.stderr, 1)}; 9443: {answer}",
         )
+        self.share_back(node, target, "share back: the share watch re-mounts it and starts API-M again")
+
+    def share_back(self, node: NodeHost, target: str, name: str, held: bool = False) -> None:
+        """Node 2's mount target answers again: the share watch (run here as its timer would) re-mounts what
+        /etc/fstab lists and starts API-M (and lifts its hold, when it made one)."""
         self.start_share([target])
         watch = node.run(BOOT_SCRIPT, "check-share", env=self.boot_env(), timeout=120)
         answer = self.answers_within(node)
-        unmounted = [p for p in points if node.run("mountpoint", "-q", p).returncode != 0]
+        unmounted = [p for p in mount_points(self.settings) if node.run("mountpoint", "-q", p).returncode != 0]
+        lifted = not (held and node.path(STOPPED_BY_WATCH).exists())
         self.check(
-            "share back: the share watch re-mounts it and starts API-M again",
+            name,
             "2",
-            not unmounted and watch.returncode == 0 and answer == "200",
-            f"not mounted: {unmounted or 'none'}; watch: {tail(watch.stderr, 1)}; 9443: {answer}",
+            watch.returncode == 0 and not unmounted and answer == "200" and lifted,
+            f"watch exit {watch.returncode}: {tail(watch.stderr, 1)}; not mounted: {unmounted or 'none'}; 9443: {answer}",
         )
 
     def broken_config_boot(self) -> None:

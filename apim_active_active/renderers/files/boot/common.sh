@@ -98,6 +98,14 @@ install_jdbc_driver() {
   fi
 }
 
+# answers_200 URL: it answers 200 (a node of the pair, under the pair's certificate: not verified, nothing is sent).
+answers_200() {
+  [[ "$(curl --silent --insecure --output /dev/null --write-out '%{http_code}' --max-time 10 "$1")" == 200 ]]
+}
+
+# accepts HOST PORT: a TCP connection is accepted there (bounded).
+accepts() { timeout 5 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
+
 # wait_until SECONDS WHAT OTHERWISE COMMAND...: poll COMMAND until it succeeds (0) or SECONDS have passed (1, saying
 # what happens OTHERWISE), logging the wait.
 wait_until() {

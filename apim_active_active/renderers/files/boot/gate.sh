@@ -2,35 +2,25 @@
 # API-M running and answering (GATE_URLS: the management version service and, where the version has it, the gateway's
 # readiness), the gateway's traffic ports accepting (GATE_PORTS: 8243, 8099), the peer's ports reached (9443, 9611, 9711, 5672: both nodes hold a peer's place in deployment.toml), and
 # the share there (not on node 1 with rsync: it is the source). Prints each check; non-zero when one fails.
+# gate_check OK FAILED COMMAND...: one check, logged either way; non-zero when it fails.
+gate_check() {
+  if "${@:3}"; then log "gate: ok: $1"; else log "gate: FAILED: $2"; return 1; fi
+}
+
 gate() {
   local url port failed=0
-  if systemctl is-active --quiet "$SERVICE"; then log "gate: ok: $SERVICE active"; else log "gate: FAILED: $SERVICE not active"; failed=1; fi
+  gate_check "$SERVICE active" "$SERVICE not active" systemctl is-active --quiet "$SERVICE" || failed=1
   for url in $GATE_URLS; do
-    if [[ "$(curl --silent --insecure --output /dev/null --write-out '%{http_code}' --max-time 10 "$url")" == 200 ]]; then
-      log "gate: ok: $url answers"
-    else
-      log "gate: FAILED: $url does not answer 200"
-      failed=1
-    fi
+    gate_check "$url answers" "$url does not answer 200" answers_200 "$url" || failed=1
   done
   for port in $GATE_PORTS; do
-    if timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
-      log "gate: ok: traffic port $port accepts"
-    else
-      log "gate: FAILED: traffic port $port does not accept"
-      failed=1
-    fi
+    gate_check "traffic port $port accepts" "traffic port $port does not accept" accepts 127.0.0.1 "$port" || failed=1
   done
   for port in $PEER_PORTS; do
-    if timeout 5 bash -c "exec 3<>/dev/tcp/$PEER_IP/$port" 2>/dev/null; then
-      log "gate: ok: peer $PEER_IP:$port reached"
-    else
-      log "gate: FAILED: peer $PEER_IP:$port not reached"
-      failed=1
-    fi
+    gate_check "peer $PEER_IP:$port reached" "peer $PEER_IP:$port not reached" accepts "$PEER_IP" "$port" || failed=1
   done
   if [[ "$SYNC_ROLE" != manager ]]; then
-    if share_reachable; then log "gate: ok: $SHARE_LABEL there"; else log "gate: FAILED: $SHARE_LABEL unreachable"; failed=1; fi
+    gate_check "$SHARE_LABEL there" "$SHARE_LABEL unreachable" share_reachable || failed=1
   fi
   return "$failed"
 }

@@ -9,7 +9,7 @@ key_manager_answers() {
 
 first_node_answers() {
   # Node 1 runs with the pair's certificate; only "is it up" is asked here (nothing is sent).
-  [[ "$(curl --silent --insecure --output /dev/null --write-out '%{http_code}' --max-time 10 "$FIRST_NODE_URL")" == 200 ]]
+  answers_200 "$FIRST_NODE_URL"
 }
 
 wait_for_first_node() {
