@@ -478,6 +478,74 @@ class EncryptionSettings(_Strict):
         return value
 
 
+# CloudWatch Logs' accepted retention periods (PutRetentionPolicy).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+
+
+class AlarmSubscription(_Strict):
+    protocol: Literal["email", "https", "sqs", "lambda"] = Field(description="SNS protocol of the subscription.")
+    endpoint: str = Field(description="An e-mail address, an https:// URL, or the ARN of an SQS queue or a Lambda function.")
+
+    @model_validator(mode="after")
+    def _endpoint_fits(self) -> AlarmSubscription:
+        shapes = {
+            "email": (r"^[^@\s]+@[^@\s]+\.[^@\s]+$", "an e-mail address"),
+            "https": (r"^https://[^\s]+$", "an https:// URL"),
+            "sqs": (r"^arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+(\.fifo)?$", "an SQS queue ARN"),
+            "lambda": (r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+(:[A-Za-z0-9_$-]+)?$", "a Lambda function ARN"),
+        }
+        pattern, shape = shapes[self.protocol]
+        if not re.match(pattern, self.endpoint):
+            raise ValueError(f"{self.protocol} subscription endpoint {self.endpoint!r} is not {shape}")
+        return self
+
+
+class AlarmThresholds(_Strict):
+    """When each alarm fires; docs/observability.md gives each alarm's reason and evaluation."""
+
+    unhealthy_targets: int = Field(1, ge=1, le=2, description="Targets unhealthy in a target group (2 minutes running).")
+    target_5xx_percent: float = Field(5.0, gt=0, le=100, description="Share of requests the nodes answered with 5xx (5 minutes).")
+    response_time_p95_seconds: float = Field(2.0, gt=0, le=120, description="95th percentile of the nodes' response time (5 minutes).")
+    heap_percent: int = Field(85, ge=50, le=99, description="JVM heap used, of its maximum, on a node (5 minutes).")
+    disk_percent: int = Field(80, ge=50, le=99, description="Root file system used on a node.")
+    memory_percent: int = Field(90, ge=50, le=99, description="Memory used on a node.")
+    database_cpu_percent: int = Field(80, ge=10, le=100, description="RDS CPU (15 minutes).")
+    database_free_storage_gb: int = Field(5, ge=1, description="RDS free storage below this, GiB.")
+    database_connections: int = Field(
+        400, ge=10, description="RDS connections above this (API-M's pools: both nodes' datasources together)."
+    )
+    efs_io_limit_percent: int = Field(90, ge=10, le=100, description="EFS PercentIOLimit (General Purpose mode's I/O ceiling).")
+    efs_burst_credit_gb: int = Field(100, ge=1, description='shared_fs.throughput_mode = "bursting": burst credits below this, GiB.')
+    certificate_days: int = Field(30, ge=1, le=365, description="The load balancer's ACM certificate expires within this many days.")
+
+
+class ObservabilitySettings(_Strict):
+    """Logs, metrics, alarms and the dashboard (docs/observability.md)."""
+
+    agent: bool = Field(
+        True,
+        description="The CloudWatch agent on each node ships API-M's logs, the boot step's and cloud-init's to the stack's "
+        "log groups, and memory, disk and JVM metrics.",
+    )
+    log_retention_days: int = Field(90, description="Days the stack's log groups keep events (a value CloudWatch Logs accepts).")
+    correlation_log: bool = Field(False, description="API-M's correlation log on (verbose: every request's timings), and shipped.")
+    local_log_days: int = Field(
+        7, ge=1, le=90, description="Days a node keeps API-M's rotated log files (log4j2 deletes older ones; they are in CloudWatch)."
+    )
+    alarm_subscriptions: tuple[AlarmSubscription, ...] = Field(
+        (), description='Who the alarm topic notifies, e.g. `[{ protocol = "email", endpoint = "ops@example.com" }]`.'
+    )
+    alarms: AlarmThresholds = AlarmThresholds()
+    dashboard: bool = Field(True, description="A CloudWatch dashboard of the pair.")
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"{value} is not a retention CloudWatch Logs accepts ({', '.join(map(str, LOG_RETENTION_DAYS))})")
+        return value
+
+
 class StateSettings(_Strict):
     """Where Terraform keeps the environment's state: S3 with a DynamoDB lock table
     (`scripts/bootstrap_state.py` creates both)."""
@@ -535,6 +603,7 @@ class Settings(_Strict):
     rsync: RsyncSettings | None = Field(None, description='With content_sync = "rsync" only (defaults apply).')
     encryption: EncryptionSettings = EncryptionSettings()
     roll: RollSettings = RollSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
     state: StateSettings | None = Field(
         None, description="Remote state (required outside the emulator). Unset with the emulator: a local state file."
     )
