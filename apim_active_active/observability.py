@@ -71,3 +71,4 @@ SHARE_VERDICT_PRESENT = "share-watch verdict: present"
 BOOT_FAILED = "boot failed"
 SHARE_MISSING_METRIC = "ShareMissing"
 BOOT_FAILED_METRIC = "BootFailed"
+BOOT_DONE = "wso2am-boot: done"  # the boot step's last line when it ran to its end (scripts/status.py looks for it)

@@ -287,6 +287,7 @@ class RsyncRehearsal(Rehearsal):
         return problems
 
     def faults(self) -> None:
+        self.check_log_shipping()
         self.check_pushes()
         self.check_no_private_key_anywhere()
         self.second_boot()

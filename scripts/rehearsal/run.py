@@ -34,7 +34,9 @@ from scripts.local_stack import ROOT, STACK, aws_env, cdktf_flags, client, deplo
 from scripts.rehearsal.database import MariaDbStandIn
 from scripts.rehearsal.fidelity import ProductFidelity
 from scripts.rehearsal.lab import Lab, NodeHost
+from scripts.rehearsal.log_shipping import LogShipping
 from scripts.rehearsal.product import build_archive, build_jdbc_driver, files_on_the_share
+from scripts.rehearsal.proof import Proof
 from scripts.rehearsal.replacement import NodeMoves
 from scripts.rehearsal.stage import AWS_RELAY_PORT, CLOUD_INIT_MODULE, fresh_stage, stage_node
 from scripts.show_deployment import user_data
@@ -78,7 +80,7 @@ class Check:
     detail: str
 
 
-class Rehearsal(ProductFidelity, NodeMoves):
+class Rehearsal(ProductFidelity, NodeMoves, LogShipping, Proof):
     def __init__(
         self, share_delay: float = 5.0, environment: Path = ROOT / "environments" / "local.toml", tag: str = "rh", keep: bool = False
     ) -> None:
@@ -623,6 +625,8 @@ class Rehearsal(ProductFidelity, NodeMoves):
     # all of it -------------------------------------------------------------------------------
     def faults(self) -> None:
         """What is checked after the first boot, in order."""
+        self.check_log_shipping()
+        self.prove_active_active()
         self.second_boot()
         self.stop_node_1()
         self.stale_pid_start()
