@@ -40,7 +40,10 @@ else:
 
 if TYPE_CHECKING:  # the same submodules, for the type checker
     from cdktf_cdktf_provider_aws import (
+        cloudwatch_dashboard,
         cloudwatch_log_group,
+        cloudwatch_log_metric_filter,
+        cloudwatch_metric_alarm,
         data_aws_acm_certificate,
         data_aws_caller_identity,
         data_aws_route53_zone,
@@ -76,6 +79,9 @@ if TYPE_CHECKING:  # the same submodules, for the type checker
         secretsmanager_secret,
         security_group,
         security_group_rule,
+        sns_topic,
+        sns_topic_policy,
+        sns_topic_subscription,
         ssm_parameter,
         subnet,
         vpc,
@@ -124,3 +130,9 @@ else:
     route53_record = _load("route53_record")
     wafv2_web_acl_association = _load("wafv2_web_acl_association")
     ssm_parameter = _load("ssm_parameter")
+    cloudwatch_dashboard = _load("cloudwatch_dashboard")
+    cloudwatch_log_metric_filter = _load("cloudwatch_log_metric_filter")
+    cloudwatch_metric_alarm = _load("cloudwatch_metric_alarm")
+    sns_topic = _load("sns_topic")
+    sns_topic_policy = _load("sns_topic_policy")
+    sns_topic_subscription = _load("sns_topic_subscription")

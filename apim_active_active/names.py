@@ -21,6 +21,10 @@ OUTPUT_NODE_USER_DATA = "node_user_data"
 OUTPUT_NODE_USER_DATA_SHA256 = "node_user_data_sha256"
 OUTPUT_NODE_AMIS = "node_ami_ids"
 OUTPUT_NODE_INSTANCE_TYPE = "node_instance_type"
+# Observability (docs/observability.md): where alarms go, the dashboard, the log groups by key (observability.py).
+OUTPUT_ALARM_TOPIC = "alarm_topic_arn"
+OUTPUT_DASHBOARD = "dashboard_name"
+OUTPUT_LOG_GROUPS = "log_group_names"
 # Set only by scripts/roll.py: the nodes are held while it replaces them one at a time.
 ROLL_VARIABLE = "roll"
 

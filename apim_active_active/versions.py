@@ -56,3 +56,38 @@ def traits(version: str) -> VersionTraits:
         "artifacts",
         minor >= 7,
     )
+
+
+@dataclass(frozen=True)
+class RestApis:
+    """Where a version's REST APIs are on 9443 (each node's own), as WSO2 publishes them: the OpenAPI files in
+    wso2/carbon-apimgt (components/apimgt/org.wso2.carbon.apimgt.rest.api.{publisher,store,admin}.v1/src/main/
+    resources/{publisher,devportal,admin}-api.yaml at the version's tag) and the docs' "RESTful APIs" page
+    (apim.docs.wso2.com/en/<version>/reference/product-apis/overview/)."""
+
+    publisher: str
+    devportal: str
+    admin: str
+    # Dynamic client registration of a REST API client: the publisher-api.yaml's "Authentication" section
+    # (POST /client-registration/v0.17/register, Basic auth of the admin), the same path since 3.x.
+    dcr: str = "/client-registration/v0.17/register"
+    # The resident Key Manager's own DCR, whose DELETE removes a registered client (carbon-apimgt's
+    # KEY_MANAGER_OPERATIONS_DCR_ENDPOINT; the product's access control names it for the admin's application rights).
+    client_removal: str = "/keymanager-operations/dcr/register"
+    token: str = "/oauth2/token"
+    revoke: str = "/oauth2/revoke"  # RFC 7009, the Key Manager's revocation endpoint (the docs' "Revoke access tokens")
+
+
+def rest_apis(version: str) -> RestApis:
+    """The REST APIs scripts/prove.py calls for an API-M version; ValueError for a version it cannot prove."""
+    major, minor = (int(p) for p in version.split(".")[:2])
+    if major == 3:
+        # 3.2 has no API revisions (publisher v1 deploys on publish) and other bodies: not proved here.
+        raise ValueError(f"scripts/prove.py proves API-M 4.x only; {version} has no API revisions (publisher v1)")
+    traits(version)  # refuses what the toolkit does not deploy
+    if minor == 0:  # 4.0.0's overview: Publisher v2, Developer Portal v2, Admin v2
+        return RestApis("/api/am/publisher/v2", "/api/am/devportal/v2", "/api/am/admin/v2")
+    if minor == 1:  # 4.1: Publisher v3 (operation policies), Developer Portal v2, Admin v3
+        return RestApis("/api/am/publisher/v3", "/api/am/devportal/v2", "/api/am/admin/v3")
+    # 4.2 and later (4.3.0's and 4.6.0's overview): Publisher v4, Developer Portal v3, Admin v4
+    return RestApis("/api/am/publisher/v4", "/api/am/devportal/v3", "/api/am/admin/v4")

@@ -36,7 +36,7 @@ from botocore.exceptions import ClientError  # noqa: E402
 from apim_active_active import names  # noqa: E402
 from apim_active_active.renderers.node_layout import BOOT_SCRIPT  # noqa: E402
 from apim_active_active.settings import Settings  # noqa: E402
-from scripts import commands  # noqa: E402
+from scripts import commands, on_node  # noqa: E402
 from scripts.node_drift import Drift, Wanted, compare, running_node, wanted_from_outputs  # noqa: E402
 from scripts.ops import ROOT, Aws, environment_parser, load_environment  # noqa: E402
 
@@ -203,26 +203,13 @@ class Roll:
             return [f"on the node: Session Manager: {error.response['Error'].get('Code', error)}"]
 
     def _on_node(self, ssm, instance_id: str) -> list[str]:
-        command = ssm.send_command(
-            InstanceIds=[instance_id],
-            DocumentName="AWS-RunShellScript",
-            Parameters={"commands": [f"{BOOT_SCRIPT} gate"]},
-            TimeoutSeconds=COMMAND_SECONDS,
-        )["Command"]["CommandId"]
-        deadline = time.monotonic() + COMMAND_SECONDS
-        while time.monotonic() < deadline:
-            time.sleep(self.poll)
-            try:
-                result = ssm.get_command_invocation(CommandId=command, InstanceId=instance_id)
-            except ssm.exceptions.InvocationDoesNotExist:
-                continue
-            if result["Status"] in ("Pending", "InProgress", "Delayed"):
-                continue
-            if result["Status"] == "Success":
-                return []
-            said = (result.get("StandardOutputContent", "") + result.get("StandardErrorContent", "")).strip()
-            return [f"on the node: {result['Status']}: {said[-500:] or 'no output'}"]
-        return [f"on the node: no answer from Session Manager within {COMMAND_SECONDS}s"]
+        outcome = on_node.run_on_instance(ssm, instance_id, f"{BOOT_SCRIPT} gate", COMMAND_SECONDS, self.poll)
+        if outcome.succeeded:
+            return []
+        if outcome.status == "no answer":
+            return [f"on the node: no answer from Session Manager within {COMMAND_SECONDS}s"]
+        said = (outcome.stdout + outcome.stderr).strip()
+        return [f"on the node: {outcome.status}: {said[-500:] or 'no output'}"]
 
     def gate(self, number: int, instance_id: str, outputs: dict) -> None:
         deadline, streak = time.monotonic() + self.settings.roll.gate_seconds, 0

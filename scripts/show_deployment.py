@@ -20,6 +20,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from apim_active_active.names import OUTPUT_INSTANCE_IDS  # noqa: E402
 from apim_active_active.renderers.boot_script import CONFIG_SOURCE  # noqa: E402
+from scripts.ops import load_environment  # noqa: E402
 
 
 def user_data(ec2, instance_id: str) -> str:
@@ -33,6 +34,19 @@ def user_data_files(ec2, instance_id: str) -> dict[str, str]:
     """The files a node's cloud-config writes."""
     cloud_config = yaml.safe_load(user_data(ec2, instance_id))
     return {entry["path"]: entry["content"] for entry in cloud_config["write_files"]}
+
+
+def observability(region: str, prefix: str) -> list[str]:
+    """What watches the pair: its log groups, alarm topic, alarms and dashboard (all named after the prefix)."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    logs, cloudwatch, sns = (boto3.client(s, region_name=region, endpoint_url=endpoint) for s in ("logs", "cloudwatch", "sns"))
+    groups = logs.describe_log_groups(logGroupNamePrefix=f"/{prefix}/")["logGroups"]
+    lines = [f"  log group  {g['logGroupName']} ({g.get('retentionInDays', 'no')} days)" for g in groups]
+    lines += [f"  topic      {t['TopicArn']}" for t in sns.list_topics()["Topics"] if t["TopicArn"].split(":")[-1].startswith(prefix)]
+    alarms = cloudwatch.describe_alarms(AlarmNamePrefix=prefix)["MetricAlarms"]
+    lines += [f"  alarm      {a['AlarmName']} ({a['StateValue']})" for a in alarms]
+    dashboards = cloudwatch.list_dashboards(DashboardNamePrefix=prefix)["DashboardEntries"]
+    return lines + [f"  dashboard  {d['DashboardName']}" for d in dashboards]
 
 
 def main() -> None:
@@ -49,6 +63,8 @@ def main() -> None:
     for number, instance_id in enumerate(outputs[OUTPUT_INSTANCE_IDS], start=1):
         print(f"\n== node {number} ({instance_id}): {CONFIG_SOURCE} from its user data")
         print(user_data_files(ec2, instance_id)[CONFIG_SOURCE])
+    print(f"== what watches stack {args.stack}")
+    print("\n".join(observability(args.region, load_environment(args.stack).name_prefix)))
 
 
 if __name__ == "__main__":

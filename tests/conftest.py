@@ -111,7 +111,8 @@ def example_stacks(example_synth_dir) -> dict[str, dict]:
 # The order of a whole run: the rsync mode's e2e checks first (its destroy then runs beside the other tests), then the
 # others, the roll (it replaces both nodes), the teardown, and last the boot rehearsals' checks, whose runs started in
 # the background at collection so that their waits overlap everything before.
-RUN_ORDER = {"test_rsync_mode.py": 0, "test_roll.py": 2, "test_teardown.py": 3, "test_rehearsal.py": 4}
+# status reads the pair before the tests that stop a node or delete a mount target.
+RUN_ORDER = {"test_rsync_mode.py": 0, "test_status.py": 0.5, "test_roll.py": 2, "test_teardown.py": 3, "test_rehearsal.py": 4}
 
 
 def pytest_collection_modifyitems(items):

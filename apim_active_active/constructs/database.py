@@ -45,6 +45,7 @@ class Database(Construct):
         engine = ENGINES[database.engine]
         self.port: int = engine.port
         self.security_group_id: str | None = None
+        self.identifier: str | None = None  # RDS's, when the stack makes the database
         if database.existing:
             existing = database.existing
             self.host: str = existing.host
@@ -114,6 +115,7 @@ class Database(Construct):
         )
         self.host = instance.address
         self.secret_arn = instance.master_user_secret.get(0).secret_arn
+        self.identifier = instance.identifier
 
     def _monitoring_role(self, prefix: str) -> str:
         role = aws.iam_role.IamRole(

@@ -1,8 +1,9 @@
 """Encryption: the customer-managed KMS key the stack owns (EFS, EBS root volumes, secrets, database).
 
 Defaults: yearly automatic rotation; a key policy that leaves access to IAM policies of this account
-(the node role gets exactly the grants it needs), and CloudWatch Logs for this stack's log groups; alias `alias/<name_prefix>`.
-Exposes: key_arn, key_id.
+(the node role gets exactly the grants it needs), CloudWatch Logs for this stack's log groups, and CloudWatch alarms for
+the stack's alarm topic; alias `alias/<name_prefix>`.
+Exposes: key_arn, key_id, account_id.
 """
 
 from __future__ import annotations
@@ -48,6 +49,18 @@ class StackKey(Construct):
                     }
                 },
             },
+            {
+                # CloudWatch publishes to a topic encrypted with a customer managed key only with these two on the key,
+                # AWS's statement as published, without conditions: AWS does not document which condition keys
+                # CloudWatch's call carries, and one it lacks would drop every notification silently
+                # (sns/latest/dg/sns-key-management.html#compatibility-with-aws-services). The topic's own policy
+                # limits publishing to this stack's alarms.
+                "Sid": "CloudWatchAlarmsToTheTopic",
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                "Resource": "*",
+            },
         ]
         key = aws.kms_key.KmsKey(
             self,
@@ -61,3 +74,4 @@ class StackKey(Construct):
         aws.kms_alias.KmsAlias(self, "alias", name=f"alias/{prefix}", target_key_id=key.key_id)
         self.key_arn: str = key.arn
         self.key_id: str = key.key_id
+        self.account_id: str = account.account_id

@@ -7,8 +7,9 @@ policy; invalid headers dropped; deletion protection on; health checks on the en
 (apim_active_active.traffic). `load_balancer.client_cidrs` reach the listeners only; the nodes accept the
 load balancer's group on the node ports, nothing else (the stack opens them on the nodes' group). Optional: Route 53
 alias record, access logs, WAF.
-Exposes: dns_name, public_name, security_group_id, node_ports (what it reaches on a node), target_group_arns (by
-route name); attach(index, instance_id).
+Exposes: dns_name, public_name, security_group_id, node_ports (what it reaches on a node), target_group_arns and
+target_group_arn_suffixes (by route name), arn_suffix and certificate_arn (what CloudWatch watches); attach(index,
+instance_id).
 """
 
 from __future__ import annotations
@@ -61,13 +62,16 @@ class LoadBalancer(Construct):
             tags={"Name": resource_name(prefix, "alb")},
         )
         self.dns_name: str = balancer.dns_name
+        self.arn_suffix: str = balancer.arn_suffix  # what CloudWatch's metrics name it by
         self.node_ports: tuple[int, ...] = node_ports_of(props.routes)
         self.security_group_id: str = group.id
         self.target_group_arns: dict[str, str] = {}
-        certificate_arn = self._certificate_arn()
+        self.target_group_arn_suffixes: dict[str, str] = {}
+        certificate_arn = self.certificate_arn = self._certificate_arn()
         for route in props.routes:
             target_group = self._target_group(route)
             self.target_group_arns[route.name] = target_group.arn
+            self.target_group_arn_suffixes[route.name] = target_group.arn_suffix
             listener = aws.lb_listener.LbListener(
                 self,
                 f"{route.name}_https",

@@ -17,6 +17,7 @@ from apim_active_active import ports
 from apim_active_active.engines import APIM_DB_MARKER_TABLE, APP_DB_USER, ENGINES, SHARED_DB_MARKER_TABLE
 from apim_active_active.names import rsync_parameter
 from apim_active_active.renderers import rsync, shared_folders
+from apim_active_active.renderers.cloudwatch_agent import render_agent_config_json
 from apim_active_active.renderers.deployment_toml import (
     KEYSTORE_ALIAS,
     KEYSTORE_FILE,
@@ -26,10 +27,14 @@ from apim_active_active.renderers.deployment_toml import (
     render_deployment_toml,
 )
 from apim_active_active.renderers.node_layout import (  # noqa: F401 (the paths, re-exported for readers of a node)
+    ACCESS_LOG_CLEANUP,
+    AGENT_CONFIG,
+    AGENT_CTL,
     BOOT_SCRIPT,
     CONFIG_DIR,
     CONFIG_SOURCE,
     FSTAB_ENTRIES,
+    JMX_PORT,
     KEY_MANAGER_CA,
     MERGE_CONFIG,
     NODE_ENV,
@@ -41,6 +46,7 @@ from apim_active_active.renderers.node_layout import (  # noqa: F401 (the paths,
 )
 from apim_active_active.renderers.systemd_units import (  # noqa: F401 (re-exported)
     has_share_watch,
+    render_access_log_cleanup,
     render_push_units,
     render_share_watch,
     render_systemd_unit,
@@ -71,8 +77,19 @@ class Deployed:
 # with it), what every node does, the mode's own part (only that one: an EFS node's script has no rsync code and
 # the other way round), and main (boot's order of steps, the commands).
 BOOT_PARTS: dict[str, tuple[str, ...]] = {
-    "efs": ("header.sh", "common.sh", "secrets.sh", "database.sh", "config.sh", "service.sh", "gate.sh", "efs.sh", "main.sh"),
-    "rsync": ("header.sh", "common.sh", "secrets.sh", "database.sh", "config.sh", "service.sh", "gate.sh", "rsync.sh", "main.sh"),
+    "efs": ("header.sh", "common.sh", "secrets.sh", "database.sh", "config.sh", "service.sh", "gate.sh", "efs.sh", "observe.sh", "main.sh"),
+    "rsync": (
+        "header.sh",
+        "common.sh",
+        "secrets.sh",
+        "database.sh",
+        "config.sh",
+        "service.sh",
+        "gate.sh",
+        "rsync.sh",
+        "observe.sh",
+        "main.sh",
+    ),
 }
 
 
@@ -107,10 +124,11 @@ def boot_script_text(content_sync: str) -> str:
 
 
 def java_package_and_home(jdk: int) -> tuple[str, str]:
-    """Amazon Corretto on Amazon Linux 2023."""
+    """Amazon Corretto on Amazon Linux 2023: the -devel package, whose jcmd starts the JVM's JMX agent on loopback once
+    API-M runs (the headless one has java, keytool and rmiregistry only)."""
     if jdk == 8:
         return "java-1.8.0-amazon-corretto-devel", "/usr/lib/jvm/java-1.8.0-amazon-corretto"
-    return f"java-{jdk}-amazon-corretto-headless", f"/usr/lib/jvm/java-{jdk}-amazon-corretto"
+    return f"java-{jdk}-amazon-corretto-devel", f"/usr/lib/jvm/java-{jdk}-amazon-corretto"
 
 
 def efs_dns_name(settings: Settings, efs_id: str) -> str:
@@ -222,6 +240,10 @@ def render_node_env(settings: Settings, deployed: Deployed, node_index: int = 0)
         "KEY_MANAGER_URL": key_manager.url or "",
         "KEY_MANAGER_WAIT_SECONDS": str(key_manager.wait_seconds),
         "KEY_MANAGER_CA": KEY_MANAGER_CA if key_manager.ca_certificate else "",
+        "AGENT_CONFIG": AGENT_CONFIG if settings.observability.agent else "",  # empty: no agent
+        "AGENT_CTL": AGENT_CTL,
+        "LOCAL_LOG_DAYS": str(settings.observability.local_log_days),
+        "JMX_PORT": str(JMX_PORT),
     }
     return "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items())
 
@@ -254,6 +276,7 @@ def render_user_data(settings: Settings, node_index: int, deployed: Deployed) ->
         *BASE_PACKAGES,
         java_package_and_home(settings.apim.jdk)[0],
         ENGINES[settings.database.engine].client_package,
+        *(["amazon-cloudwatch-agent"] if settings.observability.agent else []),
     ]
     toml = render_deployment_toml(settings, node_index, deployed.db_host, deployed.db_port, deployed.lb_dns_name)
     write_files = [
@@ -272,6 +295,12 @@ def render_user_data(settings: Settings, node_index: int, deployed: Deployed) ->
         write_files += _units(rsync.PUSH, render_push_units(settings))
     elif role == "worker":
         write_files.append(_file(rsync.RSYNCD_CONF, rsync.render_rsyncd_conf(settings), "0644"))
+    agent_config = render_agent_config_json(settings)
+    if agent_config:
+        write_files.append(_file(AGENT_CONFIG, agent_config, "0644"))
+    access_log_cleanup = render_access_log_cleanup(settings)
+    if access_log_cleanup:
+        write_files.append(_file(ACCESS_LOG_CLEANUP, access_log_cleanup, "0644"))
     if settings.key_manager.ca_certificate:
         write_files.append(_file(KEY_MANAGER_CA, settings.key_manager.ca_certificate.strip() + "\n", "0644"))
     # /etc/hosts is the boot step's (the public name mapped to the node): a reboot's cloud-init leaves it alone.

@@ -142,6 +142,14 @@ def _node_idle_ms(settings: Settings) -> int:
     return (settings.load_balancer.idle_timeout_seconds + NODE_IDLE_MARGIN_SECONDS) * 1000
 
 
+def access_log_has_max_days(version: str) -> bool:
+    """catalina-server.xml.j2 passes deployment.toml's [http_access_log] maxDays to Tomcat's AccessLogValve from
+    API-M 4.1.0 on (wso2/product-apim, conf/templates/repository/conf/tomcat/catalina-server.xml.j2 at v4.1.0;
+    absent at v3.2.0 and v4.0.0)."""
+    major, minor = (int(part) for part in version.split(".")[:2])
+    return (major, minor) >= (4, 1)
+
+
 def render_deployment_toml(settings: Settings, node_index: int, db_host: str, db_port: int, lb_dns_name: str) -> str:
     """deployment.toml for node 0 or 1. db_host and lb_dns_name may be placeholders the stack swaps for the
     RDS address and the load balancer's DNS name."""
@@ -175,6 +183,13 @@ def render_deployment_toml(settings: Settings, node_index: int, db_host: str, db
             "devportal": {"url": public_urls(name)["devportal_url"]},
         },
     }
+    # The product's own JMX RMI server (9999/11111, on every interface) off: the JVM's JMX agent on loopback serves
+    # the CloudWatch agent (`wso2am-boot jmx`, the unit's ExecStartPost). default.json's
+    # monitoring.jmx.rmi_server_start is true in wso2/product-apim from v3.2.0 to v4.7.0.
+    document["monitoring"] = {"jmx": {"rmi_server_start": False}}
+    if access_log_has_max_days(settings.apim.version):
+        # Tomcat's AccessLogValve deletes its rotated http_access_<date>.log files older than this.
+        document["http_access_log"] = {"maxDays": settings.observability.local_log_days}
     key_manager = _key_manager(settings)
     if key_manager:
         document["apim"]["key_manager"] = key_manager

@@ -17,6 +17,14 @@ MERGE_CONFIG = "/usr/local/sbin/wso2am-merge-config"  # the boot step's `merge-c
 SERVICE = "wso2am.service"
 SHARE_WATCH = "wso2am-share-watch"  # .service (one check) and .timer (every 15 s)
 FSTAB_ENTRIES = f"{CONFIG_DIR}/fstab"  # content_sync = "efs": what the boot step adds to /etc/fstab
+AGENT_CONFIG = f"{CONFIG_DIR}/cloudwatch-agent.json"  # observability.agent: the CloudWatch agent's configuration
+# Amazon Linux 2023's amazon-cloudwatch-agent package installs its control script here.
+AGENT_CTL = "/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl"
+# The JVM's own JMX agent, bound to loopback only (the product's RMI server on 9999/11111 is turned off): the
+# CloudWatch agent reads the JVM's metrics here. Not a peer port: no security group rule names it.
+JMX_PORT = 9010
+# API-M 3.2 and 4.0: Tomcat's access log has no maxDays in catalina-server.xml.j2; systemd-tmpfiles ages the folder.
+ACCESS_LOG_CLEANUP = "/etc/tmpfiles.d/wso2am-logs.conf"
 
 
 def sync_role(settings: Settings, node_index: int) -> str:

@@ -4,6 +4,7 @@ timer)."""
 from __future__ import annotations
 
 from apim_active_active.renderers import rsync, shared_folders
+from apim_active_active.renderers.deployment_toml import access_log_has_max_days
 from apim_active_active.renderers.node_layout import BOOT_SCRIPT, RUNTIME_ENV, SECRETS_FILE, sync_role
 from apim_active_active.settings import Settings
 from apim_active_active.versions import traits
@@ -23,6 +24,26 @@ def _umask(settings: Settings, node_index: int) -> str:
     into the files it generates). Node 2 with rsync: what API-M creates in the synced folders stays writable for the
     receiving user (same group), or node 1's next push could neither replace nor delete it."""
     return "UMask=0007\n" if sync_role(settings, node_index) == "worker" else "UMask=0027\n"
+
+
+# The start script hands its other arguments to Carbon's Bootstrap, which sets each -D one as a system property after
+# the script's own -DenableCorrelationLogs=false (bin/api-manager.sh at v4.3.0, wso2server.sh at v3.2.0:
+# `org.wso2.carbon.bootstrap.Bootstrap $*`); WSO2's "Monitoring correlation logs" names the property.
+CORRELATION_LOGS_ON = "-DenableCorrelationLogs=true"
+
+
+def start_arguments(settings: Settings) -> str:
+    return f"start {CORRELATION_LOGS_ON}" if settings.observability.correlation_log else "start"
+
+
+def _jmx(settings: Settings) -> str:
+    """With the CloudWatch agent: the JVM's JMX agent started in API-M's JVM once it runs, as root (`+`; it starts it
+    as the JVM's user), its failure only logged (`-`). Not in JAVA_OPTS: from 4.3.0 the start script hands those to
+    WSO2's diagnostics tool too, a second JVM started just before Carbon's (bin/api-manager.sh at v4.3.0,
+    diagnostics-tool/bin/diagnostics.sh), which would race it for the port."""
+    if not settings.observability.agent:
+        return ""
+    return f"ExecStartPost=-+{BOOT_SCRIPT} jmx\n"
 
 
 KEEP_RETRYING = "# Keep retrying (e.g. while an external Key Manager is down): never give up after a burst of failures."
@@ -52,8 +73,8 @@ EnvironmentFile={RUNTIME_ENV}
 EnvironmentFile={SECRETS_FILE}
 {_umask(settings, node_index)}# Carbon never removes its PID file: a stale one naming a live process makes `start` exit 0 "already running".
 ExecStartPre=/usr/bin/rm -f {home}/wso2carbon.pid
-{wait}ExecStart={script} start
-ExecStop={script} stop
+{wait}ExecStart={script} {start_arguments(settings)}
+{_jmx(settings)}ExecStop={script} stop
 PIDFile={home}/wso2carbon.pid
 Restart=on-failure
 RestartSec=10
@@ -116,3 +137,14 @@ TimeoutStartSec={max(300, 4 * interval)}
 Nice=10
 """
     return service, _timer(f"Push WSO2 API-M artifacts to node 2 every {interval} s", on_boot=interval, every=interval)
+
+
+def render_access_log_cleanup(settings: Settings) -> str:
+    """API-M 3.2 and 4.0 only (later versions bound Tomcat's access log through deployment.toml's maxDays): the
+    daily systemd-tmpfiles-clean removes what in repository/logs is untouched for observability.local_log_days
+    (the rolled access logs, and anything else the product stopped writing to). Empty when not needed."""
+    if access_log_has_max_days(settings.apim.version):
+        return ""
+    logs = f"{settings.apim.home}/repository/logs"
+    days = settings.observability.local_log_days
+    return f"# Age out what API-M stopped writing to in {logs} (tmpfiles.d(5), type e).\ne {logs} - - - {days}d\n"

@@ -1,7 +1,7 @@
 """The active-active stack: network, peer security, load balancer, shared file system (or, with
-content_sync = "rsync", the rsync channel), database, identity, secrets and two nodes. It only composes them, giving
-each construct its own part of the settings, and wires who may reach whom; the backend, the nodes' user data and the
-outputs are rooms of their own."""
+content_sync = "rsync", the rsync channel), database, identity, secrets, two nodes and what observes them (log groups,
+alarms, the dashboard). It only composes them, giving each construct its own part of the settings, and wires who may
+reach whom; the backend, the nodes' user data and the outputs are rooms of their own."""
 
 from __future__ import annotations
 
@@ -11,22 +11,30 @@ from cdktf import TerraformResource, TerraformStack, TerraformVariable
 from constructs import Construct
 
 from apim_active_active import aws, names, ports
+from apim_active_active.constructs.alarms import Alarms, AlarmsProps
+from apim_active_active.constructs.dashboard import Dashboard, DashboardProps
 from apim_active_active.constructs.database import Database, DatabaseProps
 from apim_active_active.constructs.destroy_guard import DestroyGuard, DestroyGuardProps
 from apim_active_active.constructs.encryption import StackKey, StackKeyProps
 from apim_active_active.constructs.generated_secrets import GeneratedSecrets, GeneratedSecretsProps
 from apim_active_active.constructs.load_balancer import LoadBalancer, LoadBalancerProps
+from apim_active_active.constructs.log_groups import LogGroups, LogGroupsProps
 from apim_active_active.constructs.network import Network, NetworkProps
 from apim_active_active.constructs.node import Node, NodeProps
 from apim_active_active.constructs.node_identity import NodeIdentity, NodeIdentityProps
 from apim_active_active.constructs.peer_security import PeerSecurity, PeerSecurityProps
 from apim_active_active.constructs.rsync_channel import RsyncChannel, RsyncChannelProps
 from apim_active_active.constructs.shared_fs import SharedFileSystem, SharedFileSystemProps
+from apim_active_active.iam_documents import cloudwatch_agent_statements
+from apim_active_active.observability import metric_namespace, shipped_logs
 from apim_active_active.protection import destroy_refusal
+from apim_active_active.renderers.alarms import Observed, alarm_specs, boot_log_key, log_metric_filters
+from apim_active_active.renderers.dashboard import dashboard_body
 from apim_active_active.settings import Settings
 from apim_active_active.stacks.backend import configure_backend
 from apim_active_active.stacks.node_grants import secret_statements
-from apim_active_active.stacks.outputs import add_outputs
+from apim_active_active.stacks.observed import observed_ids
+from apim_active_active.stacks.outputs import add_observability_outputs, add_outputs
 from apim_active_active.stacks.provider import configure_provider
 from apim_active_active.stacks.user_data import NodeUserData
 from apim_active_active.traffic import routes
@@ -69,6 +77,7 @@ class ActiveActiveStack(TerraformStack):
             balancer.attach(index, node.instance_id)
 
         add_outputs(self, network, peers, share, balancer, nodes)
+        self._observability(key, identity, observed_ids(balancer, database, share, nodes))
         resources = tuple(c for c in self.node.find_all() if isinstance(c, TerraformResource))
         DestroyGuard(self, "destroy_guard", DestroyGuardProps(refusal=destroy_refusal(settings, environment), protected=resources))
 
@@ -197,6 +206,43 @@ class ActiveActiveStack(TerraformStack):
             )
             for index in range(2)
         ]
+
+    def _observability(self, key: StackKey, identity: NodeIdentity, observed: Observed) -> None:
+        """Log groups the agent ships to (and its grant), alarms to the stack's topic, the dashboard (docs/observability.md)."""
+        settings = self.settings
+        log_groups = {}
+        if settings.observability.agent:
+            logs = self._log_groups(key)
+            identity.grant("cloudwatch_agent", cloudwatch_agent_statements(logs.arns, metric_namespace(self.prefix)))
+            log_groups = logs.names
+        alarms = Alarms(
+            self,
+            "alarms",
+            AlarmsProps(
+                name_prefix=self.prefix,
+                region=settings.region,
+                account_id=key.account_id,
+                kms_key_arn=key.key_arn,
+                subscriptions=settings.observability.alarm_subscriptions,
+                specs=alarm_specs(settings, observed),
+            ),
+        )
+        dashboard = None
+        if settings.observability.dashboard:
+            dashboard = Dashboard(self, "dashboard", DashboardProps(name_prefix=self.prefix, body=dashboard_body(settings, observed)))
+        add_observability_outputs(self, alarms.topic_arn, dashboard.name if dashboard else None, log_groups)
+
+    def _log_groups(self, key: StackKey) -> LogGroups:
+        settings = self.settings
+        props = LogGroupsProps(
+            name_prefix=self.prefix,
+            keys=tuple(log.key for log in shipped_logs(settings)),
+            retention_days=settings.observability.log_retention_days,
+            kms_key_arn=key.key_arn,
+            metric_filters=log_metric_filters(self.prefix),
+            filter_key=boot_log_key(settings),
+        )
+        return LogGroups(self, "log_groups", props)
 
     def _ami_id(self) -> str:
         ami = self.settings.node.ami

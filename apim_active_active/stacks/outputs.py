@@ -50,3 +50,11 @@ def add_outputs(
         sensitive=True,
         description="What each node should boot with (base64 gzip; no secret in it)",
     )
+
+
+def add_observability_outputs(stack: TerraformStack, topic_arn: str, dashboard_name: str | None, log_groups: dict[str, str]) -> None:
+    TerraformOutput(stack, names.OUTPUT_ALARM_TOPIC, value=topic_arn, description="SNS topic every alarm notifies")
+    if dashboard_name:
+        TerraformOutput(stack, names.OUTPUT_DASHBOARD, value=dashboard_name, description="CloudWatch dashboard of the pair")
+    if log_groups:
+        TerraformOutput(stack, names.OUTPUT_LOG_GROUPS, value=log_groups, description="Log groups the nodes ship to, by log")

@@ -137,7 +137,9 @@ def build_archive(version: str, destination: Path) -> Path:
         add("STAND-IN.txt", "This is a stand-in for WSO2 API Manager, built for the boot rehearsal.\n")
         add(f"bin/{start_script}", (STANDIN / "start-script.sh").read_text(), 0o755)
         add("bin/standin_server.py", (STANDIN / "standin_server.py").read_text(), 0o755)
+        add("bin/standin_api.py", (STANDIN / "standin_api.py").read_text())
         add("repository/conf/deployment.toml", shipped_deployment_toml(version))
+        add("repository/conf/log4j2.properties", (STANDIN / "conf" / "log4j2.properties").read_text())
         add("repository/logs/README", "logs\n")
         for name, text in SERVER_FILES.items():
             add(f"repository/deployment/server/{name}", text)

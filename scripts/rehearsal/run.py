@@ -22,7 +22,8 @@ from urllib.parse import urlparse
 
 from apim_active_active.engines import APIM_DB_MARKER_TABLE, APP_DB_USER, ENGINES, SHARED_DB_MARKER_TABLE
 from apim_active_active.names import OUTPUT_EFS_DNS, OUTPUT_INSTANCE_IDS, OUTPUT_LB_DNS, OUTPUT_NODE_IPS, OUTPUT_TARGET_GROUPS
-from apim_active_active.renderers.boot_script import BOOT_SCRIPT, CONFIG_SOURCE, SECRETS_FILE, SERVICE, SHARE_WATCH
+from apim_active_active.observability import BOOT_LOG, CLOUD_INIT_LOG
+from apim_active_active.renderers.boot_script import BOOT_SCRIPT, CONFIG_SOURCE, SECRETS_FILE, SERVICE, SHARE_WATCH, java_package_and_home
 from apim_active_active.renderers.node_layout import STOPPED_BY_WATCH
 from apim_active_active.renderers.shared_folders import SHARE_ROOT, mount_points, shared_folders
 from apim_active_active.settings import Settings, load_settings
@@ -50,12 +51,16 @@ FAILED_BOOT_LINES = 20  # what a failed boot's check shows of its log (the work 
 MOUNT_RETRY = re.compile(r"attempt \d+ failed, retrying in \d+s: mount")
 # cloud-init's order on a real first boot: write_files (init stage), runcmd (config stage, writes the
 # script), scripts_user (final stage, run-parts of that folder). The last is done with run-parts
-# itself: `cloud-init single --name scripts_user` finds no instance folder without a datasource.
-FIRST_BOOT = f"""set -e
+# itself: `cloud-init single --name scripts_user` finds no instance folder without a datasource. Its output also goes
+# to /var/log/cloud-init-output.log on the node, as cloud-init's default `output: {all: "| tee -a ..."}` sends it
+# (cloud-init's config/cloud.cfg.tmpl and doc/rtd/reference/base_config_reference.rst).
+FIRST_BOOT = f"""set -eo pipefail
 ci() {{ {CLOUD_INIT_MODULE} "$1"; }}
+{{
 ci write_files
 ci runcmd
 run-parts --exit-on-error /var/lib/cloud/instances/iid-datasource-none/scripts
+}} 2>&1 | tee -a /var/log/cloud-init-output.log
 """
 PROBE = """import ssl, sys, urllib.error, urllib.request
 context = ssl.create_default_context(); context.check_hostname = False; context.verify_mode = ssl.CERT_NONE
@@ -193,7 +198,7 @@ class Rehearsal(ProductFidelity, NodeMoves, LogShipping, Proof):
 
     def add_node(self, index: int, address: str, node_user_data: str, mount_target: str | None) -> NodeHost:
         stage = fresh_stage(self.work / f"stage-{index + 1}-{time.monotonic_ns()}")
-        stage_node(stage, node_user_data, self.node_hosts(mount_target))
+        stage_node(stage, node_user_data, self.node_hosts(mount_target), java_package_and_home(self.settings.apim.jdk)[1])
         node = self.lab.add_node(index + 1, address, stage, self.export, ROOT)
         self.lab.in_namespace(
             node.name, "socat", f"TCP-LISTEN:{AWS_RELAY_PORT},bind=127.0.0.1,fork,reuseaddr", f"UNIX-CONNECT:{self.socket}"
@@ -458,10 +463,14 @@ class Rehearsal(ProductFidelity, NodeMoves, LogShipping, Proof):
             "boot and cloud-init logs": "".join(p.read_text() for p in self.work.glob("*boot*.log")),
         }
         for node in self.nodes:
+            logs = f"{self.settings.apim.home}/repository/logs"
             for log in (
                 "/var/log/rehearsal-systemctl.log",
-                f"{self.settings.apim.home}/repository/logs/wso2carbon.log",
-                f"{self.settings.apim.home}/repository/logs/standin-status.json",
+                f"{logs}/standin-console.log",
+                f"{logs}/standin-status.json",
+                *(f"{logs}/{name}" for name in ("wso2carbon.log", "audit.log", "wso2-apigw-errors.log")),
+                BOOT_LOG,  # shipped to CloudWatch Logs, as the product's logs above
+                CLOUD_INIT_LOG,
             ):
                 places[f"node log {log}"] = node.path(log).read_text() if node.path(log).exists() else ""
         found = [f"{what} in {where}" for where, text in places.items() for what, value in values.items() if value in text]

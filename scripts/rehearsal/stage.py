@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from apim_active_active.renderers.node_layout import AGENT_CTL
 from scripts.local_stack import ROOT
 
 STANDIN = Path(__file__).resolve().parent / "standin"
@@ -40,6 +41,10 @@ NOT_REHEARSED = [
     "WSO2 API-M itself: a stand-in product shaped like the pack (its deployment.toml's tables, its truststore's "
     "aliases, a schema key of the 4.2+ shape, a start script that trusts any live PID in its PID file); listens on "
     "9443/9611/9711/5672, connects to the peers it is given",
+    "the CloudWatch agent (Amazon Linux's amazon-cloudwatch-agent): a stand-in amazon-cloudwatch-agent-ctl checks it "
+    "is asked to fetch-config from an existing JSON file in EC2 mode and records the call; nothing is shipped",
+    "the JDK's jcmd (Corretto's -devel package): a stand-in takes `ManagementAgent.start` for a live process of the "
+    "calling user and records it; the stand-in product runs no JVM, so no JMX port opens and no JVM metric is read",
     "rsync mode: node 2's sshd is this machine's, run without PAM (a namespace has no login uid); the push timer "
     "is a bounded loop running the push service's command every rsync.interval_seconds; no security groups "
     "between the node hosts (the synth and e2e tests check port 22 is open from node 1's group to node 2's only)",
@@ -52,7 +57,7 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
     path.chmod(mode)
 
 
-def stage_node(stage: Path, user_data: str, hosts: dict[str, str]) -> None:
+def stage_node(stage: Path, user_data: str, hosts: dict[str, str], java_home: str) -> None:
     """Fill `stage` with the files the node host starts with (copied into its overlay's upper layer)."""
     lines = ["127.0.0.1 localhost"] + [f"{address} {name}" for name, address in hosts.items()]
     _write(stage / "etc/hosts", "\n".join(lines) + "\n")
@@ -61,6 +66,8 @@ def stage_node(stage: Path, user_data: str, hosts: dict[str, str]) -> None:
     _write(stage / USER_DATA.lstrip("/"), user_data, 0o600)
     _write(stage / "usr/bin/systemctl", (STANDIN / "systemctl.py").read_text(), 0o755)
     _write(stage / "usr/sbin/mount.efs", (STANDIN / "mount.efs.sh").read_text(), 0o755)
+    _write(stage / AGENT_CTL.lstrip("/"), (STANDIN / "amazon-cloudwatch-agent-ctl.sh").read_text(), 0o755)
+    _write(stage / java_home.lstrip("/") / "bin/jcmd", (STANDIN / "jcmd.sh").read_text(), 0o755)
     _write(stage / "usr/local/bin/aws", f'#!/bin/sh\nexec "{ROOT}/.venv/bin/aws" "$@"\n', 0o755)
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 
 import pytest
 
 from apim_active_active import names
+from apim_active_active.observability import log_group_name, shipped_logs
 from apim_active_active.renderers import shared_folders
+from apim_active_active.renderers.alarms import boot_log_key, log_metric_filters
 from apim_active_active.renderers.boot_script import CONFIG_SOURCE, FSTAB_ENTRIES, render_deployment_toml
 from scripts.show_deployment import user_data_files
 from tests.conftest import ENVIRONMENTS
@@ -132,6 +135,37 @@ def test_user_data_read_back_from_the_emulator_is_the_rendered_node_config(deplo
         assert f"EFS_ID={outputs[names.OUTPUT_EFS_ID]}\n" in files["/etc/wso2am/node.env"]
         assert f"SHARED_FOLDERS='{shared_folders.env_value(settings)}'\n" in files["/etc/wso2am/node.env"]
         assert files[FSTAB_ENTRIES] == shared_folders.render_fstab(settings, outputs[names.OUTPUT_EFS_ID])
+
+
+def test_emulator_holds_the_log_groups_alarms_topic_and_dashboard(deployment, emulator, environments):
+    outputs, settings = deployment["outputs"], environments[STACK]
+    prefix, key_arn = settings.name_prefix, _stack_key_arn(emulator, prefix=settings.name_prefix)
+    groups = client("logs", emulator).describe_log_groups(logGroupNamePrefix=f"/{prefix}/")["logGroups"]
+    shipped = {group["logGroupName"]: group for group in groups if group["logGroupName"] in outputs[names.OUTPUT_LOG_GROUPS].values()}
+    assert sorted(shipped) == sorted(log_group_name(prefix, log.key) for log in shipped_logs(settings))
+    assert {(g["retentionInDays"], g["kmsKeyId"]) for g in shipped.values()} == {(settings.observability.log_retention_days, key_arn)}
+    filters = client("logs", emulator).describe_metric_filters(logGroupName=log_group_name(prefix, boot_log_key(settings)))["metricFilters"]
+    assert sorted(f["filterName"] for f in filters) == sorted(f.name for f in log_metric_filters(prefix))
+
+    topic_arn = outputs[names.OUTPUT_ALARM_TOPIC]
+    attributes = client("sns", emulator).get_topic_attributes(TopicArn=topic_arn)["Attributes"]
+    assert attributes["KmsMasterKeyId"] == key_arn
+    assert "cloudwatch.amazonaws.com" in attributes["Policy"]
+    alarms = client("cloudwatch", emulator).describe_alarms(AlarmNamePrefix=f"{prefix}-")["MetricAlarms"]
+    assert len(alarms) >= 10
+    assert all(topic_arn in a["AlarmActions"] and a["OKActions"] == [topic_arn] for a in alarms)
+    recover = [a["AlarmName"] for a in alarms if f"arn:aws:automate:{settings.region}:ec2:recover" in a["AlarmActions"]]
+    assert recover == [f"{prefix}-node-1-system-check", f"{prefix}-node-2-system-check"]
+    (heap,) = [a for a in alarms if a["AlarmName"] == f"{prefix}-node-1-heap"]
+    assert [m["Id"] for m in heap["Metrics"]] == ["result", "used", "max"]
+
+    dashboard = client("cloudwatch", emulator).get_dashboard(DashboardName=outputs[names.OUTPUT_DASHBOARD])
+    titles = [w["properties"]["title"] for w in json.loads(dashboard["DashboardBody"])["widgets"]]
+    assert "Target health (both nodes, per route)" in titles and "JVM heap (used, max)" in titles
+
+
+def _stack_key_arn(emulator: str, prefix: str) -> str:
+    return client("kms", emulator).describe_key(KeyId=f"alias/{prefix}")["KeyMetadata"]["Arn"]
 
 
 def test_second_plan_shows_no_changes(deployment):

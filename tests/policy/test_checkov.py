@@ -64,6 +64,8 @@ def opted_out(settings) -> dict[str, str]:
         "CKV2_AWS_28": ("load_balancer.web_acl_arn unset", lb.web_acl_arn is None),
         # The web ACL is the operator's, outside this stack: checkov cannot see its rules.
         "CKV2_AWS_76": ("load_balancer.web_acl_arn names an outside web ACL", lb.web_acl_arn is not None),
+        # API-M's and the nodes' logs: 90 days by default (their volume is the cost); a year is a setting away.
+        "CKV_AWS_338": ("observability.log_retention_days < 365", settings.observability.log_retention_days < 365),
         # Port 80 open to everyone only redirects to 443.
         "CKV_AWS_260": ("load_balancer.client_cidrs holds 0.0.0.0/0", any(cidr.prefixlen == 0 for cidr in lb.client_cidrs)),
     }

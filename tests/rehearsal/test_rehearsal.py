@@ -31,6 +31,19 @@ def replaced(number: str) -> list[tuple[str, str]]:
     ]
 
 
+# The log-shipping checks of both booted nodes, in both modes.
+OBSERVED = [
+    (name, number)
+    for name in (
+        "log shipping: every file the agent is told to ship is on the node, and the agent started with that configuration",
+        "log rotation: API-M's shipped logs carry log4j2's Delete action (age-bounded)",
+        "JMX: started on loopback in API-M's running process by the unit's ExecStartPost (jcmd ManagementAgent.start as "
+        "its user), not through the environment the start script hands to every JVM",
+    )
+    for number in ("1", "2")
+]
+
+
 EXPECTED = [
     ("no node seeded while another held the seed lock", "both"),
     ("first boot completed (cloud-init write_files, runcmd, then its script)", "1"),
@@ -94,6 +107,9 @@ EXPECTED = [
     ),
     ("node 2's first start waited until node 1's API-M answered; node 1 did not wait", "2"),
     ("no secret value in user data, cdk.tf.json, Terraform state or logs", "all"),
+    *OBSERVED,
+    ("prove: the pair acts as one (API on node 2, revocation and throttling reach node 2) and leaves nothing", "both"),
+    ("prove: node 2 dropping revocations fails the revocation step, and cleanup still runs", "2"),
     ("second boot (as on reboot) duplicates nothing: fstab, user, unit, seeding, mount, service, secrets, schema, hosts", "1"),
     ("second boot (as on reboot) duplicates nothing: fstab, user, unit, seeding, mount, service, secrets, schema, hosts", "2"),
     ("after a reboot's cloud-init (update_etc_hosts) apim.local.test still resolves to the node itself", "1"),
@@ -117,6 +133,7 @@ EXPECTED = [
 EXPECTED_RSYNC = [
     ("first boot completed (cloud-init write_files, runcmd, then its script)", "1"),
     ("first boot completed (cloud-init write_files, runcmd, then its script)", "2"),
+    *OBSERVED,
     ("node 2 holds API-M until node 1's first push has landed", "2"),
     ("node 1 (the manager) started API-M", "1"),
     ("node 1 published its key after its secrets and schema; node 2 authorized it, then booted", "both"),

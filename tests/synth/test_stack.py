@@ -157,6 +157,9 @@ def test_outputs_and_tags(stacks, env):
         "admin_url",
         "carbon_url",
         "gateway_url",
+        names.OUTPUT_ALARM_TOPIC,
+        names.OUTPUT_DASHBOARD,
+        names.OUTPUT_LOG_GROUPS,
     }
     assert all(output.get("description") for output in stack["output"].values())
     sensitive = {name for name, output in stack["output"].items() if output.get("sensitive")}
@@ -178,7 +181,7 @@ def test_archive_read_is_limited_to_the_archive_object(stacks):
 def test_new_vpc_flow_logs_and_a_default_group_without_rules(stacks):
     dev = stacks["dev"]
     _, flow_log = only(dev, "aws_flow_log")
-    group_name, group = only(dev, "aws_cloudwatch_log_group")
+    group_name, group = named(dev, "aws_cloudwatch_log_group", "/apim-dev/vpc-flow-logs")
     assert (flow_log["traffic_type"], flow_log["log_destination"]) == ("ALL", ref("aws_cloudwatch_log_group", group_name, "arn"))
     assert group["kms_key_id"] == ref("aws_kms_key", only(dev, "aws_kms_key")[0], "arn") and group["retention_in_days"] == 365
     _, default_group = only(dev, "aws_default_security_group")

@@ -80,6 +80,7 @@ def test_boot_runs_its_steps_in_order(tmp_path, settings, node, expected):
         env={
             "PATH": "/usr/bin:/bin",
             "NODE_ENV": str(tmp_path / "node.env"),
+            "BOOT_LOG": "/dev/null",
             "TRACE": str(tmp_path / "trace"),
             "BOOT_DONE": str(tmp_path / "boot-done"),
         },

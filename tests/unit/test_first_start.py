@@ -30,7 +30,7 @@ def node_2(environments, tmp_path):
         started = time.monotonic()
         result = subprocess.run(
             ["bash", "-c", f'. "{script}" && wait_for_first_node'],
-            env={"PATH": "/usr/bin:/bin", "NODE_ENV": str(tmp_path / "node.env"), "KEY_MANAGER_POLL_SECONDS": "1"},
+            env={"PATH": "/usr/bin:/bin", "NODE_ENV": str(tmp_path / "node.env"), "BOOT_LOG": "/dev/null", "KEY_MANAGER_POLL_SECONDS": "1"},
             capture_output=True,
             text=True,
             timeout=60,

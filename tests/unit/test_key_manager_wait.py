@@ -40,7 +40,7 @@ def _run_wait(case: dict, *, wait_seconds: int) -> tuple[subprocess.CompletedPro
     started = time.monotonic()
     result = subprocess.run(
         ["bash", str(case["script"]), "wait-key-manager"],
-        env={"PATH": "/usr/bin:/bin", "NODE_ENV": str(env_file), "KEY_MANAGER_POLL_SECONDS": "1"},
+        env={"PATH": "/usr/bin:/bin", "NODE_ENV": str(env_file), "BOOT_LOG": "/dev/null", "KEY_MANAGER_POLL_SECONDS": "1"},
         capture_output=True,
         text=True,
         timeout=60,
@@ -92,6 +92,7 @@ def test_api_m_is_left_to_the_units_own_wait_while_the_key_manager_is_down(wait_
         env={
             "PATH": f"{stubs}:/usr/bin:/bin",
             "NODE_ENV": str(env_file),
+            "BOOT_LOG": "/dev/null",
             "KEY_MANAGER_POLL_SECONDS": "1",
             "STARTED_ONCE": str(wait_case["tmp"] / "started-once"),
         },  # never this machine's /var/lib
@@ -124,7 +125,7 @@ def test_resident_key_manager_waits_for_nothing(environments, tmp_path):
     script.write_text(boot_script.boot_script_text(environments["local"].content_sync))
     result = subprocess.run(
         ["bash", str(script), "wait-key-manager"],
-        env={"PATH": "/usr/bin:/bin", "NODE_ENV": str(env_file)},
+        env={"PATH": "/usr/bin:/bin", "NODE_ENV": str(env_file), "BOOT_LOG": "/dev/null"},
         capture_output=True,
         text=True,
         timeout=10,

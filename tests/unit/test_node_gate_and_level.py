@@ -32,7 +32,13 @@ def source_and_run(tmp_path: Path, settings, commands: str, env_lines: str = "",
     node_env.write_text(boot_script.render_node_env(settings, DEPLOYED) + env_lines)
     script = f". /dev/stdin <<'BOOT'\n{boot_script.boot_script_text(settings.content_sync)}\nBOOT\n{commands}"
     path = f"{stubs}:/usr/bin:/bin" if stubs else "/usr/bin:/bin"
-    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60, env={"PATH": path, "NODE_ENV": str(node_env)})
+    return subprocess.run(
+        ["bash", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": path, "NODE_ENV": str(node_env), "BOOT_LOG": "/dev/null"},
+    )
 
 
 def pack(tmp_path: Path, level: int | None) -> Path:

@@ -51,12 +51,13 @@ def test_main_deploys_dev_then_prod_each_bootstrapped_preflighted_deployed_rolle
         assert jobs[name]["with"] == {"environment": env}
     deploy = yaml.safe_load(DEPLOY.read_text())["jobs"]["deploy"]
     runs = _runs(deploy)
-    steps = (r"bootstrap_state\.py", r"preflight\.py", r"scripts/roll\.py [^|]* --outputs-file", r"verify\.py")
+    steps = (r"bootstrap_state\.py", r"preflight\.py", r"scripts/roll\.py [^|]* --outputs-file", r"verify\.py", r"scripts/prove\.py")
     order = [_index(runs, p) for p in steps]
-    assert order == sorted(order), "the infrastructure with the nodes held and the roll, then verify"
+    assert order == sorted(order), "the infrastructure with the nodes held and the roll, then verify, then prove"
     assert not [run for run in runs if "cdktf deploy" in run], "a deploy outside the roll would apply an unchecked plan"
     outputs = re.search(r"--outputs-file (\S+)", runs[order[2]]).group(1)
     assert f"--outputs {outputs}" in runs[order[3]] and "--wait" in runs[order[3]]
+    assert f"--outputs {outputs}" in runs[order[4]], "the proof after verify, on the nodes the roll left"
     assert workflow["concurrency"]["cancel-in-progress"] is False
     assert workflow["env"]["TF_CLI_ARGS_apply"] == "-lock-timeout=20m", "a deploy waits for a plan's lock"
 

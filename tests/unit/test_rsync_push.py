@@ -68,6 +68,7 @@ def _node(tmp: Path, node: int, port: int, answers: Path) -> dict:
             env={
                 "PATH": f"{bin_dir}:/usr/bin:/bin:/usr/sbin",
                 "NODE_ENV": str(root / "node.env"),
+                "BOOT_LOG": "/dev/null",
                 "SYNC_SSH_PORT": str(port),
                 "PUSH_LOCK": str(root / "push.lock"),
                 "STOPPED_BY_WATCH": str(root / "stopped-by-watch"),

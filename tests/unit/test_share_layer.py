@@ -50,7 +50,7 @@ class Node:
 
     def run(self, commands: str) -> subprocess.CompletedProcess:
         script = (
-            f"set -e; mount --bind {self.fstab} /etc/fstab; export NODE_ENV={self.root / 'node.env'}; "
+            f"set -e; mount --bind {self.fstab} /etc/fstab; export NODE_ENV={self.root / 'node.env'} BOOT_LOG={self.root / 'boot.log'}; "
             f". /dev/stdin <<'BOOT'\n{boot_script.boot_script_text(self.settings.content_sync)}\nBOOT\n{commands}"
         )
         return subprocess.run(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from apim_active_active import observability
 from apim_active_active.renderers import boot_script
 from apim_active_active.renderers.node_layout import FSTAB_ENTRIES
 from apim_active_active.renderers.shared_folders import SHARE_ROOT, render_fstab, shared_folders
@@ -64,6 +65,9 @@ def watch(tmp_path):
             env={
                 "PATH": f"{stubs}:/usr/bin:/bin",
                 "NODE_ENV": str(tmp_path / "node.env"),
+                "BOOT_LOG": str(tmp_path / "boot.log"),
+                "SHARE_SEEN": str(tmp_path / "share-seen"),
+                "SAID_PRESENT": str(tmp_path / "run" / "said-present"),
                 "STOPPED_BY_WATCH": str(tmp_path / "run" / "stopped-by-share-watch"),
                 "BOOT_DONE": str(tmp_path / "boot-done"),
                 "LOOKED_SINCE_BOOT": str(tmp_path / "run" / "looked-since-boot"),
@@ -167,3 +171,24 @@ def test_the_timer_runs_the_check_every_15_seconds(environments, tmp_path):
         ["systemd-analyze", "verify", "--man=no", *(str(p) for p in tmp_path.iterdir())], capture_output=True, text=True
     )
     assert "Unknown key" not in result.stderr and "Unknown section" not in result.stderr, result.stderr
+
+
+def verdicts(tmp) -> list[str]:
+    log = tmp / "boot.log"
+    return [line.split("wso2am-boot: ", 1)[1] for line in log.read_text().splitlines() if "verdict" in line] if log.exists() else []
+
+
+def test_the_share_verdict_for_the_alarm_only_once_the_share_was_seen(watch):
+    """observability.SHARE_VERDICT_*: a share missing before it was ever there (rsync's node 2 before its first push)
+    is expected and not said; once seen, each look that misses it says so, and "present" at most once a minute."""
+    tmp = watch["tmp"]
+    watch["run"]()
+    assert verdicts(tmp) == []
+    watch["mount"]()
+    watch["run"]()
+    watch["run"]()
+    assert [v.split(" (")[0] for v in verdicts(tmp)] == [observability.SHARE_VERDICT_PRESENT]
+    (tmp / "mounts").write_text("")
+    watch["run"]()
+    watch["run"]()
+    assert [v.split(" (")[0] for v in verdicts(tmp)] == [observability.SHARE_VERDICT_PRESENT] + [observability.SHARE_VERDICT_MISSING] * 2

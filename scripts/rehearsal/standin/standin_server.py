@@ -22,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlparse
 
+import standin_api  # the REST APIs' and the gateway's subset scripts/prove.py uses (beside this file in bin/)
+
 HOME = Path(__file__).resolve().parent.parent
 CONF = HOME / "repository" / "conf" / "deployment.toml"
 STATUS = HOME / "repository" / "logs" / "standin-status.json"
@@ -49,7 +51,17 @@ def tls_context() -> ssl.SSLContext:
 
 
 class Health(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802
+        if not standin_api.handle(self, "POST"):
+            self.send_error(404)
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        if not standin_api.handle(self, "DELETE"):
+            self.send_error(404)
+
     def do_GET(self) -> None:  # noqa: N802
+        if standin_api.handle(self, "GET"):
+            return
         found = self.path in HEALTH_PATHS
         body = b"WSO2 API Manager STAND-IN\n" if found else b"not found\n"
         self.send_response(200 if found else 404)
@@ -60,6 +72,47 @@ class Health(BaseHTTPRequestHandler):
 
     def log_message(self, *args) -> None:
         pass
+
+    def log_request(self, code="-", size="-") -> None:
+        write_access_line(self, code)
+
+
+# The product's logs, where and as the real one writes them: log4j2's appenders (repository/conf/log4j2.properties)
+# open their files at start, Tomcat's AccessLogValve writes http_access_<yyyy-MM-dd>.log per request (its default
+# date format), and the correlation log is written only with -DenableCorrelationLogs=true.
+LOGS = HOME / "repository" / "logs"
+CORRELATION_ON = "-DenableCorrelationLogs=true" in sys.argv[1:]
+
+
+# The layouts of the product's repository/conf/log4j2.properties (v3.2.0 to v4.7.0): CARBON_LOGFILE
+# `TID: [%tenantId] [%appName] [%d] %5p {%c} - %m%ex%n`, AUDIT_LOGFILE `TID: [%tenantId] [%d] %5p {%c} - %m%ex%n`.
+def carbon_line(level: str, text: str) -> str:
+    return f"TID: [-1234] [] [{time.strftime('%Y-%m-%d %H:%M:%S')},000] {level:>5} {{STAND-IN}} - {text}\n"
+
+
+def audit_line(text: str) -> str:
+    return f"TID: [-1234] [{time.strftime('%Y-%m-%d %H:%M:%S')},000]  INFO {{AUDIT_LOG}} - {text}\n"
+
+
+def open_product_logs() -> None:
+    LOGS.mkdir(parents=True, exist_ok=True)
+    with (LOGS / "wso2carbon.log").open("a") as carbon:
+        carbon.write(carbon_line("INFO", f"WSO2 API Manager STAND-IN starting (correlation logs {'on' if CORRELATION_ON else 'off'})"))
+    with (LOGS / "audit.log").open("a") as audit:
+        audit.write(audit_line("Initiator : wso2.system.user | Action : Server start | Result : Success"))
+    (LOGS / "wso2-apigw-errors.log").touch()
+    if CORRELATION_ON:
+        (LOGS / "correlation.log").touch()
+
+
+def write_access_line(handler: BaseHTTPRequestHandler, code) -> None:
+    stamp = time.strftime("%d/%b/%Y:%H:%M:%S %z")
+    line = f'{handler.client_address[0]} - - [{stamp}] {handler.requestline} {code} - "-" "-" 0.000\n'
+    with lock, (LOGS / f"http_access_{time.strftime('%Y-%m-%d')}.log").open("a") as access:
+        access.write(line)
+    if CORRELATION_ON:
+        with lock, (LOGS / "correlation.log").open("a") as correlation:
+            correlation.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')},000|STAND-IN|HTTP-In-Request|{handler.requestline}\n")
 
 
 def serve_web(name: str, port: int, use_tls: bool) -> None:
@@ -80,7 +133,10 @@ def serve_tcp(name: str, port: int, use_tls: bool) -> None:
     while True:
         try:
             connection, _ = listener.accept()
-            connection.close()
+            if use_tls:
+                connection.close()
+            else:  # 5672 and 9611 carry the pair's events (standin_api)
+                threading.Thread(target=standin_api.receive, args=(connection,), daemon=True).start()
         except (OSError, ssl.SSLError):
             continue
 
@@ -208,6 +264,8 @@ def main() -> int:
         print(f"STAND-IN API-M: cannot start: {CONF}: {error}", file=sys.stderr)
         return 1
     status["hostname"] = config.get("server", {}).get("hostname")
+    open_product_logs()
+    standin_api.configure(HOME, config)
     check_secrets_and_stores(config)
     for name, (port, use_tls) in WEB_PORTS.items():
         threading.Thread(target=serve_web, args=(name, port, use_tls), daemon=True).start()

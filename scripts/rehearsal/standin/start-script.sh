@@ -4,7 +4,8 @@
 set -euo pipefail
 HOME_DIR=$(cd "$(dirname "$0")/.." && pwd)
 PID_FILE="$HOME_DIR/wso2carbon.pid"
-LOG="$HOME_DIR/repository/logs/wso2carbon.log"
+# The console (WSO2's script sends it to /dev/null); wso2carbon.log is written by the server, in its layout.
+LOG="$HOME_DIR/repository/logs/standin-console.log"
 SECURITY="$HOME_DIR/repository/resources/security"
 
 running() { [[ -f "$PID_FILE" ]] && ps -p "$(cat "$PID_FILE")" >/dev/null 2>&1; }
@@ -19,7 +20,9 @@ case "${1:-}" in
         -keyout "$SECURITY/standin.key" -out "$SECURITY/standin.crt" 2>/dev/null
     fi
     echo "JVM_MEM_OPTS=${JVM_MEM_OPTS:-unset} JAVA_HOME=${JAVA_HOME:-unset}" >>"$LOG"
-    nohup python3 "$HOME_DIR/bin/standin_server.py" >>"$LOG" 2>&1 &
+    # As WSO2's script: the other arguments go to the server (-D system properties, e.g. -DenableCorrelationLogs=true),
+    # after the main class, which its command line names as the real JVM's does (`wso2am-boot jmx` looks for it).
+    nohup python3 "$HOME_DIR/bin/standin_server.py" org.wso2.carbon.bootstrap.Bootstrap "${@:2}" >>"$LOG" 2>&1 &
     echo $! >"$PID_FILE"
     sleep 1
     running || { echo "STAND-IN API-M failed to start; see $LOG" >&2; exit 1; }

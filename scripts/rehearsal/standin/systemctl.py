@@ -4,6 +4,7 @@ few verbs the boot step uses, reading the unit file the boot artifact installed:
   daemon-reload | enable [--now] UNIT | start [--no-block] UNIT | stop UNIT | is-active UNIT | is-enabled UNIT
   | show --property=ActiveState --value UNIT (the share watch's look after a reboot)
 `start` honours User/Group, EnvironmentFile, ExecStartPre (a leading `-`: its failure ignored), ExecStart,
+ExecStartPost (`-` and `+`: as root),
 PIDFile, RequiresMountsFor (refuses to start when a required path is not a mount point, as systemd's mount dependency
 would) and AssertPathExists. Like systemd, it tracks the main PID itself (a PID file alone does not make a unit
 active) and refuses a PID file that names a process which was running before the start (systemd: "New main PID ...
@@ -118,6 +119,14 @@ def start(name: str) -> int:
         return 1
     MAIN_PIDS.mkdir(parents=True, exist_ok=True)
     (MAIN_PIDS / name).write_text(str(pid))
+    for command in lines(name, "ExecStartPost"):
+        flags = command[: len(command) - len(command.lstrip("-+"))]
+        bare = command.lstrip("-+")
+        # `+`: full privileges (as root), `-`: its failure ignored (systemd.service, "Command lines").
+        code = subprocess.run(bare.split(), env=environment(name)).returncode if "+" in flags else run_as_user(name, service, bare)
+        log(f"start {name}: ExecStartPost={command} rc={code}")
+        if code and "-" not in flags:
+            return code
     return 0
 
 

@@ -1,5 +1,15 @@
 # --- what every node does, whatever its mode: the log, retries, the product, its shared folders, the driver --
-log() { echo "wso2am-boot: $*" >&2; }
+# To stderr (cloud-init's output, the journal) and to BOOT_LOG, which the CloudWatch agent ships; BOOT_LOG kept
+# under BOOT_LOG_MAX_BYTES by moving it to BOOT_LOG.1 (the agent follows the new file by its name).
+BOOT_LOG_MAX_BYTES=${BOOT_LOG_MAX_BYTES:-10485760}
+log() {
+  echo "wso2am-boot: $*" >&2
+  {
+    mkdir -p "${BOOT_LOG%/*}"
+    (($(stat -c %s "$BOOT_LOG" 2>/dev/null || echo 0) < BOOT_LOG_MAX_BYTES)) || mv -f "$BOOT_LOG" "$BOOT_LOG.1"
+    echo "$(date -u +%FT%TZ) wso2am-boot: $*" >>"$BOOT_LOG"
+  } 2>/dev/null || true
+}
 
 # retry TRIES FIRST_DELAY COMMAND...: exponential back-off, capped at RETRY_MAX_DELAY seconds.
 retry() {

@@ -7,6 +7,7 @@
 #                                  (the share watch timer, every 15 seconds)
 #   wso2am-boot push               content_sync = rsync, node 1: one push of the artifacts to node 2 (its timer)
 #   wso2am-boot gate               is this node in service? (scripts/roll.py runs it through Session Manager)
+#   wso2am-boot jmx                the JVM's JMX agent on loopback in API-M's running JVM (the unit's ExecStartPost)
 #   wso2am-boot merge-config SHIPPED PAIR
 #                                  the product's deployment.toml with the pair's merged over it, on stdout
 #                                  (on its own: no node environment, no network)
@@ -35,7 +36,7 @@ NODE_ENV=${NODE_ENV:-/etc/wso2am/node.env}
 : "${KEY_MANAGER_URL?}" "${KEY_MANAGER_WAIT_SECONDS:?}" "${KEY_MANAGER_CA?}" "${DB_APP_SECRET_ARN?}" "${DB_APP_USER:?}"
 : "${SHARE_WATCH_TIMER:?}" "${KEYSTORE_VALIDITY_DAYS:?}" "${FIRST_NODE_URL?}" "${FIRST_START_WAIT_SECONDS:?}"
 : "${ENCRYPTION_KEY_SECRET_ARN?}" "${UPDATE_LEVEL?}" "${PEER_IP:?}" "${PEER_PORTS:?}" "${GATE_URLS:?}"
-: "${GATE_PORTS:?}"
+: "${GATE_PORTS:?}" "${AGENT_CONFIG?}" "${AGENT_CTL:?}" "${LOCAL_LOG_DAYS:?}" "${JMX_PORT:?}"
 SYNC_ROLE=${SYNC_ROLE:-}  # rsync: manager (node 1) or worker (node 2); efs: none
 # Under /var/lib: a hold made before a reboot (e.g. node 2 waiting for its first push) must survive it.
 STOPPED_BY_WATCH=${STOPPED_BY_WATCH:-/var/lib/wso2am/stopped-by-share-watch}
@@ -43,6 +44,9 @@ KEY_MANAGER_POLL_SECONDS=${KEY_MANAGER_POLL_SECONDS:-5}
 STARTED_ONCE=${STARTED_ONCE:-/var/lib/wso2am/started-once}
 BOOT_DONE=${BOOT_DONE:-/var/lib/wso2am/boot-done}  # the boot step ran to its end on this disk
 LOOKED_SINCE_BOOT=${LOOKED_SINCE_BOOT:-/run/wso2am/share-watch-looked}  # /run is empty after each boot
+BOOT_LOG=${BOOT_LOG:-/var/log/wso2am/boot.log}  # observability.BOOT_LOG: shipped by the CloudWatch agent
+SAID_PRESENT=${SAID_PRESENT:-/run/wso2am/share-watch-said-present}  # the watch's last "present" verdict
+SHARE_SEEN=${SHARE_SEEN:-/var/lib/wso2am/share-seen}  # the watch found the share there once on this disk
 RETRY_TRIES=${RETRY_TRIES:-10}
 RETRY_MAX_DELAY=${RETRY_MAX_DELAY:-60}
 SECURITY="$APIM_HOME/repository/resources/security"

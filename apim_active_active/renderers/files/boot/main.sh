@@ -2,6 +2,8 @@
 # The mode's part (efs.sh or rsync.sh) defines the steps that differ by content_sync: join_share,
 # ensure_pair_secrets and start_content_sync here, follow_peer_key and share_reachable for the share watch.
 boot() {
+  trap say_if_boot_failed EXIT
+  start_agent
   ensure_user
   install_product
   ensure_shared_folders
@@ -12,6 +14,7 @@ boot() {
   install_keystores
   [[ "$SYNC_ROLE" == worker ]] || ensure_schema
   install_config
+  bound_log_rotation
   write_runtime_env
   map_public_name
   start_content_sync
@@ -28,8 +31,9 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     wait-key-manager) wait_for_key_manager ;;
     check-share) check_share ;;
     gate) gate ;;
+    jmx) start_jmx ;;
     # rsync's only (an EFS node's script has no push: bash answers "command not found").
     push) push ;;
-    *) log "usage: $0 [boot|wait-key-manager|check-share|gate|push|merge-config SHIPPED PAIR]"; exit 2 ;;
+    *) log "usage: $0 [boot|wait-key-manager|check-share|gate|jmx|push|merge-config SHIPPED PAIR]"; exit 2 ;;
   esac
 fi

@@ -44,6 +44,17 @@ held_since_reboot() {
   [[ "$(systemctl show --property=ActiveState --value "$SERVICE")" =~ ^(inactive|failed)$ ]]
 }
 
+# The share there: said at most once a minute (the watch runs every 15 s), so that its absence from the log means
+# something. Once seen on this disk, its absence is news (before that, e.g. node 2 of rsync waiting for the first push,
+# it is expected, and not said: no alarm at every new node).
+say_present() {
+  [[ -e "$SHARE_SEEN" ]] || { mkdir -p "$(dirname "$SHARE_SEEN")" && date -u +%FT%TZ >"$SHARE_SEEN"; }
+  [[ -z "$(find "$SAID_PRESENT" -mmin -1 2>/dev/null)" ]] || return 0
+  mkdir -p "$(dirname "$SAID_PRESENT")"
+  : >"$SAID_PRESENT"
+  log "share-watch verdict: present ($SHARE_LABEL)"
+}
+
 check_share() {
   follow_peer_key
   if held_since_reboot; then
@@ -52,6 +63,7 @@ check_share() {
   share_reachable || mend_share || true
   # Carbon undeploys the artifacts it no longer sees: never let it run without its share.
   if ! share_reachable; then
+    [[ ! -e "$SHARE_SEEN" ]] || log "share-watch verdict: missing ($SHARE_LABEL)"
     if systemctl is-active --quiet "$SERVICE"; then
       # The hold first: a watch stopped by its own timeout while Carbon shuts down still gets it started again.
       hold_for_share "$SHARE_LABEL is unreachable: stopping API-M so that it cannot undeploy what it no longer sees"
@@ -59,6 +71,7 @@ check_share() {
     fi
     return 0
   fi
+  say_present
   # Only a stop made here is undone here: an operator's stop stays.
   if [[ -e "$STOPPED_BY_WATCH" ]]; then
     rm -f "$STOPPED_BY_WATCH"
