@@ -478,6 +478,50 @@ class EncryptionSettings(_Strict):
         return value
 
 
+AWS_CRON = re.compile(r"^cron\((\S+ ){5}\S+\)$")
+
+
+class BackupSettings(_Strict):
+    """AWS Backup of what the pair keeps: the database and the share (docs/backup-and-restore.md)."""
+
+    plan: bool = Field(True, description="AWS Backup plans of the stack, in a vault encrypted with the stack's key.")
+    schedule: str = Field(
+        "cron(0 3 * * ? *)",
+        description="When the daily recovery points are taken (AWS Backup's cron, UTC): the database's and the share's.",
+    )
+    retention_days: int = Field(35, ge=1, le=36500, description="Days a daily recovery point is kept.")
+    continuous_database: bool = Field(
+        True,
+        description="Continuous backup of the database (point-in-time restore to any second within "
+        "`database.backup_retention_days`), besides the daily snapshots. RDS the stack makes only.",
+    )
+    copy_region: str | None = Field(
+        None, pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="A second region each daily recovery point is copied to (a vault there)."
+    )
+    copy_retention_days: int = Field(35, ge=1, le=36500, description="Days a copy is kept in `copy_region`.")
+    vault_lock: Literal["off", "governance", "compliance"] = Field(
+        "off",
+        description="AWS Backup Vault Lock on the stack's vaults: recovery points cannot be deleted before `retention_days`. "
+        "`governance`: users with the right IAM permission can still remove the lock; `compliance`: nobody can, three days "
+        "after it is set (then the vault cannot be deleted while it holds recovery points).",
+    )
+    replicate_secrets: bool = Field(
+        False,
+        description="Replicate the secrets the pair generated (admin, keystore, database user, encryption key) to "
+        "`copy_region`: a restore there cannot decrypt what the product encrypted without them.",
+    )
+    selections: bool = Field(
+        True, description="Which resources the plans back up. Off only in the local environment: the emulator lacks the API."
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if not AWS_CRON.match(value):
+            raise ValueError(f"{value!r} is not an AWS cron expression: cron(minutes hours day-of-month month day-of-week year)")
+        return value
+
+
 # CloudWatch Logs' accepted retention periods (PutRetentionPolicy).
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 
@@ -604,6 +648,7 @@ class Settings(_Strict):
     encryption: EncryptionSettings = EncryptionSettings()
     roll: RollSettings = RollSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
+    backup: BackupSettings = BackupSettings()
     state: StateSettings | None = Field(
         None, description="Remote state (required outside the emulator). Unset with the emulator: a local state file."
     )
@@ -630,6 +675,13 @@ class Settings(_Strict):
                 "load_balancer.scheme internet-facing needs network.public_subnet_cidrs "
                 "(new VPC) or network.public_subnet_ids (existing VPC)",
             )
+        backup = self.backup
+        if backup.copy_region == self.region:
+            problems.add("backup.copy_region", f"the copy goes to a second region; {self.region} is the stack's own")
+        if backup.replicate_secrets and backup.copy_region is None:
+            problems.add("backup.replicate_secrets", "needs backup.copy_region (where the secrets are replicated to)")
+        if self.emulator is None and not backup.selections:
+            problems.add("backup.selections", "only the local environment (the emulator) may leave the backup plans without selections")
         if self.emulator is None and not self.roll.node_checks:
             problems.add("roll.node_checks", "only the local environment (the emulator) may skip the roll gate's checks on the node")
         if self.emulator is None and self.state is None:

@@ -266,7 +266,7 @@ def _node_agent(settings: Settings, observed: Observed) -> list[AlarmSpec]:
             AlarmSpec(
                 _name(settings, "share-missing"),
                 "A node's share watch found its share unreachable and stopped API-M there",
-                # The watch logs a verdict when it changes: the state holds between lines.
+                # Verdicts: "present" once a minute at most, "missing" at each look: the state holds between lines.
                 Metric(namespace, obs.SHARE_MISSING_METRIC, (), "Maximum"),
                 MINUTE,
                 1,

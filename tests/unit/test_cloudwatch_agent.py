@@ -15,6 +15,7 @@ import pytest
 from apim_active_active import observability
 from apim_active_active.renderers.boot_script import AGENT_CONFIG, BOOT_PARTS, boot_part, render_node_env, render_user_data
 from apim_active_active.renderers.cloudwatch_agent import AGGREGATION_DIMENSIONS, render_agent_config, render_agent_config_json
+from apim_active_active.renderers.systemd_units import render_systemd_unit
 from apim_active_active.settings import Settings, parse_settings
 from tests.conftest import DEPLOYED, local_settings_dict
 
@@ -229,3 +230,18 @@ def test_the_boot_log_is_kept_under_its_bound(tmp_path):
     assert kept.exists() and log.stat().st_size < 400 + 100 and kept.stat().st_size <= 400 + 100
     assert "line 40 of the share watch" in log.read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["boot.log", "boot.log.1"]
+
+
+def test_jmx_is_started_in_api_ms_running_jvm_not_through_the_start_scripts_environment(local, tmp_path):
+    """From 4.3.0 bin/api-manager.sh hands JAVA_OPTS (and JVM_MEM_OPTS) to WSO2's diagnostics tool too, a second JVM
+    started just before Carbon's (wso2/product-apim v4.3.0, startup-scripts/api-manager.sh, diagnostics.sh): a JMX
+    port there would be raced for. So runtime.env carries none; the unit's ExecStartPost starts it in the JVM."""
+    unit = render_systemd_unit(local)
+    assert "ExecStartPost=-+/usr/local/sbin/wso2am-boot jmx" in unit.splitlines()
+    assert "ExecStartPost" not in render_systemd_unit(with_observability(agent=False))
+    runtime_env = tmp_path / "runtime.env"
+    script = f"{boot_part('config.sh')}\nwrite_runtime_env"
+    env = {"PATH": "/usr/bin:/bin", "RUNTIME_ENV": str(runtime_env), "JAVA_HOME": "/usr/lib/jvm/x", "HEAP_PERCENT": "50"}
+    subprocess.run(["bash", "-c", script], env=env, check=True, capture_output=True, timeout=30)
+    assert "jmxremote" not in runtime_env.read_text() and "JAVA_OPTS" not in runtime_env.read_text()
+    assert "jmx) start_jmx" in boot_part("main.sh") and "jmxremote.host=127.0.0.1" in boot_part("observe.sh")
