@@ -40,6 +40,10 @@ else:
 
 if TYPE_CHECKING:  # the same submodules, for the type checker
     from cdktf_cdktf_provider_aws import (
+        backup_plan,
+        backup_selection,
+        backup_vault,
+        backup_vault_lock_configuration,
         cloudwatch_dashboard,
         cloudwatch_log_group,
         cloudwatch_log_metric_filter,
@@ -136,3 +140,7 @@ else:
     sns_topic = _load("sns_topic")
     sns_topic_policy = _load("sns_topic_policy")
     sns_topic_subscription = _load("sns_topic_subscription")
+    backup_vault = _load("backup_vault")
+    backup_vault_lock_configuration = _load("backup_vault_lock_configuration")
+    backup_plan = _load("backup_plan")
+    backup_selection = _load("backup_selection")

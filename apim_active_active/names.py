@@ -25,6 +25,9 @@ OUTPUT_NODE_INSTANCE_TYPE = "node_instance_type"
 OUTPUT_ALARM_TOPIC = "alarm_topic_arn"
 OUTPUT_DASHBOARD = "dashboard_name"
 OUTPUT_LOG_GROUPS = "log_group_names"
+# Backup (docs/backup-and-restore.md): the vaults by role (primary, copy) and the plans' ids by plan name.
+OUTPUT_BACKUP_VAULTS = "backup_vault_names"
+OUTPUT_BACKUP_PLANS = "backup_plan_ids"
 # Set only by scripts/roll.py: the nodes are held while it replaces them one at a time.
 ROLL_VARIABLE = "roll"
 

@@ -513,6 +513,17 @@ class BackupSettings(_Strict):
     selections: bool = Field(
         True, description="Which resources the plans back up. Off only in the local environment: the emulator lacks the API."
     )
+    retain_on_destroy: bool = Field(
+        True,
+        description="Keep the recovery points: `cdktf destroy` refuses while this is on. Off: a destroy deletes the "
+        "stack's vaults with every recovery point in them (for environments that are re-created, such as dev).",
+    )
+
+    @model_validator(mode="after")
+    def _lock_keeps(self) -> BackupSettings:
+        if not self.retain_on_destroy and self.vault_lock != "off":
+            raise ValueError('a locked vault keeps its recovery points: backup.retain_on_destroy = false needs vault_lock = "off"')
+        return self
 
     @field_validator("schedule")
     @classmethod

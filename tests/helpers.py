@@ -34,6 +34,13 @@ def ref(kind: str, name: str, attribute: str = "id") -> str:
     return f"${{{kind}.{name}.{attribute}}}"
 
 
+def stack_key(stack: dict) -> tuple[str, dict]:
+    """The stack's own KMS key; with backup.copy_region a second one is made through the copy provider."""
+    found = [(name, key) for name, key in resources(stack, "aws_kms_key").items() if "provider" not in key]
+    assert len(found) == 1, f"expected one stack key, found {[name for name, _ in found]}"
+    return found[0]
+
+
 def only(stack: dict, kind: str) -> tuple[str, dict]:
     found = resources(stack, kind)
     assert len(found) == 1, f"expected one {kind}, found {list(found)}"

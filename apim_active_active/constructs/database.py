@@ -7,14 +7,17 @@ password managed by RDS in Secrets Manager (encrypted with the stack's key); Mul
 protection, a final snapshot when it is deleted (`database.final_snapshot`), 7 days of backups, logs to CloudWatch,
 IAM authentication, Performance Insights, enhanced monitoring: settings under `database`.
 Existing: the nodes may reach `database.existing.cidr` on its port; its secret is named in the settings.
-Exposes: host, port, secret_arn, security_group_id (None with an existing database: the nodes reach its
-`database.existing.cidr`).
+With AWS Backup's continuous backup of the database, its backup retention period is set at creation (equal to the
+continuous rule's) and then left to AWS Backup.
+Exposes: host, port, secret_arn, arn (None with an existing database), security_group_id (None with an existing
+database: the nodes reach its `database.existing.cidr`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cdktf import TerraformResourceLifecycle
 from constructs import Construct
 
 from apim_active_active import aws
@@ -36,6 +39,10 @@ class DatabaseProps:
     subnet_ids: list[str]
     node_group_id: str  # the nodes' security group: the database is reached from there only
     kms_key_arn: str
+    # AWS Backup keeps the database continuously: it then owns the instance's backup retention period (RDS refuses
+    # another value than the current one while a continuous recovery point is associated, terraform-aws-modules/
+    # terraform-aws-rds-aurora#411; hashicorp/terraform-provider-aws#33465), so Terraform sets it at creation only.
+    retention_owned_by_backup: bool = False
 
 
 class Database(Construct):
@@ -46,6 +53,7 @@ class Database(Construct):
         self.port: int = engine.port
         self.security_group_id: str | None = None
         self.identifier: str | None = None  # RDS's, when the stack makes the database
+        self.arn: str | None = None  # RDS's, when the stack makes the database
         if database.existing:
             existing = database.existing
             self.host: str = existing.host
@@ -112,10 +120,12 @@ class Database(Construct):
             monitoring_interval=database.enhanced_monitoring_seconds,
             monitoring_role_arn=self._monitoring_role(prefix) if database.enhanced_monitoring_seconds else None,
             tags={"Name": resource_name(prefix, "db")},
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["backup_retention_period"]) if props.retention_owned_by_backup else None,
         )
         self.host = instance.address
         self.secret_arn = instance.master_user_secret.get(0).secret_arn
         self.identifier = instance.identifier
+        self.arn = instance.arn
 
     def _monitoring_role(self, prefix: str) -> str:
         role = aws.iam_role.IamRole(

@@ -1,15 +1,20 @@
-"""Encryption: the customer-managed KMS key the stack owns (EFS, EBS root volumes, secrets, database).
+"""Encryption: the customer-managed KMS key the stack owns (EFS, EBS root volumes, secrets, database, the backup vault),
+and with `backup.copy_region` a key of the stack's in that region (the copy vault, the secrets' replicas).
 
 Defaults: yearly automatic rotation; a key policy that leaves access to IAM policies of this account
 (the node role gets exactly the grants it needs), CloudWatch Logs for this stack's log groups, and CloudWatch alarms for
 the stack's alarm topic; alias `alias/<name_prefix>`.
-Exposes: key_arn, key_id, account_id.
+AWS Backup needs no statement of its own: it uses a vault's key as the backup role, whose managed policies grant
+kms:DescribeKey and kms:CreateGrant (for AWS resources only), which the account statement lets IAM policies give; AWS
+asks that "the permissions in IAM policy and KMS key policy must be consistent" (aws-backup/latest/devguide/encryption.html).
+Exposes: key_arn, key_id, account_id; CopyRegionKey: key_arn.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cdktf import TerraformProvider
 from constructs import Construct
 
 from apim_active_active import aws
@@ -24,19 +29,23 @@ class StackKeyProps:
     deletion_window_days: int
 
 
+def account_statement(account_id: str) -> dict:
+    return {
+        "Sid": "AccountIamPolicies",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
+
+
 class StackKey(Construct):
     def __init__(self, scope: Construct, id_: str, props: StackKeyProps) -> None:
         super().__init__(scope, id_)
         prefix = props.name_prefix
         account = aws.data_aws_caller_identity.DataAwsCallerIdentity(self, "account")
         statements = [
-            {
-                "Sid": "AccountIamPolicies",
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:aws:iam::{account.account_id}:root"},
-                "Action": "kms:*",
-                "Resource": "*",
-            },
+            account_statement(account.account_id),
             {
                 "Sid": "CloudWatchLogsOfThisStack",
                 "Effect": "Allow",
@@ -75,3 +84,32 @@ class StackKey(Construct):
         self.key_arn: str = key.arn
         self.key_id: str = key.key_id
         self.account_id: str = account.account_id
+
+
+@dataclass(frozen=True)
+class CopyRegionKeyProps:
+    name_prefix: str
+    region: str  # backup.copy_region
+    account_id: str
+    deletion_window_days: int
+    provider: TerraformProvider  # the copy region's
+
+
+class CopyRegionKey(Construct):
+    """The stack's key in the copy region: the copy vault's and the replicated secrets' (a KMS key is regional)."""
+
+    def __init__(self, scope: Construct, id_: str, props: CopyRegionKeyProps) -> None:
+        super().__init__(scope, id_)
+        prefix = props.name_prefix
+        key = aws.kms_key.KmsKey(
+            self,
+            "key",
+            provider=props.provider,
+            description=f"{prefix}: copies of the backups and replicas of the generated secrets in {props.region}",
+            enable_key_rotation=True,
+            deletion_window_in_days=props.deletion_window_days,
+            policy=policy_document([account_statement(props.account_id)]),
+            tags={"Name": resource_name(prefix, "copy-key")},
+        )
+        aws.kms_alias.KmsAlias(self, "alias", provider=props.provider, name=f"alias/{prefix}-copy", target_key_id=key.key_id)
+        self.key_arn: str = key.arn

@@ -3,8 +3,9 @@
 Defaults: encrypted at rest with the stack's KMS key; a file system policy that lets only the node
 role mount, through a mount target, and denies every request made without TLS (`shared_fs.tls_only_policy`); elastic
 throughput; its own security group admitting NFS (2049)
-only from the nodes' group; the nodes' group may reach it on 2049; AWS Backup on unless
-`shared_fs.backup = false`.
+only from the nodes' group; the nodes' group may reach it on 2049; EFS's automatic backups (AWS Backup's default
+vault, 35 days) with `shared_fs.backup`, unless the stack's own backup plan covers the file system
+(docs/backup-and-restore.md).
 Exposes: file_system_id, dns_name, security_group_id, mount_targets.
 """
 
@@ -30,6 +31,7 @@ class SharedFileSystemProps:
     node_group_id: str  # the nodes' security group: NFS is taken from there only
     kms_key_arn: str
     node_role_arn: str
+    covered_by_backup_plan: bool = False  # the stack's daily plan selects the file system: automatic backups would double it
 
 
 def tls_only_policy(file_system_arn: str, node_role_arn: str) -> str:
@@ -92,7 +94,7 @@ class SharedFileSystem(Construct):
             )
             for index, subnet_id in enumerate(props.subnet_ids)
         ]
-        if shared_fs.backup:
+        if shared_fs.backup and not props.covered_by_backup_plan:
             aws.efs_backup_policy.EfsBackupPolicy(
                 self,
                 "backup",

@@ -1,7 +1,8 @@
 """The active-active stack: network, peer security, load balancer, shared file system (or, with
-content_sync = "rsync", the rsync channel), database, identity, secrets, two nodes and what observes them (log groups,
-alarms, the dashboard). It only composes them, giving each construct its own part of the settings, and wires who may
-reach whom; the backend, the nodes' user data and the outputs are rooms of their own."""
+content_sync = "rsync", the rsync channel), database, identity, secrets, two nodes, what observes them (log groups,
+alarms, the dashboard) and the backup plans (with a copy region: its provider, key and vault). It only composes them,
+giving each construct its own part of the settings, and wires who may reach whom; the backend, the nodes' user data
+and the outputs are rooms of their own."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from constructs import Construct
 
 from apim_active_active import aws, names, ports
 from apim_active_active.constructs.alarms import Alarms, AlarmsProps
+from apim_active_active.constructs.backup import BackupPlans, BackupPlansProps, CopyTarget, continuous_database
 from apim_active_active.constructs.dashboard import Dashboard, DashboardProps
 from apim_active_active.constructs.database import Database, DatabaseProps
 from apim_active_active.constructs.destroy_guard import DestroyGuard, DestroyGuardProps
-from apim_active_active.constructs.encryption import StackKey, StackKeyProps
+from apim_active_active.constructs.encryption import CopyRegionKey, CopyRegionKeyProps, StackKey, StackKeyProps
 from apim_active_active.constructs.generated_secrets import GeneratedSecrets, GeneratedSecretsProps
 from apim_active_active.constructs.load_balancer import LoadBalancer, LoadBalancerProps
 from apim_active_active.constructs.log_groups import LogGroups, LogGroupsProps
@@ -34,8 +36,8 @@ from apim_active_active.settings import Settings
 from apim_active_active.stacks.backend import configure_backend
 from apim_active_active.stacks.node_grants import secret_statements
 from apim_active_active.stacks.observed import observed_ids
-from apim_active_active.stacks.outputs import add_observability_outputs, add_outputs
-from apim_active_active.stacks.provider import configure_provider
+from apim_active_active.stacks.outputs import add_backup_outputs, add_observability_outputs, add_outputs
+from apim_active_active.stacks.provider import configure_copy_provider, configure_provider
 from apim_active_active.stacks.user_data import NodeUserData
 from apim_active_active.traffic import routes
 from apim_active_active.versions import traits
@@ -47,7 +49,10 @@ class ActiveActiveStack(TerraformStack):
         self.settings, self.prefix = settings, settings.name_prefix
         configure_backend(self, settings, environment, state_dir)
         configure_provider(self, settings, environment)
+        copy_provider = configure_copy_provider(self, settings, environment)
         key = self._stack_key()
+        uses_copy_key = settings.backup.plan or settings.backup.replicate_secrets
+        copy_key = self._copy_key(key, copy_provider) if copy_provider and uses_copy_key else None
         network = self._network(key)
         peers = self._peer_security(network)
         identity = self._node_identity()
@@ -69,7 +74,7 @@ class ActiveActiveStack(TerraformStack):
         else:
             peers.rule("egress_database", "egress", database.port, "Database (RDS)", peer_group=database.security_group_id)
 
-        secrets = self._secrets(key)
+        secrets = self._secrets(key, copy_key)
         grant = identity.grant("use_secrets", secret_statements(database, secrets, key, channel, settings.encryption.node_decrypt_key_arns))
         user_data = self._user_data(database, secrets, balancer, share, channel, key)
         nodes = self._nodes(environment, network, peers, identity, key, user_data, channel, share, grant)
@@ -78,6 +83,8 @@ class ActiveActiveStack(TerraformStack):
 
         add_outputs(self, network, peers, share, balancer, nodes)
         self._observability(key, identity, observed_ids(balancer, database, share, nodes))
+        if settings.backup.plan:
+            self._backup(key, database, share, CopyTarget(copy_provider, copy_key.key_arn) if copy_provider and copy_key else None)
         resources = tuple(c for c in self.node.find_all() if isinstance(c, TerraformResource))
         DestroyGuard(self, "destroy_guard", DestroyGuardProps(refusal=destroy_refusal(settings, environment), protected=resources))
 
@@ -86,6 +93,18 @@ class ActiveActiveStack(TerraformStack):
         encryption = self.settings.encryption
         props = StackKeyProps(name_prefix=self.prefix, region=self.settings.region, deletion_window_days=encryption.deletion_window_days)
         return StackKey(self, "encryption", props)
+
+    def _copy_key(self, key: StackKey, provider: aws.provider.AwsProvider) -> CopyRegionKey:
+        settings = self.settings
+        assert settings.backup.copy_region, "a copy provider exists only with backup.copy_region"
+        props = CopyRegionKeyProps(
+            name_prefix=self.prefix,
+            region=settings.backup.copy_region,
+            account_id=key.account_id,
+            deletion_window_days=settings.encryption.deletion_window_days,
+            provider=provider,
+        )
+        return CopyRegionKey(self, "copy_encryption", props)
 
     def _network(self, key: StackKey) -> Network:
         settings = self.settings
@@ -129,6 +148,7 @@ class ActiveActiveStack(TerraformStack):
             node_group_id=peers.group_id,
             kms_key_arn=key.key_arn,
             node_role_arn=identity.role_arn,
+            covered_by_backup_plan=self.settings.backup.plan and self.settings.backup.selections,
         )
         return SharedFileSystem(self, "shared_fs", props)
 
@@ -144,19 +164,42 @@ class ActiveActiveStack(TerraformStack):
             subnet_ids=network.subnet_ids,
             node_group_id=peers.group_id,
             kms_key_arn=key.key_arn,
+            retention_owned_by_backup=self._continuous_database() and self.settings.backup.selections,
         )
         return Database(self, "database", props)
 
-    def _secrets(self, key: StackKey) -> GeneratedSecrets:
+    def _secrets(self, key: StackKey, copy_key: CopyRegionKey | None) -> GeneratedSecrets:
         settings = self.settings
+        replicate = settings.backup.replicate_secrets and copy_key is not None
         props = GeneratedSecretsProps(
             name_prefix=self.prefix,
             kms_key_arn=key.key_arn,
             recovery_window_days=settings.encryption.secret_recovery_days,
             db_app_user=settings.database.existing is None,
             encryption_key=traits(settings.apim.version).symmetric_internal_crypto,
+            replica_region=settings.backup.copy_region if replicate else None,
+            replica_kms_key_arn=copy_key.key_arn if replicate and copy_key else None,
         )
         return GeneratedSecrets(self, "secrets", props)
+
+    def _continuous_database(self) -> bool:
+        return continuous_database(self.settings.backup, makes_database=self.settings.database.existing is None)
+
+    def _backup(self, key: StackKey, database: Database, share: SharedFileSystem | None, copy: CopyTarget | None) -> None:
+        """The backup plans of the database and the share, their vaults (docs/backup-and-restore.md)."""
+        settings = self.settings
+        props = BackupPlansProps(
+            name_prefix=self.prefix,
+            backup=settings.backup,
+            kms_key_arn=key.key_arn,
+            database_arn=database.arn,
+            file_system_arn=share.arn if share else None,
+            continuous_retention_days=settings.database.backup_retention_days,
+            copy=copy,
+            ignore_tag_drift=settings.emulator is not None,
+        )
+        plans = BackupPlans(self, "backup", props)
+        add_backup_outputs(self, plans.vault_names, plans.plan_ids)
 
     def _user_data(self, database: Database, secrets: GeneratedSecrets, balancer: LoadBalancer, share: SharedFileSystem | None,
                    channel: RsyncChannel | None, key: StackKey) -> NodeUserData:  # fmt: skip

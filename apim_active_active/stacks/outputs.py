@@ -58,3 +58,10 @@ def add_observability_outputs(stack: TerraformStack, topic_arn: str, dashboard_n
         TerraformOutput(stack, names.OUTPUT_DASHBOARD, value=dashboard_name, description="CloudWatch dashboard of the pair")
     if log_groups:
         TerraformOutput(stack, names.OUTPUT_LOG_GROUPS, value=log_groups, description="Log groups the nodes ship to, by log")
+
+
+def add_backup_outputs(stack: TerraformStack, vault_names: dict[str, str], plan_ids: dict[str, str]) -> None:
+    TerraformOutput(
+        stack, names.OUTPUT_BACKUP_VAULTS, value=vault_names, description="AWS Backup vaults of the stack, by role (primary, copy)"
+    )
+    TerraformOutput(stack, names.OUTPUT_BACKUP_PLANS, value=plan_ids, description="AWS Backup plans of the stack: id by plan name")

@@ -17,7 +17,7 @@ NEVER_EMPTY = ("wso2carbon.log", "boot.log", "cloud-init-output.log", "http_acce
 SHIPPED_CHECK = "log shipping: every file the agent is told to ship is on the node, and the agent started with that configuration"
 BOUNDED_CHECK = "log rotation: API-M's shipped logs carry log4j2's Delete action (age-bounded)"
 BOUNDED_APPENDERS = ("CARBON_LOGFILE", "AUDIT_LOGFILE", "ERROR_LOGFILE", "CORRELATION")
-JCMD_CALLS = "/var/lib/rehearsal/jcmd.calls"  # what the stand-in jcmd records
+JCMD_CALLS = "/tmp/rehearsal-jcmd.calls"  # what the stand-in jcmd records
 JMX_CHECK = (
     "JMX: started on loopback in API-M's running process by the unit's ExecStartPost (jcmd ManagementAgent.start as "
     "its user), not through the environment the start script hands to every JVM"

@@ -155,13 +155,36 @@ def test_emulator_holds_the_log_groups_alarms_topic_and_dashboard(deployment, em
     assert len(alarms) >= 10
     assert all(topic_arn in a["AlarmActions"] and a["OKActions"] == [topic_arn] for a in alarms)
     recover = [a["AlarmName"] for a in alarms if f"arn:aws:automate:{settings.region}:ec2:recover" in a["AlarmActions"]]
-    assert recover == [f"{prefix}-node-1-system-check", f"{prefix}-node-2-system-check"]
+    assert sorted(recover) == [f"{prefix}-node-1-system-check", f"{prefix}-node-2-system-check"]
     (heap,) = [a for a in alarms if a["AlarmName"] == f"{prefix}-node-1-heap"]
-    assert [m["Id"] for m in heap["Metrics"]] == ["result", "used", "max"]
+    assert sorted(m["Id"] for m in heap["Metrics"]) == ["max", "result", "used"]  # the emulator keeps no order
 
     dashboard = client("cloudwatch", emulator).get_dashboard(DashboardName=outputs[names.OUTPUT_DASHBOARD])
     titles = [w["properties"]["title"] for w in json.loads(dashboard["DashboardBody"])["widgets"]]
     assert "Target health (both nodes, per route)" in titles and "JVM heap (used, max)" in titles
+
+
+def test_emulator_holds_the_backup_vault_under_the_stack_key_and_both_plans(deployment, emulator, environments):
+    """local has no selections (moto 5.2.5's backup backend has no CreateBackupSelection): vault and plans only."""
+    outputs, settings = deployment["outputs"], environments[STACK]
+    prefix, backup = settings.name_prefix, client("backup", emulator)
+    assert outputs[names.OUTPUT_BACKUP_VAULTS] == {"primary": prefix}
+    vault = backup.describe_backup_vault(BackupVaultName=prefix)
+    assert vault["EncryptionKeyArn"] == _stack_key_arn(emulator, prefix=prefix)
+    plan_ids = outputs[names.OUTPUT_BACKUP_PLANS]
+    assert sorted(plan_ids) == [f"{prefix}-daily", f"{prefix}-database-continuous"]
+    listed = {p["BackupPlanName"]: p["BackupPlanId"] for p in backup.list_backup_plans()["BackupPlansList"]}
+    assert {name: listed[name] for name in plan_ids} == plan_ids
+    (daily,) = backup.get_backup_plan(BackupPlanId=plan_ids[f"{prefix}-daily"])["BackupPlan"]["Rules"]
+    assert (daily["ScheduleExpression"], daily["Lifecycle"]["DeleteAfterDays"], daily["TargetBackupVaultName"]) == (
+        settings.backup.schedule,
+        settings.backup.retention_days,
+        prefix,
+    )
+    assert "CopyActions" not in daily or daily["CopyActions"] == []
+    (continuous,) = backup.get_backup_plan(BackupPlanId=plan_ids[f"{prefix}-database-continuous"])["BackupPlan"]["Rules"]
+    assert continuous["EnableContinuousBackup"] is True
+    assert continuous["Lifecycle"]["DeleteAfterDays"] == settings.database.backup_retention_days
 
 
 def _stack_key_arn(emulator: str, prefix: str) -> str:

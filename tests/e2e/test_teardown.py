@@ -65,7 +65,9 @@ def test_destroy_of_a_protected_environment_is_refused_and_deletes_nothing(deplo
     result, seconds = cdktf(["destroy", STACK, *deployment["common"]], deployment["env"])
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert "shared_fs.retain_on_destroy = false in environments/local.toml" in output, output[-3000:]
+    assert "set shared_fs.retain_on_destroy = false and backup.retain_on_destroy = false in environments/local.toml" in output, output[
+        -3000:
+    ]
     assert "refused" in output and "Nothing was deleted" in output
     assert _state_resources(deployment) == before, "a refused destroy deleted something"
     outputs, ec2 = deployment["outputs"], client("ec2", emulator)
@@ -100,3 +102,6 @@ def test_destroy_leaves_nothing_of_the_stack_once_unprotected(deployment, emulat
     assert client("rds", emulator).describe_db_instances()["DBInstances"] == []
     left = [s["Name"] for s in client("secretsmanager", emulator).list_secrets()["SecretList"]]
     assert not [name for name in left if name.startswith("apim-local/")], left
+    assert client("backup", emulator).list_backup_vaults()["BackupVaultList"] == []
+    assert client("logs", emulator).describe_log_groups(logGroupNamePrefix="/apim-local/")["logGroups"] == []
+    assert client("cloudwatch", emulator).describe_alarms(AlarmNamePrefix="apim-local-")["MetricAlarms"] == []

@@ -19,7 +19,7 @@ from apim_active_active.renderers.alarms import GIB, log_metric_filters
 from apim_active_active.settings import AlarmThresholds, Settings, parse_settings
 from apim_active_active.stacks.active_active import ActiveActiveStack
 from tests.conftest import ROOT, local_settings_dict
-from tests.helpers import ENVS, only, ref, resources
+from tests.helpers import ENVS, only, ref, resources, stack_key
 
 STATE = Path("/tmp/unused-state")  # a local backend's path only; nothing is written at synth
 
@@ -29,7 +29,7 @@ def alarms_of(stack: dict) -> dict[str, dict]:
 
 
 def key_ref(stack: dict) -> str:
-    return ref("aws_kms_key", only(stack, "aws_kms_key")[0], "arn")
+    return ref("aws_kms_key", stack_key(stack)[0], "arn")
 
 
 def topic_ref(stack: dict) -> str:
@@ -97,7 +97,7 @@ def test_the_correlation_log_gets_its_group_only_when_shipped(stacks, bursting):
 
 def test_the_stack_key_lets_cloudwatch_logs_use_it_for_exactly_the_stack_groups(stacks, environments):
     stack = stacks["dev"]
-    policy = json.loads(only(stack, "aws_kms_key")[1]["policy"])
+    policy = json.loads(stack_key(stack)[1]["policy"])
     (logs,) = [s for s in policy["Statement"] if s["Principal"] == {"Service": "logs.eu-west-1.amazonaws.com"}]
     condition = logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
     assert condition.endswith(":log-group:/apim-dev/*")
@@ -159,7 +159,7 @@ def test_alarm_topic_under_the_stack_key_that_cloudwatch_may_use(stacks, environ
     _, topic = only(stack, "aws_sns_topic")
     assert topic["kms_master_key_id"] == key_ref(stack)
     assert stack["output"][names.OUTPUT_ALARM_TOPIC]["value"] == topic_ref(stack)
-    key_policy = json.loads(only(stack, "aws_kms_key")[1]["policy"])
+    key_policy = json.loads(stack_key(stack)[1]["policy"])
     (cloudwatch,) = [s for s in key_policy["Statement"] if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
     assert set(cloudwatch["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
     topic_policy = json.loads(only(stack, "aws_sns_topic_policy")[1]["policy"])

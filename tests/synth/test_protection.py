@@ -52,6 +52,7 @@ def test_prod_is_protected_and_dev_and_local_are_destroyable(environments):
         "node.termination_protection",
         "shared_fs.retain_on_destroy",
         "load_balancer.deletion_protection",
+        "backup.retain_on_destroy",
     ]
     assert protections_on(environments["dev"]) == protections_on(environments["local"]) == []
     assert "database.deletion_protection" not in protections_on(environments["legacy32"]), "its database is not ours"

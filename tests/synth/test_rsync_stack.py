@@ -10,7 +10,7 @@ import yaml
 
 from apim_active_active.renderers import rsync
 from apim_active_active.terraform_text import template_of_base64gzip
-from tests.helpers import group_named, named, node_user_data, only, ref, resources
+from tests.helpers import group_named, named, node_user_data, only, ref, resources, stack_key
 
 
 def test_no_shared_file_system_and_no_nfs(example_stacks):
@@ -40,7 +40,7 @@ def test_key_parameters_hold_no_key_and_only_the_nodes_write_them(example_stacks
     stack = example_stacks["rsync"]
     parameters = resources(stack, "aws_ssm_parameter")
     assert {p["name"] for p in parameters.values()} == {"/apim-sync/rsync/manager-key", "/apim-sync/rsync/worker-host-key"}
-    key = ref("aws_kms_key", only(stack, "aws_kms_key")[0], "arn")
+    key = ref("aws_kms_key", stack_key(stack)[0], "arn")
     for parameter in parameters.values():
         assert (parameter["type"], parameter["key_id"]) == ("SecureString", key)
         assert "ssh-" not in parameter["value"] and "PRIVATE" not in parameter["value"]

@@ -15,7 +15,7 @@ from apim_active_active.engines import ENGINES
 from apim_active_active.renderers.boot_script import CONFIG_SOURCE, render_deployment_toml
 from apim_active_active.terraform_text import template_of_base64gzip
 from tests.conftest import synthesize, tool_env
-from tests.helpers import ENVS, group_named, named, node_user_data, only, ref, resources
+from tests.helpers import ENVS, group_named, named, node_user_data, only, ref, resources, stack_key
 
 PEER_PORTS = {9443, 9611, 9711, 5672}
 
@@ -74,7 +74,7 @@ def test_efs_encrypted_with_a_mount_target_per_node_subnet_and_nfs_from_nodes_on
     stack = stacks[env]
     fs_name, file_system = only(stack, "aws_efs_file_system")
     assert file_system["encrypted"] is True
-    key_name, _ = only(stack, "aws_kms_key")
+    key_name, _ = stack_key(stack)
     assert file_system["kms_key_id"] == ref("aws_kms_key", key_name, "arn")
     efs_group = ref("aws_security_group", group_named(stack, "efs"))
     targets = resources(stack, "aws_efs_mount_target").values()
@@ -130,7 +130,8 @@ def test_emulator_gaps_are_switched_off_in_local_only(stacks):
         for instance in resources(stacks[env], "aws_instance").values():
             assert "vpc_security_group_ids" not in instance["lifecycle"]["ignore_changes"]
     assert all(i["monitoring"] for i in resources(dev, "aws_instance").values())
-    assert resources(dev, "aws_efs_backup_policy") and resources(dev, "aws_efs_file_system_policy")
+    # dev's EFS automatic backups give way to the stack's daily backup plan (tests/synth/test_backup.py).
+    assert resources(dev, "aws_efs_file_system_policy")
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -160,6 +161,8 @@ def test_outputs_and_tags(stacks, env):
         names.OUTPUT_ALARM_TOPIC,
         names.OUTPUT_DASHBOARD,
         names.OUTPUT_LOG_GROUPS,
+        names.OUTPUT_BACKUP_VAULTS,
+        names.OUTPUT_BACKUP_PLANS,
     }
     assert all(output.get("description") for output in stack["output"].values())
     sensitive = {name for name, output in stack["output"].items() if output.get("sensitive")}
@@ -183,7 +186,7 @@ def test_new_vpc_flow_logs_and_a_default_group_without_rules(stacks):
     _, flow_log = only(dev, "aws_flow_log")
     group_name, group = named(dev, "aws_cloudwatch_log_group", "/apim-dev/vpc-flow-logs")
     assert (flow_log["traffic_type"], flow_log["log_destination"]) == ("ALL", ref("aws_cloudwatch_log_group", group_name, "arn"))
-    assert group["kms_key_id"] == ref("aws_kms_key", only(dev, "aws_kms_key")[0], "arn") and group["retention_in_days"] == 365
+    assert group["kms_key_id"] == ref("aws_kms_key", stack_key(dev)[0], "arn") and group["retention_in_days"] == 365
     _, default_group = only(dev, "aws_default_security_group")
     assert "ingress" not in default_group and "egress" not in default_group
     assert not resources(stacks["legacy32"], "aws_flow_log"), "existing VPC: its owner runs its flow logs"
@@ -227,7 +230,7 @@ def test_efs_policy_admits_only_the_node_role_over_tls(stacks, environments, env
 @pytest.mark.parametrize("env", ENVS)
 def test_stack_key_rotates_and_encrypts_the_root_volumes(stacks, env):
     stack = stacks[env]
-    key_name, key = only(stack, "aws_kms_key")
+    key_name, key = stack_key(stack)
     assert key["enable_key_rotation"] is True
     for instance in resources(stack, "aws_instance").values():
         assert instance["root_block_device"]["kms_key_id"] == ref("aws_kms_key", key_name, "arn")
@@ -237,7 +240,7 @@ def test_stack_key_rotates_and_encrypts_the_root_volumes(stacks, env):
 def test_rds_private_encrypted_with_a_managed_password_reachable_from_the_nodes_only(stacks, environments, env):
     stack, database = stacks[env], environments[env].database
     _, instance = only(stack, "aws_db_instance")
-    key = ref("aws_kms_key", only(stack, "aws_kms_key")[0], "arn")
+    key = ref("aws_kms_key", stack_key(stack)[0], "arn")
     assert instance["storage_encrypted"] is True and instance["kms_key_id"] == key
     assert instance["manage_master_user_password"] is True and instance["master_user_secret_kms_key_id"] == key
     assert "password" not in instance
@@ -264,7 +267,7 @@ def test_generated_secrets_have_no_value_in_terraform_and_the_node_role_gets_exa
     stack = stacks[env]
     assert not resources(stack, "aws_secretsmanager_secret_version"), "values are generated at boot, not by Terraform"
     secrets = resources(stack, "aws_secretsmanager_secret")
-    key = ref("aws_kms_key", only(stack, "aws_kms_key")[0], "arn")
+    key = ref("aws_kms_key", stack_key(stack)[0], "arn")
     # With RDS, API-M's own database user too (RDS rotates its master password); an existing database has its own.
     expected = ["apim-admin", "keystore"] if environments[env].database.existing else ["apim-admin", "database-app", "keystore"]
     assert sorted(s["name"].split("/")[1] for s in secrets.values()) == expected

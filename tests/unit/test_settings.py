@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from ipaddress import IPv4Address
 
 import pytest
@@ -108,6 +109,18 @@ BAD_SETTINGS = [
         5000,
         ["load_balancer.idle_timeout_seconds", "less than or equal to 4000"],
     ),
+    ("backup schedule not a cron", "backup.schedule", "0 3 * * *", ["backup.schedule", "not an AWS cron expression"]),
+    ("backup schedule with a rate", "backup.schedule", "rate(1 day)", ["backup.schedule", "not an AWS cron expression"]),
+    ("backup copied into the stack's own region", "backup.copy_region", "us-east-1", ["backup.copy_region", "a second region"]),
+    ("secrets replicated nowhere", "backup.replicate_secrets", True, ["backup.replicate_secrets", "needs backup.copy_region"]),
+    ("unknown vault lock mode", "backup.vault_lock", "strict", ["backup.vault_lock"]),
+    (
+        "a locked vault whose recovery points a destroy would delete",
+        "backup",
+        {"vault_lock": "governance", "retain_on_destroy": False},
+        ["backup", "a locked vault keeps its recovery points"],
+    ),
+    ("continuous backup past AWS Backup's 35 days", "database.backup_retention_days", 36, ["database.backup_retention_days"]),
     (
         "node 2 never waiting for node 1",
         "apim.first_start_wait_seconds",
@@ -184,4 +197,21 @@ def test_every_top_level_cross_check_error_comes_at_once(local_dict):
     with pytest.raises(SettingsError) as caught:
         parse_settings(local_dict, "local.toml", environ={})
     fields = [line.split(":")[0].strip() for line in str(caught.value).splitlines()[1:]]
-    assert sorted(fields) == ["apim.hostname", "availability_zones", "roll.node_checks", "state"]
+    assert sorted(fields) == ["apim.hostname", "availability_zones", "backup.selections", "roll.node_checks", "state"]
+
+
+def test_backup_plans_without_selections_only_in_the_emulator(local_dict):
+    """An AWS environment with backup.selections = false would back nothing up; local may (moto has no CreateBackupSelection)."""
+    dev = tomllib.loads((ENVIRONMENTS / "dev.toml").read_text())
+    _set(dev, "backup.selections", False)
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(dev, "dev.toml", environ={})
+    lines = str(caught.value).splitlines()[1:]
+    assert lines == ["  backup.selections: only the local environment (the emulator) may leave the backup plans without selections"]
+    assert parse_settings(local_dict, "local.toml", environ={}).backup.selections is False
+
+
+def test_a_copy_region_with_replicated_secrets_is_accepted(local_dict):
+    _set(local_dict, "backup", {"copy_region": "eu-central-1", "replicate_secrets": True, "vault_lock": "compliance"})
+    backup = parse_settings(local_dict, "local.toml", environ={}).backup
+    assert (backup.copy_region, backup.replicate_secrets, backup.vault_lock) == ("eu-central-1", True, "compliance")
