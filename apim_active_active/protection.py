@@ -13,7 +13,7 @@ def protections_on(settings: Settings) -> list[str]:
         "node.termination_protection": settings.node.termination_protection,
         "shared_fs.retain_on_destroy": settings.uses_efs and settings.shared_fs.retain_on_destroy,
         "load_balancer.deletion_protection": settings.load_balancer.deletion_protection,
-        "backup.retain_on_destroy": settings.backup.plan and settings.backup.retain_on_destroy,
+        "backup.retain_on_destroy": settings.backup.holds_recovery_points and settings.backup.retain_on_destroy,
     }
     return [name for name, value in on.items() if value]
 

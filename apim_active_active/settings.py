@@ -248,7 +248,11 @@ class SharedFsSettings(_Strict):
     throughput_mode: Literal["elastic", "bursting"] = Field(
         "elastic", description="EFS throughput mode; elastic avoids burst-credit exhaustion."
     )
-    backup: bool = Field(True, description="AWS Backup policy on the file system.")
+    backup: bool = Field(
+        True,
+        description="EFS's own automatic backups (AWS Backup's default vault, 35 days), made only while the stack's "
+        "backup plan does not cover the file system (`backup.plan` off, or no selections).",
+    )
     tls_only_policy: bool = Field(
         True,
         description="File system policy: only the node role may mount, only through a mount target, only over TLS.",
@@ -490,6 +494,11 @@ class BackupSettings(_Strict):
         description="When the daily recovery points are taken (AWS Backup's cron, UTC): the database's and the share's.",
     )
     retention_days: int = Field(35, ge=1, le=36500, description="Days a daily recovery point is kept.")
+    continuous_schedule: str = Field(
+        "cron(0 15 * * ? *)",
+        description="When the continuous plan's job runs (AWS Backup's cron, UTC): apart from `schedule`, since AWS Backup "
+        "runs one job per resource at a time and a second one waiting past its start window fails.",
+    )
     continuous_database: bool = Field(
         True,
         description="Continuous backup of the database (point-in-time restore to any second within "
@@ -519,13 +528,18 @@ class BackupSettings(_Strict):
         "stack's vaults with every recovery point in them (for environments that are re-created, such as dev).",
     )
 
+    @property
+    def holds_recovery_points(self) -> bool:
+        """Whether the stack's vaults receive recovery points (no selections: nothing is ever backed up into them)."""
+        return self.plan and self.selections
+
     @model_validator(mode="after")
     def _lock_keeps(self) -> BackupSettings:
         if not self.retain_on_destroy and self.vault_lock != "off":
             raise ValueError('a locked vault keeps its recovery points: backup.retain_on_destroy = false needs vault_lock = "off"')
         return self
 
-    @field_validator("schedule")
+    @field_validator("schedule", "continuous_schedule")
     @classmethod
     def _cron(cls, value: str) -> str:
         if not AWS_CRON.match(value):

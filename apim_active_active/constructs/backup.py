@@ -76,7 +76,9 @@ class BackupPlans(Construct):
             "vault",
             name=prefix,
             kms_key_arn=props.kms_key_arn,
-            force_destroy=not backup.retain_on_destroy,  # a destroy takes the recovery points with it
+            # A destroy takes the recovery points with it; with no selections the vault stays empty (and the emulator
+            # lacks the listing a forced delete makes).
+            force_destroy=backup.holds_recovery_points and not backup.retain_on_destroy,
             tags={"Name": resource_name(prefix, "backup")},
             lifecycle=self._tagged,
         )
@@ -93,7 +95,7 @@ class BackupPlans(Construct):
                 provider=props.copy.provider,
                 name=prefix,
                 kms_key_arn=props.copy.kms_key_arn,
-                force_destroy=not backup.retain_on_destroy,
+                force_destroy=backup.holds_recovery_points and not backup.retain_on_destroy,
                 tags={"Name": resource_name(prefix, "backup-copy")},
                 lifecycle=self._tagged,
             )
@@ -133,7 +135,7 @@ class BackupPlans(Construct):
                 aws.backup_plan.BackupPlanRule(
                     rule_name="continuous",
                     target_vault_name=vault.name,
-                    schedule=backup.schedule,
+                    schedule=backup.continuous_schedule,  # apart from the daily rule's: one job per resource at a time
                     enable_continuous_backup=True,
                     completion_window=COMPLETION_WINDOW_MINUTES,
                     lifecycle=aws.backup_plan.BackupPlanRuleLifecycle(delete_after=props.continuous_retention_days),
@@ -152,6 +154,11 @@ class BackupPlans(Construct):
             backup_vault_name=vault_name,
             min_retention_days=min_days,
             changeable_for_days=COMPLIANCE_CHANGEABLE_DAYS if mode == "compliance" else None,
+            # Every argument replaces the lock (the provider's vault_lock_configuration.go), and a compliance lock past
+            # its cooling-off cannot be removed: a later retention change must not plan that replacement.
+            lifecycle=TerraformResourceLifecycle(ignore_changes=["min_retention_days", "max_retention_days", "changeable_for_days"])
+            if mode == "compliance"
+            else None,
         )
 
     def _plan(self, suffix: str, rule: aws.backup_plan.BackupPlanRule, resource_arns: list[str]) -> str:

@@ -75,7 +75,10 @@ class ActiveActiveStack(TerraformStack):
             peers.rule("egress_database", "egress", database.port, "Database (RDS)", peer_group=database.security_group_id)
 
         secrets = self._secrets(key, copy_key)
-        grant = identity.grant("use_secrets", secret_statements(database, secrets, key, channel, settings.encryption.node_decrypt_key_arns))
+        copy_region = settings.backup.copy_region
+        replica = (copy_region, copy_key.key_arn) if copy_region and copy_key and settings.backup.replicate_secrets else None
+        statements = secret_statements(database, secrets, key, channel, settings.encryption.node_decrypt_key_arns, replica)
+        grant = identity.grant("use_secrets", statements)
         user_data = self._user_data(database, secrets, balancer, share, channel, key)
         nodes = self._nodes(environment, network, peers, identity, key, user_data, channel, share, grant)
         for index, node in enumerate(nodes):

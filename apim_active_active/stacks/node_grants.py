@@ -9,11 +9,19 @@ from apim_active_active.constructs.rsync_channel import RsyncChannel
 
 
 def secret_statements(
-    database: Database, secrets: GeneratedSecrets, key: StackKey, channel: RsyncChannel | None, decrypt_key_arns: tuple[str, ...]
+    database: Database,
+    secrets: GeneratedSecrets,
+    key: StackKey,
+    channel: RsyncChannel | None,
+    decrypt_key_arns: tuple[str, ...],
+    replica: tuple[str, str] | None = None,
 ) -> list[dict]:
     """What the nodes may do with the secrets: read them all, write the ones they generate; with rsync, hand
     over the public keys (SecureString parameters under the stack key); decrypt with the other keys the settings
-    name (what they encrypt was made outside the stack)."""
+    name (what they encrypt was made outside the stack). With replicas (region, key ARN): the value a node writes is
+    replicated under the replica's key as the writer, so the node may encrypt with that key through Secrets Manager
+    there (secretsmanager/latest/userguide/replicate-secrets_troubleshoot.html: "No permissions available on the KMS
+    key")."""
     generated = [arn for arn in (secrets.admin_arn, secrets.keystore_arn, secrets.db_app_arn, secrets.encryption_key_arn) if arn]
     return [
         {"Sid": "ReadSecrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": [database.secret_arn, *generated]},
@@ -25,4 +33,17 @@ def secret_statements(
             else []
         ),
         *(channel.statements(key.key_arn) if channel else []),
+        *(
+            [
+                {
+                    "Sid": "ReplicaKey",
+                    "Effect": "Allow",
+                    "Action": ["kms:Encrypt", "kms:GenerateDataKey"],
+                    "Resource": replica[1],
+                    "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{replica[0]}.amazonaws.com"}},
+                }
+            ]
+            if replica
+            else []
+        ),
     ]

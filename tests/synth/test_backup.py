@@ -85,9 +85,15 @@ def test_the_vault_is_the_prefix_under_the_stack_key(stacks, environments, env):
 @pytest.mark.parametrize("env", ENVS)
 def test_a_destroy_takes_the_recovery_points_only_where_they_are_not_retained(stacks, environments, env):
     """retain_on_destroy (a protection: `cdktf destroy` refuses while it is on) or force_destroy on every vault."""
-    wanted = not environments[env].backup.retain_on_destroy
-    assert {v.get("force_destroy") for v in resources(stacks[env], "aws_backup_vault").values()} == {wanted}
-    assert ("backup.retain_on_destroy" in protections_on(environments[env])) is not wanted
+    backup = environments[env].backup
+    forced = backup.holds_recovery_points and not backup.retain_on_destroy
+    assert {v.get("force_destroy") for v in resources(stacks[env], "aws_backup_vault").values()} == {forced}
+    protected = "backup.retain_on_destroy" in protections_on(environments[env])
+    assert protected is (backup.holds_recovery_points and backup.retain_on_destroy)
+    # local: no selections, so nothing is ever in its vault: neither protected nor forced (the emulator has no
+    # ListRecoveryPointsByBackupVault, which a forced delete calls).
+    if env == "local":
+        assert not forced and not protected
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -270,3 +276,36 @@ def test_only_the_emulator_ignores_backup_tag_drift(stacks):
         for kind in ("aws_backup_vault", "aws_backup_plan"):
             for made in resources(stacks[env], kind).values():
                 assert (made.get("lifecycle", {}).get("ignore_changes") == ["tags", "tags_all"]) == (env == "local"), (env, kind)
+
+
+def test_nodes_may_encrypt_with_the_copy_key_through_secrets_manager_there_for_the_replicas(stacks, environments):
+    """The value a node writes is replicated under the replica's key as the writer (Secrets Manager's replication
+    troubleshooting: "No permissions available on the KMS key"): prod's node role may encrypt with that key, only
+    through Secrets Manager in the copy region; dev, which replicates nothing, gets no such statement."""
+
+    def replica_statements(stack: dict) -> list[dict]:
+        policies = [json.loads(p["policy"]) for p in resources(stack, "aws_iam_role_policy").values()]
+        return [s for p in policies for s in p["Statement"] if s.get("Sid") == "ReplicaKey"]
+
+    (statement,) = replica_statements(stacks["prod"])
+    copy_key = next(n for n, k in resources(stacks["prod"], "aws_kms_key").items() if "provider" in k)
+    assert statement["Resource"] == ref("aws_kms_key", copy_key, "arn")
+    assert statement["Action"] == ["kms:Encrypt", "kms:GenerateDataKey"]
+    assert statement["Condition"] == {
+        "StringEquals": {"kms:ViaService": f"secretsmanager.{environments['prod'].backup.copy_region}.amazonaws.com"}
+    }
+    assert replica_statements(stacks["dev"]) == []
+
+
+def test_the_continuous_job_runs_apart_from_the_daily_one(stacks, environments):
+    """AWS Backup runs one job per resource at a time; a second one waiting past its start window fails."""
+    rules = {name: plan["rule"][0] for name, plan in plans(stacks["prod"]).items()}
+    backup = environments["prod"].backup
+    assert rules["apim-prod-daily"]["schedule"] == backup.schedule
+    assert rules["apim-prod-database-continuous"]["schedule"] == backup.continuous_schedule != backup.schedule
+
+
+def test_a_compliance_lock_is_never_replaced_by_a_later_retention_change(compliance_stack):
+    """Every argument of the lock replaces it (the provider), and a compliance lock past its cooling-off cannot go."""
+    for lock in resources(compliance_stack, "aws_backup_vault_lock_configuration").values():
+        assert set(lock["lifecycle"]["ignore_changes"]) == {"min_retention_days", "max_retention_days", "changeable_for_days"}
