@@ -20,6 +20,8 @@ REGION = "us-east-1"
 CDKTF_TIMEOUT = 600
 EMULATOR_DUPLICATE = "InvalidPermission.Duplicate"
 EMULATOR_GONE_TARGET = "InvalidTarget: The specified target does not exist"
+# A resent DeleteVpcEndpoints: the first call already took the endpoint's routes away (a second destroy finds it gone).
+EMULATOR_GONE_ROUTE = "InvalidRoute.NotFound"
 # The tool environment the Makefile exports (tests and the rehearsal may run without make).
 TOOL_ENV = {
     "TF_CLI_CONFIG_FILE": str(ROOT / ".tools" / "terraformrc"),
@@ -133,4 +135,9 @@ def destroy(stack: str, flags: list[str], env: dict[str, str]) -> tuple[subproce
         if attachments:
             commands.run(["terraform", "state", "rm", *attachments], cwd=stack_dir, env=env, text=True, timeout=CDKTF_TIMEOUT)
 
-    return _once_more_after(["destroy", stack, *flags], env, EMULATOR_GONE_TARGET, "forgetting the attachments", forget_attachments)
+    args = ["destroy", stack, *flags]
+    result, seconds = _once_more_after(args, env, EMULATOR_GONE_TARGET, "forgetting the attachments", forget_attachments)
+    if result.returncode != 0 and EMULATOR_GONE_ROUTE in result.stdout + result.stderr:
+        result, more = _once_more_after(args, env, EMULATOR_GONE_ROUTE, "the endpoint's routes are gone", lambda: None)
+        seconds += more
+    return result, seconds
