@@ -60,7 +60,7 @@ def ensure_schema(environments, database, home: Path) -> subprocess.CompletedPro
     )
     return subprocess.run(
         ["ip", "netns", "exec", database["client"], "bash", "-c", script],
-        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "NODE_ENV": str(work / "node.env")},
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "NODE_ENV": str(work / "node.env"), "BOOT_LOG": str(work / "boot.log")},
         capture_output=True,
         text=True,
         timeout=120,
