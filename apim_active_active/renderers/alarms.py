@@ -199,6 +199,13 @@ def _nodes(settings: Settings, observed: Observed) -> list[AlarmSpec]:
     return specs
 
 
+# The agent's own percentages, alarmed alike: (alarm name part, metric, threshold setting, what follows "Node N").
+AGENT_PERCENTS = (
+    ("disk", obs.DISK_USED_PERCENT, "disk_percent", "'s root file system fills: logs and the product stop writing"),
+    ("memory", obs.MEMORY_USED_PERCENT, "memory_percent", " is short of memory: the kernel may kill API-M"),
+)
+
+
 def _node_agent(settings: Settings, observed: Observed) -> list[AlarmSpec]:
     """What the CloudWatch agent and the boot log report. Memory and disk come from the agent alone: no data for 15
     minutes means the agent or the node is down, an alarm. Heap comes through API-M's JMX: no data means API-M is down,
@@ -221,30 +228,21 @@ def _node_agent(settings: Settings, observed: Observed) -> list[AlarmSpec]:
                 "ignore",
                 "heap_percent",
             ),  # fmt: skip
-            AlarmSpec(
-                _name(settings, f"node-{number}-disk"),
-                f"Node {number}'s root file system fills: logs and the product stop writing",
-                node_metric(prefix, obs.DISK_USED_PERCENT, instance_id, "Maximum"),
-                FIVE_MINUTES,
-                3,
-                3,
-                limits.disk_percent,
-                ABOVE,
-                "breaching",
-                "disk_percent",
-            ),  # fmt: skip
-            AlarmSpec(
-                _name(settings, f"node-{number}-memory"),
-                f"Node {number} is short of memory: the kernel may kill API-M",
-                node_metric(prefix, obs.MEMORY_USED_PERCENT, instance_id, "Maximum"),
-                FIVE_MINUTES,
-                3,
-                3,
-                limits.memory_percent,
-                ABOVE,
-                "breaching",
-                "memory_percent",
-            ),  # fmt: skip
+            *(
+                AlarmSpec(
+                    _name(settings, f"node-{number}-{what}"),
+                    f"Node {number}{reason}",
+                    node_metric(prefix, metric, instance_id, "Maximum"),
+                    FIVE_MINUTES,
+                    3,
+                    3,
+                    getattr(limits, setting),
+                    ABOVE,
+                    "breaching",
+                    setting,
+                )
+                for what, metric, setting, reason in AGENT_PERCENTS
+            ),
         ]
     namespace = obs.metric_namespace(prefix)
     specs.append(

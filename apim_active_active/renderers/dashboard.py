@@ -24,6 +24,12 @@ def _widget(title: str, lines: list[list], region: str) -> dict:
     return {"type": "metric", "width": WIDTH, "height": HEIGHT, "properties": properties}
 
 
+def _node_widget(title: str, prefix: str, nodes: list, metrics: tuple, stat: str, region: str) -> dict:
+    """One line per node and metric the agent publishes."""
+    lines = [_line(node_metric(prefix, m, i, stat), f"node {n} {m.name}") for n, i in nodes for m in metrics]
+    return _widget(title, lines, region)
+
+
 def dashboard_widgets(settings: Settings, observed: Observed) -> list[dict]:
     """Every widget, in reading order, placed two to a row."""
     prefix, region, elb, lb = settings.name_prefix, settings.region, "AWS/ApplicationELB", ("LoadBalancer", observed.load_balancer)
@@ -57,24 +63,8 @@ def dashboard_widgets(settings: Settings, observed: Observed) -> list[dict]:
     ]
     if settings.observability.agent:
         widgets += [
-            _widget(
-                "JVM heap (used, max)",
-                [
-                    _line(node_metric(prefix, m, i, "Average"), f"node {n} {m.name}")
-                    for n, i in nodes
-                    for m in (obs.HEAP_USED, obs.HEAP_MAX)
-                ],
-                region,
-            ),
-            _widget(
-                "Memory and disk used, %",
-                [
-                    _line(node_metric(prefix, m, i, "Maximum"), f"node {n} {m.name}")
-                    for n, i in nodes
-                    for m in (obs.MEMORY_USED_PERCENT, obs.DISK_USED_PERCENT)
-                ],
-                region,
-            ),
+            _node_widget("JVM heap (used, max)", prefix, nodes, (obs.HEAP_USED, obs.HEAP_MAX), "Average", region),
+            _node_widget("Memory and disk used, %", prefix, nodes, (obs.MEMORY_USED_PERCENT, obs.DISK_USED_PERCENT), "Maximum", region),
             _widget(
                 "Share and boot (from the boot log)",
                 [
