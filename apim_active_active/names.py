@@ -28,6 +28,7 @@ OUTPUT_LOG_GROUPS = "log_group_names"
 # Backup (docs/backup-and-restore.md): the vaults by role (primary, copy) and the plans' ids by plan name.
 OUTPUT_BACKUP_VAULTS = "backup_vault_names"
 OUTPUT_BACKUP_PLANS = "backup_plan_ids"
+OUTPUT_BACKUP_ROLE = "backup_role_arn"  # AWS Backup's role here: scripts/restore.py restores the share with it
 # Set only by scripts/roll.py: the nodes are held while it replaces them one at a time.
 ROLL_VARIABLE = "roll"
 
@@ -35,6 +36,12 @@ ROLL_VARIABLE = "roll"
 def rsync_parameter(name_prefix: str, what: str) -> str:
     """SSM parameter through which the rsync peers hand over public keys (what: manager-key or worker-host-key)."""
     return f"/{name_prefix}/rsync/{what}"
+
+
+def restore_share_parameter(name_prefix: str) -> str:
+    """SSM parameter scripts/restore.py sets once the share's recovery point is in this environment's file system: the
+    restored nodes wait for it before they seed (docs/backup-and-restore.md)."""
+    return f"/{name_prefix}/restore/share"
 
 
 def resource_name(name_prefix: str, suffix: str) -> str:

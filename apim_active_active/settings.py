@@ -11,6 +11,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from datetime import datetime
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Annotated, Literal
@@ -547,6 +548,72 @@ class BackupSettings(_Strict):
         return value
 
 
+SECRET_ARN = r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$"
+
+
+class RestoredSecrets(_Strict):
+    """The source environment's secrets, which the restored nodes read and never generate: what the restored database
+    and share were encrypted and signed with (docs/backup-and-restore.md)."""
+
+    admin_arn: str = Field(pattern=SECRET_ARN, description="The source's `<prefix>/apim-admin` secret (or its replica here).")
+    keystore_arn: str = Field(pattern=SECRET_ARN, description="The source's `<prefix>/keystore` secret (or its replica here).")
+    database_app_arn: str | None = Field(
+        None, pattern=SECRET_ARN, description="The source's `<prefix>/database-app` secret: RDS the stack makes only."
+    )
+    encryption_key_arn: str | None = Field(
+        None,
+        pattern=SECRET_ARN,
+        description="The source's `<prefix>/encryption-key` secret: versions with symmetric internal encryption (4.7) only.",
+    )
+
+
+class RestoreSettings(_Strict):
+    """This environment is a restore of another (written by scripts/restore.py; docs/backup-and-restore.md)."""
+
+    source_prefix: NamePart = Field(description="`name_prefix` of the environment restored from.")
+    generation: int = Field(
+        1,
+        ge=1,
+        description="Restore number: each restored node rebuilds the registry's search index once for it "
+        "(`[indexing] re_indexing`, WSO2's re-index switch, and the `solr` folder removed).",
+    )
+    database_source: str | None = Field(
+        None, pattern=r"^[a-z][a-z0-9-]{0,62}$", description="RDS instance restored to a point in time (same region)."
+    )
+    database_time: datetime | None = Field(
+        None, description="With `database_source`: the time restored to (UTC); unset: its latest restorable time."
+    )
+    database_snapshot: str | None = Field(
+        None,
+        pattern=r"^(arn:aws[a-z-]*:rds:[a-z0-9-]+:\d{12}:snapshot:)?[A-Za-z][A-Za-z0-9:-]*$",
+        description="RDS snapshot restored instead (a daily recovery point, or its copy in this region).",
+    )
+    share: bool = Field(
+        True,
+        description="A recovery point of the source's share is restored into this environment's file system after "
+        "the deploy (scripts/restore.py); the first node waits for it before seeding.",
+    )
+    share_recovery_point: str | None = Field(
+        None,
+        pattern=r"^arn:aws[a-z-]*:backup:[a-z0-9-]+:\d{12}:recovery-point:.+$",
+        description="The share's recovery point restore.py restores (a record; `--resume` restores it).",
+    )
+    share_wait_minutes: int = Field(
+        720, ge=5, le=2880, description="How long a node waits at boot for the share's restore (a large share takes hours)."
+    )
+    secrets: RestoredSecrets
+
+    @model_validator(mode="after")
+    def _one_database_source(self) -> RestoreSettings:
+        problems = _Problems()  # each under its own field (restore.database_snapshot, restore.database_time)
+        if self.database_source and self.database_snapshot:
+            problems.add("database_snapshot", "database_source (point in time) or database_snapshot, not both")
+        if self.database_time and not self.database_source:
+            problems.add("database_time", "database_time needs database_source (the instance restored to that time)")
+        problems.raise_any()
+        return self
+
+
 # CloudWatch Logs' accepted retention periods (PutRetentionPolicy).
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 
@@ -678,6 +745,7 @@ class Settings(_Strict):
         None, description="Remote state (required outside the emulator). Unset with the emulator: a local state file."
     )
     emulator: EmulatorSettings | None = Field(None, description="Set only in the local environment.")
+    restore: RestoreSettings | None = Field(None, description="Set when this environment is a restore of another (scripts/restore.py).")
     tags: dict[str, str] = Field({}, description="Tags on every resource (besides Name, Environment, ManagedBy).")
 
     @model_validator(mode="after")
@@ -719,6 +787,7 @@ class Settings(_Strict):
             problems.add("shared_fs", 'content_sync = "rsync" has no shared file system; remove [shared_fs]')
         if self.content_sync == "efs" and self.rsync is not None:
             problems.add("rsync", 'only with content_sync = "rsync"; remove [rsync] or set content_sync')
+        self._restore_checks(problems)
         dns_zone = self.load_balancer.route53_zone
         if dns_zone is not None:
             if self.apim.hostname is None:
@@ -727,6 +796,31 @@ class Settings(_Strict):
                 problems.add("apim.hostname", f"apim.hostname {self.apim.hostname} is not inside load_balancer.route53_zone {dns_zone}")
         problems.raise_any()
         return self
+
+    def _restore_checks(self, problems: _Problems) -> None:
+        restore = self.restore
+        if restore is None:
+            return
+        if restore.source_prefix == self.name_prefix:
+            problems.add("restore.source_prefix", "a restore goes into a new environment: name_prefix must differ from the source's")
+        makes_database = self.database.existing is None
+        if makes_database and not (restore.database_source or restore.database_snapshot):
+            problems.add(
+                "restore.database_source", "RDS the stack makes is restored: set database_source (point in time) or database_snapshot"
+            )
+        if not makes_database and (restore.database_source or restore.database_snapshot):
+            problems.add(
+                "restore.database_source", "database.existing is restored outside the stack: remove database_source and database_snapshot"
+            )
+        if makes_database != (restore.secrets.database_app_arn is not None):
+            problems.add("restore.secrets.database_app_arn", "set it exactly when the stack makes RDS (API-M's own database user)")
+        symmetric = traits(self.apim.version).symmetric_internal_crypto
+        if symmetric != (restore.secrets.encryption_key_arn is not None):
+            problems.add(
+                "restore.secrets.encryption_key_arn", f"set it exactly when API-M {self.apim.version} encrypts with the pair's key (4.7+)"
+            )
+        if restore.share and not self.uses_efs:
+            problems.add("restore.share", 'content_sync = "rsync" has no share to restore into: set share = false')
 
     @property
     def is_local(self) -> bool:

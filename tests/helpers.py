@@ -112,6 +112,38 @@ def rsync_local(**apim) -> Settings:
     return parse_settings(data, environ={})
 
 
+# A restored environment: local restored into apim-local-r1 ([restore], scripts/restore.py's shape).
+RESTORED_PREFIX = "apim-local-r1"
+SOURCE_SECRETS = {
+    "admin_arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:apim-local/apim-admin-Ab12Cd",
+    "keystore_arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:apim-local/keystore-Ef34Gh",
+    "database_app_arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:apim-local/database-app-Ij56Kl",
+}
+
+
+def restored_local_dict(content_sync: str = "efs", **restore) -> dict:
+    """The local environment's settings as a restore of local (point in time), with these [restore] settings;
+    content_sync = "rsync" has no share to restore."""
+    data = copy.deepcopy(local_settings_dict())
+    data["name_prefix"] = RESTORED_PREFIX
+    if content_sync == "rsync":
+        del data["shared_fs"]
+        data["content_sync"] = "rsync"
+        data["apim"]["tenants"] = False
+    data["restore"] = {
+        "source_prefix": "apim-local",
+        "database_source": "apim-local-db",
+        "share": content_sync == "efs",
+        "secrets": dict(SOURCE_SECRETS),
+        **restore,
+    }
+    return data
+
+
+def restored_local(content_sync: str = "efs", **restore) -> Settings:
+    return parse_settings(restored_local_dict(content_sync, **restore), environ={})
+
+
 def cloud_config_files(user_data: str) -> dict[str, dict]:
     """The write_files entries of a cloud-config, by path."""
     assert user_data.startswith("#cloud-config\n")

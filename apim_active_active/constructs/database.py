@@ -7,6 +7,11 @@ password managed by RDS in Secrets Manager (encrypted with the stack's key); Mul
 protection, a final snapshot when it is deleted (`database.final_snapshot`), 7 days of backups, logs to CloudWatch,
 IAM authentication, Performance Insights, enhanced monitoring: settings under `database`.
 Existing: the nodes may reach `database.existing.cidr` on its port; its secret is named in the settings.
+Restored (`restore`): created from the source's point in time or snapshot. RDS keeps the encryption key of what it
+restores from (RestoreDBInstanceToPointInTime and RestoreDBInstanceFromDBSnapshot take no key), so the stack's key is
+not asked for, and neither that nor the restore's source is ever changed afterwards (each would replace the instance);
+the engine version is the restored one's (the provider would otherwise modify a snapshot's to the settings' major-only
+version, which RDS refuses: terraform-aws-modules/terraform-aws-rds#385).
 With AWS Backup's continuous backup of the database, its backup retention period is set at creation (equal to the
 continuous rule's) and then left to AWS Backup.
 Exposes: host, port, secret_arn, arn (None with an existing database), security_group_id (None with an existing
@@ -16,6 +21,7 @@ database: the nodes reach its `database.existing.cidr`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC
 
 from cdktf import TerraformResourceLifecycle
 from constructs import Construct
@@ -25,7 +31,7 @@ from apim_active_active.constructs.security_rules import tcp_rule
 from apim_active_active.engines import ENGINES
 from apim_active_active.iam_documents import assume_role_policy
 from apim_active_active.names import resource_name
-from apim_active_active.settings import DatabaseSettings
+from apim_active_active.settings import DatabaseSettings, RestoreSettings
 
 MASTER_USERNAME = "wso2admin"
 MONITORING_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
@@ -43,12 +49,13 @@ class DatabaseProps:
     # another value than the current one while a continuous recovery point is associated, terraform-aws-modules/
     # terraform-aws-rds-aurora#411; hashicorp/terraform-provider-aws#33465), so Terraform sets it at creation only.
     retention_owned_by_backup: bool = False
+    restore: RestoreSettings | None = None  # a restored environment: the database from the source's backup
 
 
 class Database(Construct):
     def __init__(self, scope: Construct, id_: str, props: DatabaseProps) -> None:
         super().__init__(scope, id_)
-        prefix, database = props.name_prefix, props.database
+        prefix, database, restore = props.name_prefix, props.database, props.restore
         engine = ENGINES[database.engine]
         self.port: int = engine.port
         self.security_group_id: str | None = None
@@ -92,13 +99,13 @@ class Database(Construct):
             "instance",
             identifier=resource_name(prefix, "db"),
             engine=engine.rds_engine,
-            engine_version=engine.rds_version,
+            engine_version=None if restore else engine.rds_version,  # a snapshot's own (a major-only one fails its modify)
             instance_class=database.instance_class,
             allocated_storage=database.allocated_storage_gb,
             storage_type="gp3",
             storage_encrypted=True,
-            kms_key_id=props.kms_key_arn,
-            db_name=engine.apim_db,
+            kms_key_id=None if restore else props.kms_key_arn,
+            db_name=None if restore else engine.apim_db,  # RDS takes no database name for MySQL or PostgreSQL restores
             username=MASTER_USERNAME,
             manage_master_user_password=True,
             master_user_secret_kms_key_id=props.kms_key_arn,
@@ -120,7 +127,11 @@ class Database(Construct):
             monitoring_interval=database.enhanced_monitoring_seconds,
             monitoring_role_arn=self._monitoring_role(prefix) if database.enhanced_monitoring_seconds else None,
             tags={"Name": resource_name(prefix, "db")},
-            lifecycle=TerraformResourceLifecycle(ignore_changes=["backup_retention_period"]) if props.retention_owned_by_backup else None,
+            lifecycle=_lifecycle(props.retention_owned_by_backup, restore is not None),
+            **_restored_from(restore),
+            # A restore replays logs or reads a snapshot: far longer than a creation, and the provider records the
+            # instance only once it is available (a time-out would leave it outside the state).
+            timeouts=aws.db_instance.DbInstanceTimeouts(create="300m", update="300m") if restore else None,
         )
         self.host = instance.address
         self.secret_arn = instance.master_user_secret.get(0).secret_arn
@@ -136,3 +147,26 @@ class Database(Construct):
         )
         aws.iam_role_policy_attachment.IamRolePolicyAttachment(self, "monitoring_policy", role=role.name, policy_arn=MONITORING_POLICY)
         return role.arn
+
+
+def _lifecycle(retention_owned_by_backup: bool, restored: bool) -> TerraformResourceLifecycle | None:
+    ignored = [
+        *(["backup_retention_period"] if retention_owned_by_backup else []),
+        *(["kms_key_id", "engine_version", "restore_to_point_in_time", "snapshot_identifier"] if restored else []),
+    ]
+    return TerraformResourceLifecycle(ignore_changes=ignored) if ignored else None
+
+
+def _restored_from(restore: RestoreSettings | None) -> dict:
+    if restore is None:
+        return {}
+    if restore.database_snapshot:
+        return {"snapshot_identifier": restore.database_snapshot}
+    time = restore.database_time
+    return {
+        "restore_to_point_in_time": aws.db_instance.DbInstanceRestoreToPointInTime(
+            source_db_instance_identifier=restore.database_source,
+            restore_time=(time.astimezone(UTC) if time.tzinfo else time).strftime("%Y-%m-%dT%H:%M:%SZ") if time else None,
+            use_latest_restorable_time=None if time else True,
+        )
+    }

@@ -30,7 +30,21 @@ class GeneratedSecretsProps:
     replica_kms_key_arn: str | None = None  # the stack's key in that region
 
 
+@dataclass(frozen=True)
+class SourceSecrets:
+    """A restored environment's secrets: the source's, read by the nodes and never generated (no construct: the stack
+    makes none)."""
+
+    admin_arn: str
+    keystore_arn: str
+    db_app_arn: str | None
+    encryption_key_arn: str | None
+    generated: bool = False
+
+
 class GeneratedSecrets(Construct):
+    generated = True  # the nodes put the values (once)
+
     def __init__(self, scope: Construct, id_: str, props: GeneratedSecretsProps) -> None:
         super().__init__(scope, id_)
 

@@ -15,7 +15,7 @@ import yaml
 
 from apim_active_active import ports
 from apim_active_active.engines import APIM_DB_MARKER_TABLE, APP_DB_USER, ENGINES, SHARED_DB_MARKER_TABLE
-from apim_active_active.names import rsync_parameter
+from apim_active_active.names import restore_share_parameter, rsync_parameter
 from apim_active_active.renderers import rsync, shared_folders
 from apim_active_active.renderers.cloudwatch_agent import render_agent_config_json
 from apim_active_active.renderers.deployment_toml import (
@@ -98,9 +98,18 @@ def boot_part(name: str) -> str:
     return files("apim_active_active.renderers").joinpath("files/boot", name).read_text()
 
 
-def boot_script_source(content_sync: str) -> str:
-    """The boot step of a node of that mode ("efs" or "rsync"), with its comments: its parts, a blank line apart."""
-    return "\n".join(boot_part(name) for name in BOOT_PARTS[content_sync])
+# What a restored environment's nodes get besides, before main: restore.sh (the search index rebuilt), and in the EFS
+# mode restore-share.sh (the share's restore waited for and moved into place); rsync has no share to restore.
+RESTORE_PARTS: dict[str, tuple[str, ...]] = {"efs": ("restore.sh", "restore-share.sh"), "rsync": ("restore.sh",)}
+
+
+def boot_script_source(content_sync: str, restored: bool = False) -> str:
+    """The boot step of a node of that mode ("efs" or "rsync"), with its comments: its parts, a blank line apart. A
+    restored environment's nodes get the mode's RESTORE_PARTS too, before main."""
+    parts = BOOT_PARTS[content_sync]
+    if restored:
+        parts = (*parts[:-1], *RESTORE_PARTS[content_sync], parts[-1])
+    return "\n".join(boot_part(name) for name in parts)
 
 
 def merge_config_text() -> str:
@@ -112,10 +121,10 @@ def merge_config_text() -> str:
 BASE_PACKAGES = ("unzip", "openssl", "python3", "python3-tomli", "python3-tomli-w")
 
 
-def boot_script_text(content_sync: str) -> str:
+def boot_script_text(content_sync: str, restored: bool = False) -> str:
     """The boot step as a node of that mode gets it: its source without the comment lines, a quarter of its size
     (EC2 takes at most 16 KB of user data). A test keeps any heredoc line from starting with '#'."""
-    shebang, *lines = boot_script_source(content_sync).splitlines(keepends=True)
+    shebang, *lines = boot_script_source(content_sync, restored).splitlines(keepends=True)
     kept = [line for line in lines if not line.lstrip().startswith("#") or line.lstrip().startswith("# shellcheck ")]
     return (
         f"{shebang}# {BOOT_SCRIPT} (content_sync = {content_sync}): see apim_active_active/renderers/files/boot/ "
@@ -244,8 +253,22 @@ def render_node_env(settings: Settings, deployed: Deployed, node_index: int = 0)
         "AGENT_CTL": AGENT_CTL,
         "LOCAL_LOG_DAYS": str(settings.observability.local_log_days),
         "JMX_PORT": str(JMX_PORT),
+        **_restore_env(settings),
     }
     return "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items())
+
+
+def _restore_env(settings: Settings) -> dict[str, str]:
+    """A restored environment's (restore.sh): the generation; with EFS (restore-share.sh), the parameter its share's
+    restore is signalled by (empty: no share restored) and how long a node waits for it."""
+    restore = settings.restore
+    if restore is None:
+        return {}
+    share = {
+        "RESTORE_SHARE_PARAMETER": restore_share_parameter(settings.name_prefix) if restore.share else "",
+        "RESTORE_WAIT_SECONDS": str(restore.share_wait_minutes * 60),
+    }
+    return {"RESTORE_GENERATION": str(restore.generation), **(share if settings.uses_efs else {})}
 
 
 def _units(name: str, texts: tuple[str, str]) -> list[dict]:
@@ -283,7 +306,7 @@ def render_user_data(settings: Settings, node_index: int, deployed: Deployed) ->
         _file(NODE_ENV, render_node_env(settings, deployed, node_index), "0644"),
         _file(CONFIG_SOURCE, toml, "0644"),
         _file(f"/etc/systemd/system/{SERVICE}", render_systemd_unit(settings, node_index), "0644"),
-        _file(BOOT_SCRIPT, boot_script_text(settings.content_sync), "0755"),
+        _file(BOOT_SCRIPT, boot_script_text(settings.content_sync, settings.restore is not None), "0755"),
         _file(MERGE_CONFIG, merge_config_text(), "0755"),
     ]
     if settings.uses_efs:

@@ -198,6 +198,10 @@ def render_deployment_toml(settings: Settings, node_index: int, db_host: str, db
     if traits(settings.apim.version).symmetric_internal_crypto:
         # One key for the pair, generated once (the boot step); set, so the 4.7 start script adds none of its own.
         document["encryption"] = {"key": f"$env{{{ENCRYPTION_KEY_ENV}}}"}
+    if settings.restore:
+        # WSO2's re-index switch (registry.xml.j2 from v3.2.0 to v4.7.0: a new lastAccessTimeLocation, so the indexer
+        # starts over from the database); the boot step removes the old index (restore.sh).
+        document["indexing"] = {"re_indexing": settings.restore.generation}
     header = (
         f"# Rendered by apim_active_active for {settings.name_prefix} node {node_index + 1}"
         f" (API-M {settings.apim.version}): the pair's part only. The boot step merges it over the product's own"

@@ -18,13 +18,14 @@ from apim_active_active.constructs.dashboard import Dashboard, DashboardProps
 from apim_active_active.constructs.database import Database, DatabaseProps
 from apim_active_active.constructs.destroy_guard import DestroyGuard, DestroyGuardProps
 from apim_active_active.constructs.encryption import CopyRegionKey, CopyRegionKeyProps, StackKey, StackKeyProps
-from apim_active_active.constructs.generated_secrets import GeneratedSecrets, GeneratedSecretsProps
+from apim_active_active.constructs.generated_secrets import GeneratedSecrets, GeneratedSecretsProps, SourceSecrets
 from apim_active_active.constructs.load_balancer import LoadBalancer, LoadBalancerProps
 from apim_active_active.constructs.log_groups import LogGroups, LogGroupsProps
 from apim_active_active.constructs.network import Network, NetworkProps
 from apim_active_active.constructs.node import Node, NodeProps
 from apim_active_active.constructs.node_identity import NodeIdentity, NodeIdentityProps
 from apim_active_active.constructs.peer_security import PeerSecurity, PeerSecurityProps
+from apim_active_active.constructs.restore_signal import RestoreSignal, RestoreSignalProps
 from apim_active_active.constructs.rsync_channel import RsyncChannel, RsyncChannelProps
 from apim_active_active.constructs.shared_fs import SharedFileSystem, SharedFileSystemProps
 from apim_active_active.iam_documents import cloudwatch_agent_statements
@@ -77,7 +78,14 @@ class ActiveActiveStack(TerraformStack):
         secrets = self._secrets(key, copy_key)
         copy_region = settings.backup.copy_region
         replica = (copy_region, copy_key.key_arn) if copy_region and copy_key and settings.backup.replicate_secrets else None
-        statements = secret_statements(database, secrets, key, channel, settings.encryption.node_decrypt_key_arns, replica)
+        signal = (
+            RestoreSignal(self, "restore", RestoreSignalProps(self.prefix, key.key_arn))
+            if settings.restore and settings.restore.share
+            else None
+        )
+        statements = secret_statements(
+            database, secrets, key, channel, settings.encryption.node_decrypt_key_arns, replica, signal.arn if signal else None
+        )
         grant = identity.grant("use_secrets", statements)
         user_data = self._user_data(database, secrets, balancer, share, channel, key)
         nodes = self._nodes(environment, network, peers, identity, key, user_data, channel, share, grant)
@@ -168,11 +176,15 @@ class ActiveActiveStack(TerraformStack):
             node_group_id=peers.group_id,
             kms_key_arn=key.key_arn,
             retention_owned_by_backup=self._continuous_database() and self.settings.backup.selections,
+            restore=self.settings.restore,
         )
         return Database(self, "database", props)
 
-    def _secrets(self, key: StackKey, copy_key: CopyRegionKey | None) -> GeneratedSecrets:
+    def _secrets(self, key: StackKey, copy_key: CopyRegionKey | None) -> GeneratedSecrets | SourceSecrets:
         settings = self.settings
+        if settings.restore:  # the source's: what the restored database and share were encrypted with
+            source = settings.restore.secrets
+            return SourceSecrets(source.admin_arn, source.keystore_arn, source.database_app_arn, source.encryption_key_arn)
         replicate = settings.backup.replicate_secrets and copy_key is not None
         props = GeneratedSecretsProps(
             name_prefix=self.prefix,
@@ -202,10 +214,10 @@ class ActiveActiveStack(TerraformStack):
             ignore_tag_drift=settings.emulator is not None,
         )
         plans = BackupPlans(self, "backup", props)
-        add_backup_outputs(self, plans.vault_names, plans.plan_ids)
+        add_backup_outputs(self, plans.vault_names, plans.plan_ids, plans.role_arn)
 
-    def _user_data(self, database: Database, secrets: GeneratedSecrets, balancer: LoadBalancer, share: SharedFileSystem | None,
-                   channel: RsyncChannel | None, key: StackKey) -> NodeUserData:  # fmt: skip
+    def _user_data(self, database: Database, secrets: GeneratedSecrets | SourceSecrets, balancer: LoadBalancer,
+                   share: SharedFileSystem | None, channel: RsyncChannel | None, key: StackKey) -> NodeUserData:  # fmt: skip
         # What only an apply knows, by Deployed field; None where this stack has no such thing (rendered empty).
         known = {
             "db_host": database.host,

@@ -4,28 +4,39 @@ from __future__ import annotations
 
 from apim_active_active.constructs.database import Database
 from apim_active_active.constructs.encryption import StackKey
-from apim_active_active.constructs.generated_secrets import GeneratedSecrets
+from apim_active_active.constructs.generated_secrets import GeneratedSecrets, SourceSecrets
 from apim_active_active.constructs.rsync_channel import RsyncChannel
 
 
 def secret_statements(
     database: Database,
-    secrets: GeneratedSecrets,
+    secrets: GeneratedSecrets | SourceSecrets,
     key: StackKey,
     channel: RsyncChannel | None,
     decrypt_key_arns: tuple[str, ...],
     replica: tuple[str, str] | None = None,
+    restore_parameter_arn: str | None = None,
 ) -> list[dict]:
     """What the nodes may do with the secrets: read them all, write the ones they generate; with rsync, hand
     over the public keys (SecureString parameters under the stack key); decrypt with the other keys the settings
     name (what they encrypt was made outside the stack). With replicas (region, key ARN): the value a node writes is
     replicated under the replica's key as the writer, so the node may encrypt with that key through Secrets Manager
     there (secretsmanager/latest/userguide/replicate-secrets_troubleshoot.html: "No permissions available on the KMS
-    key")."""
+    key"). A restored environment's nodes only read the source's secrets, and the parameter that says its share was
+    restored."""
     generated = [arn for arn in (secrets.admin_arn, secrets.keystore_arn, secrets.db_app_arn, secrets.encryption_key_arn) if arn]
     return [
         {"Sid": "ReadSecrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": [database.secret_arn, *generated]},
-        {"Sid": "GenerateOnce", "Effect": "Allow", "Action": "secretsmanager:PutSecretValue", "Resource": generated},
+        *(
+            [{"Sid": "GenerateOnce", "Effect": "Allow", "Action": "secretsmanager:PutSecretValue", "Resource": generated}]
+            if secrets.generated
+            else []
+        ),
+        *(
+            [{"Sid": "RestoredShare", "Effect": "Allow", "Action": "ssm:GetParameter", "Resource": restore_parameter_arn}]
+            if restore_parameter_arn
+            else []
+        ),
         {"Sid": "StackKey", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": key.key_arn},
         *(
             [{"Sid": "OtherKeys", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": list(decrypt_key_arns)}]
@@ -43,7 +54,7 @@ def secret_statements(
                     "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{replica[0]}.amazonaws.com"}},
                 }
             ]
-            if replica
+            if replica and secrets.generated  # a restored environment's nodes write no secret, so none is replicated
             else []
         ),
     ]

@@ -60,7 +60,8 @@ def add_observability_outputs(stack: TerraformStack, topic_arn: str, dashboard_n
         TerraformOutput(stack, names.OUTPUT_LOG_GROUPS, value=log_groups, description="Log groups the nodes ship to, by log")
 
 
-def add_backup_outputs(stack: TerraformStack, vault_names: dict[str, str], plan_ids: dict[str, str]) -> None:
+def add_backup_outputs(stack: TerraformStack, vault_names: dict[str, str], plan_ids: dict[str, str], role_arn: str) -> None:
+    TerraformOutput(stack, names.OUTPUT_BACKUP_ROLE, value=role_arn, description="The role AWS Backup takes here (backups, restores)")
     TerraformOutput(
         stack, names.OUTPUT_BACKUP_VAULTS, value=vault_names, description="AWS Backup vaults of the stack, by role (primary, copy)"
     )

@@ -22,8 +22,8 @@ def _sql_string(value: str) -> str:
 
 
 class MariaDbStandIn:
-    def __init__(self, lab: Lab, work: Path, address: str) -> None:
-        self.lab, self.work, self.address = lab, work / "mariadb", address
+    def __init__(self, lab: Lab, work: Path, address: str, name: str = "db") -> None:
+        self.lab, self.work, self.address, self.name = lab, work / ("mariadb" if name == "db" else f"mariadb-{name}"), address, name
         self.socket = self.work / "mysqld.sock"
 
     def start(self, username: str, password: str, initial_database: str) -> None:
@@ -65,7 +65,7 @@ class MariaDbStandIn:
             ],
             timeout=60,
         )
-        namespace = self.lab.add_host("db", [self.address])
+        namespace = self.lab.add_host(self.name, [self.address])
         self.lab.in_namespace(
             namespace,
             "mariadbd",

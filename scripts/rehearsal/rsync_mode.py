@@ -61,6 +61,8 @@ class PushTimer:
 
 
 class RsyncRehearsal(Rehearsal):
+    drill = False  # the restore drill runs in the EFS mode (a restore of rsync's is the database's only)
+
     def __init__(self, keep: bool = False) -> None:
         environment = rsync_environment()
         super().__init__(environment=environment, tag="rs", keep=keep)

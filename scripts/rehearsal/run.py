@@ -39,6 +39,7 @@ from scripts.rehearsal.log_shipping import LogShipping
 from scripts.rehearsal.product import build_archive, build_jdbc_driver, files_on_the_share
 from scripts.rehearsal.proof import Proof
 from scripts.rehearsal.replacement import NodeMoves
+from scripts.rehearsal.restore_drill import RestoreDrill
 from scripts.rehearsal.stage import AWS_RELAY_PORT, CLOUD_INIT_MODULE, fresh_stage, stage_node
 from scripts.show_deployment import user_data
 
@@ -85,7 +86,9 @@ class Check:
     detail: str
 
 
-class Rehearsal(ProductFidelity, NodeMoves, LogShipping, Proof):
+class Rehearsal(ProductFidelity, NodeMoves, LogShipping, Proof, RestoreDrill):
+    drill = True  # the restore drill (EFS): a second pair booted from the first's backups
+
     def __init__(
         self, share_delay: float = 5.0, environment: Path = ROOT / "environments" / "local.toml", tag: str = "rh", keep: bool = False
     ) -> None:
@@ -196,10 +199,13 @@ class Rehearsal(ProductFidelity, NodeMoves, LogShipping, Proof):
         # Each zone resolves the EFS name to its own mount target, as Route 53 does for EFS.
         return {self.outputs[OUTPUT_EFS_DNS]: mount_target, self.db_host: self.db_address}
 
-    def add_node(self, index: int, address: str, node_user_data: str, mount_target: str | None) -> NodeHost:
+    def add_node(
+        self, index: int, address: str, node_user_data: str, mount_target: str | None, hosts: dict | None = None, export: Path | None = None
+    ) -> NodeHost:
         stage = fresh_stage(self.work / f"stage-{index + 1}-{time.monotonic_ns()}")
-        stage_node(stage, node_user_data, self.node_hosts(mount_target), java_package_and_home(self.settings.apim.jdk)[1])
-        node = self.lab.add_node(index + 1, address, stage, self.export, ROOT)
+        hosts = self.node_hosts(mount_target) if hosts is None else hosts
+        stage_node(stage, node_user_data, hosts, java_package_and_home(self.settings.apim.jdk)[1])
+        node = self.lab.add_node(index + 1, address, stage, export or self.export, ROOT)
         self.lab.in_namespace(
             node.name, "socat", f"TCP-LISTEN:{AWS_RELAY_PORT},bind=127.0.0.1,fork,reuseaddr", f"UNIX-CONNECT:{self.socket}"
         )
@@ -645,10 +651,14 @@ class Rehearsal(ProductFidelity, NodeMoves, LogShipping, Proof):
         self.replace_node(1)
         self.check_no_secret_anywhere()  # the replacements' logs too
         self.broken_config_boot()
+        if self.drill:
+            self.restore_drill()  # last: the first pair is taken away
 
     def run(self) -> list[Check]:
         try:
             self.deploy()
+            if self.drill:
+                self.start_restored_deploy()  # in the background, beside the first pair's rehearsal
             self.open_lab()
             texts = self.first_boot_of_both()
             self.check_first_boot(texts)

@@ -86,12 +86,13 @@ def test_checkov_finds_nothing_that_is_not_skipped(synth_dir, environments, env)
         )
 
 
-def test_checkov_finds_nothing_in_the_rsync_example(example_synth_dir, examples):
-    report = checkov(example_synth_dir / "stacks" / "rsync", "--config-file", str(CONFIG), cwd=ROOT)
+@pytest.mark.parametrize("example", ["rsync", "restored"])
+def test_checkov_finds_nothing_in_the_rsync_and_restored_examples(example_synth_dir, examples, example):
+    report = checkov(example_synth_dir / "stacks" / example, "--config-file", str(CONFIG), cwd=ROOT)
     assert report["summary"]["passed"] > 0
-    allowed = opted_out(examples["rsync"])
+    allowed = opted_out(examples[example])
     failed = [check for check in report["results"]["failed_checks"] if check["check_id"] not in allowed]
-    assert not failed, f"checkov: failed checks in the rsync example:\n{describe(failed)}"
+    assert not failed, f"checkov: failed checks in the {example} example:\n{describe(failed)}"
 
 
 def test_every_skip_still_fails_somewhere(synth_dir):

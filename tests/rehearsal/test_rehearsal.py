@@ -44,6 +44,27 @@ OBSERVED = [
 ]
 
 
+# The restore drill (EFS, last): a second pair booted from the first's backups as a restored environment.
+RESTORED = [
+    ("restored pair: the boot waited for the share's restore, then completed", "1"),
+    ("restored pair: the boot waited for the share's restore, then completed", "2"),
+    ("restored share: AWS Backup's restore into the new file system (restore.py), moved into place once, not seeded", "both"),
+    ("restored pair holds what was written before the backup: the file on the share, the rows in the database", "both"),
+    ("restored pair read the source's secrets: none generated, each node's secrets file as the source's", "both"),
+    ("restored pair did not run the schema again: the restored database's tables kept", "both"),
+    *[
+        (
+            "restored node rebuilds the search index once: its solr folder removed before API-M's first start, "
+            "[indexing] re_indexing = 1 read by API-M, the rebuilt index kept at the next boot",
+            number,
+        )
+        for number in ("1", "2")
+    ],
+    ("restored pair answers 9443 (probed from the peer)", "1"),
+    ("restored pair answers 9443 (probed from the peer)", "2"),
+]
+
+
 EXPECTED = [
     ("no node seeded while another held the seed lock", "both"),
     ("first boot completed (cloud-init write_files, runcmd, then its script)", "1"),
@@ -127,6 +148,7 @@ EXPECTED = [
     *replaced("1"),
     *replaced("2"),
     ("broken deployment.toml: boot fails before API-M starts and says which file and line", "1"),
+    *RESTORED,
 ]
 
 

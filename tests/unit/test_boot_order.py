@@ -11,7 +11,7 @@ import pytest
 
 from apim_active_active.renderers import boot_script
 from tests.conftest import DEPLOYED
-from tests.helpers import local_settings, rsync_local
+from tests.helpers import local_settings, restored_local, rsync_local
 
 # The steps boot() and the mode's steps call, each replaced by a recorder.
 LEAVES = (
@@ -88,3 +88,48 @@ def test_boot_runs_its_steps_in_order(tmp_path, settings, node, expected):
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "trace").read_text().split() == expected
     assert (tmp_path / "boot-done").exists(), "a completed boot step is marked (the share watch's reboot rule)"
+
+
+def _after(steps: list[str], step: str, new: str) -> list[str]:
+    at = steps.index(step) + 1
+    return [*steps[:at], new, *steps[at:]]
+
+
+RESTORED_EFS = _after(_after(EFS, "mount_share", "adopt_restored_share"), "install_config", "rebuild_after_restore")
+
+
+@pytest.mark.parametrize(
+    ("settings", "node", "expected"),
+    [
+        (restored_local(), 0, RESTORED_EFS),
+        (restored_local(), 1, RESTORED_EFS),
+        (restored_local("rsync"), 0, _after(RSYNC_NODE_1, "install_config", "rebuild_after_restore")),
+        (restored_local("rsync"), 1, _after(RSYNC_NODE_2, "install_config", "rebuild_after_restore")),
+    ],
+    ids=["efs-node-1", "efs-node-2", "rsync-node-1", "rsync-node-2"],
+)
+def test_a_restored_node_adopts_the_restored_share_before_seeding_and_rebuilds_the_index_after_its_config(
+    tmp_path, settings, node, expected
+):
+    """The restored share is waited for and moved into place after the mount and before the seed (else an empty share
+    would be seeded from the distribution); the search index goes after install_config, before API-M starts."""
+    (tmp_path / "node.env").write_text(boot_script.render_node_env(settings, DEPLOYED, node))
+    script = boot_script.boot_script_text(settings.content_sync, restored=True)
+    defined = set(re.findall(r"^([a-z_]+)\(\) \{", script, re.M))
+    leaves = [*LEAVES, "adopt_restored_share", "rebuild_after_restore"]
+    stubs = "\n".join(f'{name}() {{ echo {name} >> "$TRACE"; }}' for name in leaves if name in defined)
+    run = subprocess.run(
+        ["bash", "-c", f". /dev/stdin <<'BOOT'\n{script}\nBOOT\n{stubs}\nboot"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "NODE_ENV": str(tmp_path / "node.env"),
+            "BOOT_LOG": "/dev/null",
+            "TRACE": str(tmp_path / "trace"),
+            "BOOT_DONE": str(tmp_path / "boot-done"),
+        },
+    )
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "trace").read_text().split() == expected

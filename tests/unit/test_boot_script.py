@@ -24,7 +24,7 @@ from apim_active_active.renderers.boot_script import (
 )
 from apim_active_active.settings import parse_settings
 from tests.conftest import DEPLOYED, EXAMPLES, ROOT
-from tests.helpers import cloud_config_files, cloud_init_schema
+from tests.helpers import cloud_config_files, cloud_init_schema, restored_local
 
 EFS = DEPLOYED.efs_id
 CLOUD_INIT = os.environ.get("CLOUD_INIT_PYTHONPATH", str(ROOT / ".tools/cloud-init/usr/lib/python3/dist-packages"))
@@ -231,3 +231,47 @@ def test_each_node_gets_its_modes_boot_step(environments, env, mode, node):
     settings = environments[env] if env != "rsync" else parse_settings(tomllib.loads((EXAMPLES / "rsync.toml").read_text()), environ={})
     assert settings.content_sync == mode
     assert cloud_config_files(render_user_data(settings, node, DEPLOYED))[BOOT_SCRIPT]["content"] == boot_script.boot_script_text(mode)
+
+
+# A restored environment's nodes: restore.sh too (before main.sh) ------------------------------------------------------
+RESTORE_STEPS = {"adopt_restored_share", "rebuild_after_restore"}
+RESTORE_STEPS_OF = {"efs": RESTORE_STEPS, "rsync": {"rebuild_after_restore"}}
+RESTORE_GUARD = '[[ -z "${RESTORE_GENERATION:-}" ]] || '
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("text", [boot_script.boot_script_source, boot_script.boot_script_text], ids=["source", "shipped"])
+def test_a_restored_nodes_boot_script_is_shellcheck_clean(text, mode, tmp_path):
+    script = tmp_path / "wso2am-boot"
+    script.write_text(text(mode, True))
+    assert {name for name in RESTORE_STEPS if f"{name}() {{" in script.read_text()} == RESTORE_STEPS_OF[mode]
+    result = subprocess.run(["shellcheck", "-S", "style", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_restore_steps_run_only_on_a_restored_nodes_boot_step(mode):
+    """restore.sh's steps are called only where a restored node's env says so (RESTORE_GENERATION); a node of
+    another environment has neither the part nor a call outside that guard."""
+    plain, restored = boot_script.boot_script_text(mode), boot_script.boot_script_text(mode, True)
+    assert not RESTORE_STEPS & set(_defined(plain))
+    assert sorted(name for name in set(_defined(restored)) if _defined(restored).count(name) > 1) == []
+    calls = [line.strip() for line in plain.splitlines() if RESTORE_STEPS & set(re.findall(r"[a-z_]+", line))]
+    assert all(line.startswith(RESTORE_GUARD) for line in calls), calls
+    assert {step for line in calls for step in RESTORE_STEPS if step in line} == RESTORE_STEPS_OF[mode]
+    # What a restored node's script calls is defined in it (a restored rsync node has no share step: none is called).
+    assert RESTORE_STEPS_OF[mode] <= set(_defined(restored))
+
+
+@pytest.mark.parametrize("variant", ["example", "rsync"])
+@pytest.mark.parametrize("node", [0, 1])
+def test_a_restored_nodes_user_data_fits_and_ships_the_restore_part(examples, variant, node, tmp_path):
+    settings = examples["restored"] if variant == "example" else restored_local("rsync")
+    user_data = render_user_data(settings, node, DEPLOYED)
+    size = len(gzip.compress(user_data.encode(), compresslevel=6))
+    assert size < 14 * 1024, f"{size} bytes gzipped"  # the threshold of test_user_data_fits_ec2s_16_kb_with_room_to_grow
+    assert cloud_config_files(user_data)[BOOT_SCRIPT]["content"] == boot_script.boot_script_text(settings.content_sync, True)
+    path = tmp_path / "user-data.yaml"
+    path.write_text(user_data)
+    result = cloud_init_schema(path)
+    assert result.returncode == 0 and "Valid cloud-config" in result.stdout, result.stdout + result.stderr

@@ -9,6 +9,7 @@ import pytest
 from apim_active_active.renderers.deployment_toml import LOCAL_SERVICE_URL, render_deployment_toml
 from apim_active_active.settings import parse_settings
 from tests.conftest import DEPLOYED, local_settings_dict
+from tests.helpers import restored_local
 
 
 def _parsed(settings, node: int) -> dict:
@@ -179,3 +180,19 @@ def test_4_7_sets_the_pairs_encryption_key_from_the_environment(environments):
     )
     assert [_parsed(settings, n)["encryption"] for n in (0, 1)] == [{"key": "$env{APIM_ENCRYPTION_KEY}"}] * 2
     assert "encryption" not in _parsed(environments["local"], 0), "4.3 encrypts with the shared keystore"
+
+
+@pytest.mark.parametrize("node", [0, 1])
+def test_a_restored_node_raises_wso2s_re_indexing_switch_registry_xml_j2_v3_2_to_v4_7(examples, node):
+    """WSO2's registry.xml.j2 (product-apim v3.2.0 to v4.7.0) takes `[indexing] re_indexing` into the registry's
+    lastAccessTimeLocation (.../indexing/lastaccesstime_<n>): a new number is a new location, so the indexer starts over
+    and indexes the restored registry from the database (WSO2's re-indexing procedure). One number per restore."""
+    assert _parsed(examples["restored"], node)["indexing"] == {"re_indexing": 1}
+    assert _parsed(restored_local(generation=4), node)["indexing"] == {"re_indexing": 4}
+    assert _parsed(restored_local("rsync", generation=2), node)["indexing"] == {"re_indexing": 2}
+
+
+@pytest.mark.parametrize("env", ["local", "dev", "legacy32", "prod"])
+def test_only_a_restored_environment_touches_the_search_index(environments, env):
+    for node in (0, 1):
+        assert "indexing" not in _parsed(environments[env], node)

@@ -1,5 +1,6 @@
 """The contract between each node's rendered node.env and the boot step, declared once: the `: "${NAME:?}"` lines of
-the boot step's header part (every mode) and at the top of each mode's part (efs.sh, rsync.sh). Every variable a
+the boot step's header part (every mode), at the top of each mode's part (efs.sh, rsync.sh) and, for a restored
+environment's nodes only, at the top of its restore parts (restore.sh; with EFS, restore-share.sh). Every variable a
 node's assembled script requires is rendered for that node, and node.env carries nothing its script does not declare."""
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ import tomllib
 
 import pytest
 
-from apim_active_active.renderers.boot_script import BOOT_PARTS, boot_part, boot_script_source, render_node_env
+from apim_active_active.renderers.boot_script import BOOT_PARTS, RESTORE_PARTS, boot_part, boot_script_source, render_node_env
 from apim_active_active.settings import parse_settings
 from tests.conftest import DEPLOYED, EXAMPLES
+from tests.helpers import RESTORED_PREFIX, restored_local
 
 REQUIRED = re.compile(r'"\$\{([A-Z_]+):?\?\}"')
 MODE_PARTS = {"efs": "efs.sh", "rsync": "rsync.sh"}
@@ -40,3 +42,44 @@ def test_node_env_renders_exactly_what_the_nodes_boot_step_declares(environments
     wanted = declared(boot_script_source(settings.content_sync))
     assert wanted == declared(boot_part("header.sh")) | declared(boot_part(MODE_PARTS[settings.content_sync]))
     assert rendered == wanted, (sorted(rendered - wanted), sorted(wanted - rendered))
+
+
+def test_the_restore_parts_declare_the_restore_variables_at_their_top():
+    assert declared(boot_part("restore.sh")) == {"RESTORE_GENERATION"}
+    assert declared(boot_part("restore-share.sh")) == {"RESTORE_SHARE_PARAMETER", "RESTORE_WAIT_SECONDS"}
+    for part in ("restore.sh", "restore-share.sh"):
+        first_code = next(line for line in boot_part(part).splitlines() if line and not line.startswith("#"))
+        assert first_code.startswith(": "), f"{part}: the contract comes first, before anything uses it"
+    # Only a restored environment's nodes get them (the share's part in the EFS mode only), after the mode's part and
+    # before main.sh.
+    assert RESTORE_PARTS == {"efs": ("restore.sh", "restore-share.sh"), "rsync": ("restore.sh",)}
+    for mode in BOOT_PARTS:
+        assert not {n for n in declared(boot_script_source(mode)) if n.startswith("RESTORE_")}
+        script = boot_script_source(mode, restored=True)
+        at = [script.index(boot_part(name)) for name in (MODE_PARTS[mode], *RESTORE_PARTS[mode], "main.sh")]
+        assert at == sorted(at)
+
+
+def _env(settings, node: int) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in render_node_env(settings, DEPLOYED, node).splitlines())
+
+
+@pytest.mark.parametrize("variant", ["example", "efs", "rsync"])
+@pytest.mark.parametrize("node", [0, 1])
+def test_a_restored_nodes_env_renders_exactly_what_its_boot_step_declares(examples, variant, node):
+    settings = examples["restored"] if variant == "example" else restored_local(variant)
+    rendered = set(_env(settings, node))
+    wanted = declared(boot_script_source(settings.content_sync, restored=True))
+    parts = ("header.sh", MODE_PARTS[settings.content_sync], *RESTORE_PARTS[settings.content_sync])
+    assert wanted == set().union(*(declared(boot_part(part)) for part in parts))
+    assert rendered == wanted, (sorted(rendered - wanted), sorted(wanted - rendered))
+
+
+def test_a_restored_nodes_env_values():
+    env = _env(restored_local(generation=3, share_wait_minutes=90), 0)
+    assert (env["RESTORE_GENERATION"], env["RESTORE_WAIT_SECONDS"]) == ("3", "5400")
+    assert _env(restored_local(), 0)["RESTORE_WAIT_SECONDS"] == "43200", "restore.share_wait_minutes' default: 12 hours"
+    assert env["RESTORE_SHARE_PARAMETER"] == f"/{RESTORED_PREFIX}/restore/share"
+    assert _env(restored_local(share=False), 0)["RESTORE_SHARE_PARAMETER"] == "''", "no share restored: rendered empty"
+    rsync = _env(restored_local("rsync", generation=2), 1)
+    assert rsync["RESTORE_GENERATION"] == "2" and "RESTORE_SHARE_PARAMETER" not in rsync, "rsync: no share to wait for"

@@ -11,6 +11,7 @@ import pytest
 
 from apim_active_active.settings import SettingsError, load_environments, parse_settings
 from tests.conftest import ENVIRONMENTS, ROOT, local_settings_dict
+from tests.helpers import RESTORED_PREFIX, SOURCE_SECRETS, restored_local, restored_local_dict
 
 
 def test_examples_load_with_fixed_node_addresses(environments):
@@ -215,3 +216,150 @@ def test_a_copy_region_with_replicated_secrets_is_accepted(local_dict):
     _set(local_dict, "backup", {"copy_region": "eu-central-1", "replicate_secrets": True, "vault_lock": "compliance"})
     backup = parse_settings(local_dict, "local.toml", environ={}).backup
     assert (backup.copy_region, backup.replicate_secrets, backup.vault_lock) == ("eu-central-1", True, "compliance")
+
+
+# A restored environment ([restore], scripts/restore.py) ---------------------------------------------------------------
+EXISTING_DB = {
+    "host": "db.example.internal",
+    "port": 3306,
+    "secret_arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:shared-db-AbCdEf",
+    "cidr": "10.50.0.0/24",
+}
+APIM_4_7 = {"version": "4.7.0", "jdk": 21, "archive_url": "s3://apim-local-artifacts/wso2am-4.7.0.zip"}
+
+
+def _existing_database(data: dict) -> None:
+    data["database"] = {**data["database"], "existing": EXISTING_DB}
+
+
+def _version_4_7(data: dict) -> None:
+    data["apim"] |= APIM_4_7
+
+
+def _restore_errors(data: dict) -> list[str]:
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(data, "r.toml", environ={})
+    message = str(caught.value)
+    assert message.startswith("r.toml: invalid settings")
+    return message.splitlines()[1:]
+
+
+def test_the_examples_load_and_one_is_a_restore_of_prod(examples, environments):
+    assert set(examples) == {"apim-4-7", "rsync", "restored"}
+    restored, prod = examples["restored"], environments["prod"]
+    assert restored.restore is not None and restored.restore.source_prefix == prod.name_prefix != restored.name_prefix
+    assert restored.restore.database_source == f"{prod.name_prefix}-db" and restored.restore.database_time is not None
+    assert restored.restore.secrets.database_app_arn and restored.restore.secrets.encryption_key_arn is None  # RDS, 4.3
+    assert restored.restore.share and restored.restore.share_recovery_point.startswith(f"arn:aws:backup:{restored.region}:")
+    # The restored nodes read prod's secrets, under prod's key; the public name's Route 53 record stays prod's.
+    assert restored.encryption.node_decrypt_key_arns and restored.load_balancer.route53_zone is None
+    assert restored.apim.hostname == prod.apim.hostname
+    assert [restored.network.node_ip(i) for i in (0, 1)] == [prod.network.node_ip(i) for i in (0, 1)]  # another VPC
+
+
+def test_a_restored_environment_loads():
+    settings = restored_local()
+    restore = settings.restore
+    # A large share's restore takes hours: the nodes wait 12 hours unless told otherwise.
+    assert restore is not None and (restore.generation, restore.share, restore.share_wait_minutes) == (1, True, 720)
+    assert restore.share_recovery_point is None, "a record only: restore.py writes it"
+    point = "arn:aws:backup:us-east-1:123456789012:recovery-point:0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9"
+    assert restored_local(share_recovery_point=point, share_wait_minutes=2880).restore.share_recovery_point == point
+    assert restore.secrets.admin_arn == SOURCE_SECRETS["admin_arn"] and settings.name_prefix == RESTORED_PREFIX
+    assert restored_local("rsync").restore.share is False
+    snapshot = restored_local(database_source=None, database_snapshot="rds:apim-local-db-2026-11-27-03-00")
+    assert snapshot.restore.database_snapshot and snapshot.restore.database_source is None
+    existing = restored_local_dict()
+    _existing_database(existing)  # restored outside the stack: no database source, no API-M database user's secret
+    del existing["restore"]["database_source"], existing["restore"]["secrets"]["database_app_arn"]
+    assert parse_settings(existing, environ={}).restore.secrets.database_app_arn is None
+    version_4_7 = restored_local_dict()
+    _version_4_7(version_4_7)
+    version_4_7["restore"]["secrets"]["encryption_key_arn"] = SOURCE_SECRETS["admin_arn"].replace("apim-admin", "encryption-key")
+    assert parse_settings(version_4_7, environ={}).restore.secrets.encryption_key_arn
+
+
+BAD_RESTORES = [
+    # (case, change of restored_local_dict(), the error lines, exactly)
+    (
+        "restored into the source's own prefix",
+        lambda d: d["restore"].update(source_prefix=RESTORED_PREFIX),
+        ["  restore.source_prefix: a restore goes into a new environment: name_prefix must differ from the source's"],
+    ),
+    (
+        "RDS restored from nothing",
+        lambda d: d["restore"].pop("database_source"),
+        ["  restore.database_source: RDS the stack makes is restored: set database_source (point in time) or database_snapshot"],
+    ),
+    (
+        "both a point in time and a snapshot",
+        lambda d: d["restore"].update(database_snapshot="rds:apim-local-db-2026-11-27-03-00"),
+        ["  restore.database_snapshot: database_source (point in time) or database_snapshot, not both"],
+    ),
+    (
+        "a time without the instance restored to it",
+        lambda d: d["restore"].update(database_source=None, database_snapshot="snap-1", database_time="2026-11-27T10:00:00Z"),
+        ["  restore.database_time: database_time needs database_source (the instance restored to that time)"],
+    ),
+    (
+        "RDS without API-M's database user's secret",
+        lambda d: d["restore"]["secrets"].pop("database_app_arn"),
+        ["  restore.secrets.database_app_arn: set it exactly when the stack makes RDS (API-M's own database user)"],
+    ),
+    (
+        "an existing database with a database user's secret and an RDS source",
+        _existing_database,
+        [
+            "  restore.database_source: database.existing is restored outside the stack: remove database_source and database_snapshot",
+            "  restore.secrets.database_app_arn: set it exactly when the stack makes RDS (API-M's own database user)",
+        ],
+    ),
+    (
+        "an encryption key 4.3 does not have",
+        lambda d: d["restore"]["secrets"].update(encryption_key_arn=SOURCE_SECRETS["admin_arn"].replace("apim-admin", "encryption-key")),
+        ["  restore.secrets.encryption_key_arn: set it exactly when API-M 4.3.0 encrypts with the pair's key (4.7+)"],
+    ),
+    (
+        "4.7 without its encryption key",
+        _version_4_7,
+        ["  restore.secrets.encryption_key_arn: set it exactly when API-M 4.7.0 encrypts with the pair's key (4.7+)"],
+    ),
+    (
+        "a share restored into rsync",
+        lambda d: (d.pop("shared_fs"), d.update(content_sync="rsync")),
+        ['  restore.share: content_sync = "rsync" has no share to restore into: set share = false'],
+    ),
+]
+
+
+@pytest.mark.parametrize("case, change, lines", BAD_RESTORES, ids=[c[0] for c in BAD_RESTORES])
+def test_bad_restore_settings_name_the_setting(case, change, lines):
+    data = restored_local_dict()
+    change(data)
+    data["restore"] = {k: v for k, v in data["restore"].items() if v is not None}
+    assert _restore_errors(data) == lines, case
+
+
+@pytest.mark.parametrize(
+    "setting, value, words",
+    [
+        ("admin_arn", "apim-local/apim-admin", ["restore.secrets.admin_arn", "should match pattern"]),
+        ("share_wait_minutes", 1, ["restore.share_wait_minutes", "greater than or equal to 5"]),
+        ("share_wait_minutes", 2881, ["restore.share_wait_minutes", "less than or equal to 2880"]),
+        ("share_recovery_point", "0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9", ["restore.share_recovery_point", "should match pattern"]),
+        (  # an RDS snapshot's recovery point is not the share's
+            "share_recovery_point",
+            "arn:aws:rds:us-east-1:123456789012:snapshot:awsbackup:job-0a1b2c3d",
+            ["restore.share_recovery_point", "should match pattern"],
+        ),
+        ("generation", 0, ["restore.generation", "greater than or equal to 1"]),
+        ("database_source", "Apim_Local_DB", ["restore.database_source", "should match pattern"]),
+        ("source", "apim-local", ["restore.source", "unknown setting"]),
+    ],
+)
+def test_bad_restore_values_name_the_setting(setting, value, words):
+    data = restored_local_dict()
+    (data["restore"]["secrets"] if setting.endswith("_arn") else data["restore"])[setting] = value
+    message = "\n".join(_restore_errors(data))
+    for word in words:
+        assert word in message, message

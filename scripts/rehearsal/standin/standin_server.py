@@ -255,6 +255,16 @@ def database_login(config: dict) -> dict:
     return {"user": os.environ.get("APIM_DB_USERNAME"), "tables": counts}
 
 
+def index_registry(config: dict) -> None:
+    """As the product's registry indexer: its Solr index under <APIM_HOME>/solr/data (default.json's indexing.location),
+    started over under the last-access-time location `[indexing] re_indexing` names (registry.xml.j2)."""
+    generation = config.get("indexing", {}).get("re_indexing", 0)
+    index = HOME / "solr" / "data"
+    status["indexing"] = {"re_indexing": generation, "index_found": sorted(p.name for p in index.glob("*")) if index.exists() else []}
+    index.mkdir(parents=True, exist_ok=True)
+    (index / f"indexed-{generation}").write_text("stand-in index\n")
+
+
 def main() -> int:
     try:
         config = tomllib.loads(CONF.read_text())
@@ -267,6 +277,7 @@ def main() -> int:
     open_product_logs()
     standin_api.configure(HOME, config)
     check_secrets_and_stores(config)
+    index_registry(config)
     for name, (port, use_tls) in WEB_PORTS.items():
         threading.Thread(target=serve_web, args=(name, port, use_tls), daemon=True).start()
     for name, use_tls in (("binary", False), ("binary_ssl", True), ("broker", False)):

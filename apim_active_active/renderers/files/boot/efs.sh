@@ -105,6 +105,7 @@ join_share() {
   keep_distribution_copies
   ensure_fstab
   mount_share
+  [[ -z "${RESTORE_GENERATION:-}" ]] || adopt_restored_share
   seed_share_once
   bind_shared_folders
 }

@@ -14,7 +14,8 @@
 # Parameters come from the node's env file, written by cloud-init next to this script.
 #
 # Assembled from the parts in renderers/files/boot/ (boot_script.py's BOOT_PARTS): this header, the steps every node
-# runs, the part of the node's content_sync mode (efs.sh or rsync.sh: only that one is shipped), and main.sh.
+# runs, the part of the node's content_sync mode (efs.sh or rsync.sh: only that one is shipped), a restored
+# environment's parts (restore.sh, and with EFS restore-share.sh: shipped to its nodes only), and main.sh.
 set -euo pipefail
 
 MERGE_CONFIG=${MERGE_CONFIG:-/usr/local/sbin/wso2am-merge-config}

@@ -14,6 +14,7 @@ boot() {
   install_keystores
   [[ "$SYNC_ROLE" == worker ]] || ensure_schema
   install_config
+  [[ -z "${RESTORE_GENERATION:-}" ]] || rebuild_after_restore
   bound_log_rotation
   write_runtime_env
   map_public_name
