@@ -63,9 +63,9 @@ class PushTimer:
 class RsyncRehearsal(Rehearsal):
     drill = False  # the restore drill runs in the EFS mode (a restore of rsync's is the database's only)
 
-    def __init__(self, keep: bool = False) -> None:
+    def __init__(self, keep: bool = False, destroy_stack: bool = True) -> None:
         environment = rsync_environment()
-        super().__init__(environment=environment, tag="rs", keep=keep)
+        super().__init__(environment=environment, tag="rs", keep=keep, destroy_stack=destroy_stack)
         self.settings_folder = environment.parent
         self.interval = self.settings.rsync_settings.interval_seconds
         self.server = self.settings.apim.server_dir

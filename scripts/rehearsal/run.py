@@ -90,10 +90,18 @@ class Rehearsal(ProductFidelity, NodeMoves, LogShipping, Proof, RestoreDrill):
     drill = True  # the restore drill (EFS): a second pair booted from the first's backups
 
     def __init__(
-        self, share_delay: float = 5.0, environment: Path = ROOT / "environments" / "local.toml", tag: str = "rh", keep: bool = False
+        self,
+        share_delay: float = 5.0,
+        environment: Path = ROOT / "environments" / "local.toml",
+        tag: str = "rh",
+        keep: bool = False,
+        destroy_stack: bool = True,
     ) -> None:
         self.environment = environment
         self.keep = keep  # the work folder (logs, state, the database's files) stays only when asked
+        # `cdktf destroy` of the stack before the private emulator stops (everything in it goes with it either way).
+        # make test leaves it out: the e2e tests destroy for real, and here it would only take CPU from the tests beside it.
+        self.destroy_stack = destroy_stack
         self.settings: Settings = load_settings(environment, environ={})
         self.engine = ENGINES[self.settings.database.engine]
         self.share_delay = share_delay
@@ -136,7 +144,7 @@ class Rehearsal(ProductFidelity, NodeMoves, LogShipping, Proof, RestoreDrill):
         self.notes.append("uploaded a STAND-IN product archive and JDBC driver to the emulator's S3, where the settings say")
 
     def destroy(self) -> None:
-        if hasattr(self, "env"):
+        if hasattr(self, "env") and self.destroy_stack:
             result, _ = destroy(STACK, self.flags, self.env)
             if result.returncode != 0:
                 self.notes.append(f"cdktf destroy failed: {result.stderr[-500:]}")

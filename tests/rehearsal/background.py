@@ -16,8 +16,10 @@ def start() -> None:
     if _runs:
         return
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rehearsal")
-    _runs["efs"] = pool.submit(Rehearsal(share_delay=5.0).run)
-    _runs["rsync"] = pool.submit(RsyncRehearsal().run)
+    # Their stacks are not destroyed before their private emulators stop (make rehearse does destroy): the e2e tests
+    # destroy for real, and two more destroys would only take the 2 cores from the tests running beside them.
+    _runs["efs"] = pool.submit(Rehearsal(share_delay=5.0, destroy_stack=False).run)
+    _runs["rsync"] = pool.submit(RsyncRehearsal(destroy_stack=False).run)
     pool.shutdown(wait=False)
 
 
