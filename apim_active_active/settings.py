@@ -297,11 +297,14 @@ def _artifact_url(value: str, suffix: str) -> str:
     return value
 
 
+SECRET_ARN = r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$"
+
+
 class ExistingDatabase(_Strict):
     host: str = Field(pattern=r"^[A-Za-z0-9.-]+$", description="Address of a database the nodes can reach.")
     port: int = Field(ge=1, le=65535, description="Its port.")
     secret_arn: str = Field(
-        pattern=r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$",
+        pattern=SECRET_ARN,
         description="Secrets Manager secret with JSON `username` and `password` of a user that may create the two databases.",
     )
     cidr: IPv4Network = Field(description="Network the database is in: the nodes may reach its port there.")
@@ -546,9 +549,6 @@ class BackupSettings(_Strict):
         if not AWS_CRON.match(value):
             raise ValueError(f"{value!r} is not an AWS cron expression: cron(minutes hours day-of-month month day-of-week year)")
         return value
-
-
-SECRET_ARN = r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$"
 
 
 class RestoredSecrets(_Strict):

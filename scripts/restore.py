@@ -85,19 +85,16 @@ def source_secrets(aws: Aws, source: Settings) -> tuple[dict[str, str], list[str
     a customer managed key is read only with kms:Decrypt on that key, which the restored nodes are then given
     (encryption.node_decrypt_key_arns)."""
     if source.restore is not None:  # a restore of a restore: its pair reads what its [restore] names
-        named = source.restore.secrets.model_dump(exclude_none=True)
-        kms = aws.client("kms")
-        described = [aws.client("secretsmanager").describe_secret(SecretId=arn) for arn in named.values()]
-        keys = sorted({kms.describe_key(KeyId=d["KmsKeyId"])["KeyMetadata"]["Arn"] for d in described if d.get("KmsKeyId")})
-        return named, keys
-    wanted = {"admin_arn": "apim-admin", "keystore_arn": "keystore"}
-    if source.database.existing is None:
-        wanted["database_app_arn"] = "database-app"
-    if traits(source.apim.version).symmetric_internal_crypto:
-        wanted["encryption_key_arn"] = "encryption-key"
-    secrets, found, keys = aws.client("secretsmanager"), {}, []
-    for key, name in wanted.items():
-        secret_id = f"{source.name_prefix}/{name}"
+        wanted = source.restore.secrets.model_dump(exclude_none=True)
+    else:  # the pair's own, by name
+        names_of = {"admin_arn": "apim-admin", "keystore_arn": "keystore"}
+        if source.database.existing is None:
+            names_of["database_app_arn"] = "database-app"
+        if traits(source.apim.version).symmetric_internal_crypto:
+            names_of["encryption_key_arn"] = "encryption-key"
+        wanted = {key: f"{source.name_prefix}/{name}" for key, name in names_of.items()}
+    secrets, kms, found, keys = aws.client("secretsmanager"), aws.client("kms"), {}, []
+    for key, secret_id in wanted.items():
         try:
             described = secrets.describe_secret(SecretId=secret_id)
         except secrets.exceptions.ResourceNotFoundException:
@@ -107,7 +104,7 @@ def source_secrets(aws: Aws, source: Settings) -> tuple[dict[str, str], list[str
             ) from None
         found[key] = described["ARN"]
         if described.get("KmsKeyId"):  # absent: AWS's own aws/secretsmanager key, which needs no grant
-            key_arn = aws.client("kms").describe_key(KeyId=described["KmsKeyId"])["KeyMetadata"]["Arn"]
+            key_arn = kms.describe_key(KeyId=described["KmsKeyId"])["KeyMetadata"]["Arn"]
             keys += [key_arn] if key_arn not in keys else []
     return found, keys
 

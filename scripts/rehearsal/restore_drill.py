@@ -19,13 +19,13 @@ import time
 from pathlib import Path
 
 from apim_active_active.engines import APIM_DB_MARKER_TABLE, SHARED_DB_MARKER_TABLE
-from apim_active_active.names import OUTPUT_EFS_DNS, OUTPUT_EFS_ID, OUTPUT_INSTANCE_IDS, OUTPUT_NODE_IPS
+from apim_active_active.names import OUTPUT_EFS_DNS, OUTPUT_EFS_ID, OUTPUT_INSTANCE_IDS, resource_name
 from apim_active_active.renderers.boot_script import BOOT_SCRIPT, SECRETS_FILE
-from apim_active_active.settings import Settings, parse_settings
+from apim_active_active.settings import ENDPOINT_ENV, Settings, load_settings, parse_settings
 from scripts import restore
 from scripts.local_stack import aws_env, cdktf_flags, client, deploy
+from scripts.ops import Aws
 from scripts.rehearsal.database import MariaDbStandIn
-from scripts.show_deployment import user_data
 
 WAITING = "waiting for the share's restore"
 BOOT_SECONDS = 300
@@ -60,12 +60,11 @@ class RestoreDrill:
     # in the background, from the start -------------------------------------------------------------------------------
     def deploy_restored(self) -> None:
         """The restored environment's settings, written as restore.py writes them, deployed to the emulator."""
-        secrets = client("secretsmanager", self.endpoint)
-        names = {"admin_arn": "apim-admin", "keystore_arn": "keystore", "database_app_arn": "database-app"}
-        arns = {key: secrets.describe_secret(SecretId=f"{self.settings.name_prefix}/{name}")["ARN"] for key, name in names.items()}
+        source = self.settings
+        arns, keys = restore.source_secrets(Aws(load_settings(self.environment, environ={ENDPOINT_ENV: self.endpoint})), source)
         args = argparse.Namespace(prefix=RESTORED_PREFIX, generation=1, region=None, zones=None, node_host_number=None)
-        source = {"source_prefix": self.settings.name_prefix, "generation": 1, "database_source": f"{self.settings.name_prefix}-db"}
-        text = restore.target_settings_text(self.environment.read_text(), "local", args, {**source, "share": True, "secrets": arns})
+        restored = {"source_prefix": source.name_prefix, "generation": 1, "database_source": resource_name(source.name_prefix, "db")}
+        text = restore.target_settings_text(self.environment.read_text(), "local", args, {**restored, "share": True, "secrets": arns}, keys)
         folder = self.work / "restored-env"
         folder.mkdir()
         (folder / f"{RESTORED_STACK}.toml").write_text(text)
@@ -144,23 +143,15 @@ class RestoreDrill:
         from scripts.rehearsal.run import FIRST_BOOT  # run.py imports this module
 
         outputs, settings = self.restored_outputs, self.restored_settings
-        rds = client("rds", self.endpoint)
-        (db,) = rds.describe_db_instances(DBInstanceIdentifier=f"{RESTORED_PREFIX}-db")["DBInstances"]
-        master = json.loads(
-            client("secretsmanager", self.endpoint).get_secret_value(SecretId=db["MasterUserSecret"]["SecretArn"])["SecretString"]
-        )
+        db_host, master = self.database_instance(RESTORED_PREFIX)
         address = str(settings.network.subnet_cidrs[0].network_address + 201)
         database = MariaDbStandIn(self.lab, self.work, address, name="db-r")
         database.start(master["username"], master["password"], self.engine.apim_db)
         loaded = database.sql(self.dump.read_text() + f"\nALTER USER '{master['username']}'@'%' IDENTIFIED BY '{master['password']}';\n")
         if loaded.returncode != 0:
             raise RuntimeError(f"restoring the dump: {loaded.stderr[-500:]}")
-        ec2, efs = client("ec2", self.endpoint), client("efs", self.endpoint)
-        ids = outputs[OUTPUT_INSTANCE_IDS]
-        reservations = ec2.describe_instances(InstanceIds=ids)["Reservations"]
-        subnet_of = {i["InstanceId"]: i["SubnetId"] for r in reservations for i in r["Instances"]}
-        target_in = {t["SubnetId"]: t["IpAddress"] for t in efs.describe_mount_targets(FileSystemId=outputs[OUTPUT_EFS_ID])["MountTargets"]}
-        targets = [target_in[subnet_of[i]] for i in ids]
+        user_data, addresses, target_of = self.read_back(outputs)
+        targets = [target_of[i] for i in outputs[OUTPUT_INSTANCE_IDS]]
         self.listen_on(targets)
         export = self.work / "efs-export-restored"
         export.mkdir()
@@ -168,8 +159,8 @@ class RestoreDrill:
         nodes, logs, boots = [], [], []
         env = {**self.boot_env(), "RESTORE_POLL_SECONDS": RESTORE_POLL_SECONDS}
         for index in (0, 1):
-            hosts = {outputs[OUTPUT_EFS_DNS]: targets[index], db["Endpoint"]["Address"]: address}
-            node = self.add_node(index, outputs[OUTPUT_NODE_IPS][index], user_data(ec2, ids[index]), targets[index], hosts, export)
+            hosts = {outputs[OUTPUT_EFS_DNS]: targets[index], db_host: address}
+            node = self.add_node(index, addresses[index], user_data[index], targets[index], hosts, export)
             nodes.append(node)
             logs.append(self.work / f"restored-boot-{index + 1}.log")
             with logs[-1].open("w") as handle:
@@ -179,7 +170,7 @@ class RestoreDrill:
     def listen_on(self, targets: list[str]) -> None:
         """The restored file system's mount targets answer 2049 (a new namespace for addresses the first had not)."""
         new = sorted(set(targets) - set(self.targets))
-        namespace = self.lab.add_host("efs-r", new) if new else self.efs_ns
+        namespace = self.lab.add_host("efs-r", new) if new else None
         for address in sorted(set(targets) - set(self.share_listeners)):
             self.share_listeners[address] = self.lab.in_namespace(
                 namespace if address in new else self.efs_ns, "socat", f"TCP-LISTEN:2049,bind={address},fork,reuseaddr", "SYSTEM:true"

@@ -21,7 +21,14 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from apim_active_active.engines import APIM_DB_MARKER_TABLE, APP_DB_USER, ENGINES, SHARED_DB_MARKER_TABLE
-from apim_active_active.names import OUTPUT_EFS_DNS, OUTPUT_INSTANCE_IDS, OUTPUT_LB_DNS, OUTPUT_NODE_IPS, OUTPUT_TARGET_GROUPS
+from apim_active_active.names import (
+    OUTPUT_EFS_DNS,
+    OUTPUT_INSTANCE_IDS,
+    OUTPUT_LB_DNS,
+    OUTPUT_NODE_IPS,
+    OUTPUT_TARGET_GROUPS,
+    resource_name,
+)
 from apim_active_active.observability import BOOT_LOG, CLOUD_INIT_LOG
 from apim_active_active.renderers.boot_script import BOOT_SCRIPT, CONFIG_SOURCE, SECRETS_FILE, SERVICE, SHARE_WATCH, java_package_and_home
 from apim_active_active.renderers.node_layout import STOPPED_BY_WATCH
@@ -152,20 +159,24 @@ class Rehearsal(ProductFidelity, NodeMoves, LogShipping, Proof, RestoreDrill):
             self.emulator.terminate()
             self.emulator.wait(timeout=30)
 
-    def read_back(self) -> tuple[list[str], list[str], dict[str, str]]:
-        """Each node's user data and address, and each node subnet's EFS mount target address."""
+    def read_back(self, outputs: dict | None = None) -> tuple[list[str], list[str], dict[str, str]]:
+        """Each node's user data and address, and each node subnet's EFS mount target address (of this stack, or of
+        the one whose outputs are given)."""
+        outputs = outputs or self.outputs
         ec2, efs = client("ec2", self.endpoint), client("efs", self.endpoint)
-        ids = self.outputs[OUTPUT_INSTANCE_IDS]
+        ids = outputs[OUTPUT_INSTANCE_IDS]
         reservations = ec2.describe_instances(InstanceIds=ids)["Reservations"]
         subnet_of = {i["InstanceId"]: i["SubnetId"] for r in reservations for i in r["Instances"]}
-        targets = efs.describe_mount_targets(FileSystemId=self.outputs["efs_id"])["MountTargets"]
+        targets = efs.describe_mount_targets(FileSystemId=outputs["efs_id"])["MountTargets"]
         target_in = {t["SubnetId"]: t["IpAddress"] for t in targets}
-        return [user_data(ec2, i) for i in ids], self.outputs[OUTPUT_NODE_IPS], {i: target_in[subnet_of[i]] for i in ids}
+        return [user_data(ec2, i) for i in ids], outputs[OUTPUT_NODE_IPS], {i: target_in[subnet_of[i]] for i in ids}
 
-    def database_instance(self) -> tuple[str, dict]:
-        """The RDS endpoint name and the master user secret RDS manages, as an operator would read them."""
+    def database_instance(self, name_prefix: str | None = None) -> tuple[str, dict]:
+        """The RDS endpoint name and the master user secret RDS manages, as an operator would read them (this stack's,
+        or the one of that name prefix)."""
         rds = client("rds", self.endpoint)
-        (db,) = rds.describe_db_instances(DBInstanceIdentifier=f"{self.settings.name_prefix}-db")["DBInstances"]
+        identifier = resource_name(name_prefix or self.settings.name_prefix, "db")
+        (db,) = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"]
         secret = client("secretsmanager", self.endpoint).get_secret_value(SecretId=db["MasterUserSecret"]["SecretArn"])
         return db["Endpoint"]["Address"], json.loads(secret["SecretString"])
 

@@ -68,10 +68,16 @@ RSYNC_NODE_2 = [
     ids=["efs-node-1", "efs-node-2", "rsync-node-1", "rsync-node-2"],
 )
 def test_boot_runs_its_steps_in_order(tmp_path, settings, node, expected):
+    assert traced_boot(tmp_path, settings, node, LEAVES) == expected
+    assert (tmp_path / "boot-done").exists(), "a completed boot step is marked (the share watch's reboot rule)"
+
+
+def traced_boot(tmp_path, settings, node: int, leaves: list[str]) -> list[str]:
+    """The node's boot step run with its leaves (the steps that act) stubbed to record their names, in order."""
     (tmp_path / "node.env").write_text(boot_script.render_node_env(settings, DEPLOYED, node))
-    script = boot_script.boot_script_text(settings.content_sync)
+    script = boot_script.boot_script_text(settings.content_sync, restored=settings.restore is not None)
     defined = set(re.findall(r"^([a-z_]+)\(\) \{", script, re.M))
-    stubs = "\n".join(f'{name}() {{ echo {name} >> "$TRACE"; }}' for name in LEAVES if name in defined)
+    stubs = "\n".join(f'{name}() {{ echo {name} >> "$TRACE"; }}' for name in leaves if name in defined)
     run = subprocess.run(
         ["bash", "-c", f". /dev/stdin <<'BOOT'\n{script}\nBOOT\n{stubs}\nboot"],
         capture_output=True,
@@ -86,8 +92,7 @@ def test_boot_runs_its_steps_in_order(tmp_path, settings, node, expected):
         },
     )
     assert run.returncode == 0, run.stderr
-    assert (tmp_path / "trace").read_text().split() == expected
-    assert (tmp_path / "boot-done").exists(), "a completed boot step is marked (the share watch's reboot rule)"
+    return (tmp_path / "trace").read_text().split()
 
 
 def _after(steps: list[str], step: str, new: str) -> list[str]:
@@ -113,23 +118,4 @@ def test_a_restored_node_adopts_the_restored_share_before_seeding_and_rebuilds_t
 ):
     """The restored share is waited for and moved into place after the mount and before the seed (else an empty share
     would be seeded from the distribution); the search index goes after install_config, before API-M starts."""
-    (tmp_path / "node.env").write_text(boot_script.render_node_env(settings, DEPLOYED, node))
-    script = boot_script.boot_script_text(settings.content_sync, restored=True)
-    defined = set(re.findall(r"^([a-z_]+)\(\) \{", script, re.M))
-    leaves = [*LEAVES, "adopt_restored_share", "rebuild_after_restore"]
-    stubs = "\n".join(f'{name}() {{ echo {name} >> "$TRACE"; }}' for name in leaves if name in defined)
-    run = subprocess.run(
-        ["bash", "-c", f". /dev/stdin <<'BOOT'\n{script}\nBOOT\n{stubs}\nboot"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "NODE_ENV": str(tmp_path / "node.env"),
-            "BOOT_LOG": "/dev/null",
-            "TRACE": str(tmp_path / "trace"),
-            "BOOT_DONE": str(tmp_path / "boot-done"),
-        },
-    )
-    assert run.returncode == 0, run.stderr
-    assert (tmp_path / "trace").read_text().split() == expected
+    assert traced_boot(tmp_path, settings, node, [*LEAVES, "adopt_restored_share", "rebuild_after_restore"]) == expected

@@ -48,15 +48,20 @@ def _source(url: str, prefix: str, secrets: tuple[str, ...]) -> dict:
     client("kms", url).create_alias(AliasName=f"alias/{prefix}", TargetKeyId=key["KeyId"])
     manager = client("secretsmanager", url)
     arns = {k: manager.create_secret(Name=f"{prefix}/{SECRETS[k]}", KmsKeyId=key["Arn"])["ARN"] for k in secrets}
+    _database(url, f"{prefix}-db")
+    return {"secrets": arns, "key": key["Arn"]}
+
+
+def _database(url: str, identifier: str) -> None:
+    """An RDS instance as the stack makes it (its master password managed by RDS)."""
     client("rds", url).create_db_instance(
-        DBInstanceIdentifier=f"{prefix}-db",
+        DBInstanceIdentifier=identifier,
         Engine="mysql",
         DBInstanceClass="db.t3.medium",
         AllocatedStorage=20,
         MasterUsername="wso2admin",
         ManageMasterUserPassword=True,
     )
-    return {"secrets": arns, "key": key["Arn"]}
 
 
 @pytest.fixture(scope="module")
@@ -418,14 +423,7 @@ def test_a_restore_of_a_restore_reads_the_secrets_its_restore_names(folder, emul
     key = kms.create_key(Description="apim-first: stack key")["KeyMetadata"]
     manager = client("secretsmanager", emulator)
     named = {k: manager.create_secret(Name=f"apim-first/{SECRETS[k]}", KmsKeyId=key["KeyId"])["ARN"] for k in SECRETS}
-    client("rds", emulator).create_db_instance(
-        DBInstanceIdentifier=f"{RESTORED_PREFIX}-db",
-        Engine="mysql",
-        DBInstanceClass="db.t3.medium",
-        AllocatedStorage=20,
-        MasterUsername="wso2admin",
-        ManageMasterUserPassword=True,
-    )
+    _database(emulator, f"{RESTORED_PREFIX}-db")
     (folder / "local-r1.toml").write_text(tomli_w.dumps(restored_local_dict(secrets=named)))
     assert restore.main(["local-r1", "local-r2", "--latest", "--generation", "2", "--no-share", "--dry-run"]) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
