@@ -40,6 +40,9 @@ else:
 
 if TYPE_CHECKING:  # the same submodules, for the type checker
     from cdktf_cdktf_provider_aws import (
+        autoscaling_group,
+        autoscaling_lifecycle_hook,
+        autoscaling_policy,
         backup_plan,
         backup_selection,
         backup_vault,
@@ -70,6 +73,7 @@ if TYPE_CHECKING:  # the same submodules, for the type checker
         internet_gateway,
         kms_alias,
         kms_key,
+        launch_template,
         lb,
         lb_listener,
         lb_listener_rule,
@@ -144,3 +148,7 @@ else:
     backup_vault_lock_configuration = _load("backup_vault_lock_configuration")
     backup_plan = _load("backup_plan")
     backup_selection = _load("backup_selection")
+    launch_template = _load("launch_template")
+    autoscaling_group = _load("autoscaling_group")
+    autoscaling_lifecycle_hook = _load("autoscaling_lifecycle_hook")
+    autoscaling_policy = _load("autoscaling_policy")

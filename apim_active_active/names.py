@@ -29,6 +29,10 @@ OUTPUT_LOG_GROUPS = "log_group_names"
 OUTPUT_BACKUP_VAULTS = "backup_vault_names"
 OUTPUT_BACKUP_PLANS = "backup_plan_ids"
 OUTPUT_BACKUP_ROLE = "backup_role_arn"  # AWS Backup's role here: scripts/restore.py restores the share with it
+# The gateway scale-out group (docs/gateway-scale-out.md): its Auto Scaling group, launch template and security group.
+OUTPUT_GATEWAY_GROUP = "gateway_group_name"
+OUTPUT_GATEWAY_LAUNCH_TEMPLATE = "gateway_launch_template_id"
+OUTPUT_GATEWAY_SG = "gateway_security_group_id"
 # Set only by scripts/roll.py: the nodes are held while it replaces them one at a time.
 ROLL_VARIABLE = "roll"
 
@@ -50,3 +54,18 @@ def resource_name(name_prefix: str, suffix: str) -> str:
 
 def default_tags(settings: Settings, environment: str) -> dict[str, str]:
     return {**settings.tags, "Environment": environment, "ManagedBy": MANAGED_BY}
+
+
+def gateway_group_name(name_prefix: str) -> str:
+    """The gateway scale-out group's Auto Scaling group (its nodes complete its lifecycle hook by this name)."""
+    return resource_name(name_prefix, "gateways")
+
+
+def gateway_lifecycle_hook_name(name_prefix: str) -> str:
+    """The group's termination lifecycle hook: a leaving gateway node stops API-M, then completes it."""
+    return resource_name(name_prefix, "gateway-drain")
+
+
+def gateway_ready_hook_name(name_prefix: str) -> str:
+    """The group's launch lifecycle hook: a new gateway node joins the target groups once it completes it (ready)."""
+    return resource_name(name_prefix, "gateway-ready")

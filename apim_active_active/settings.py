@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from apim_active_active import ports
+from apim_active_active.gateway_settings import GatewayScaleOutSettings, gateway_checks
 from apim_active_active.versions import traits
 
 ENDPOINT_ENV = "AWS_ENDPOINT_URL"
@@ -746,6 +747,11 @@ class Settings(_Strict):
     )
     emulator: EmulatorSettings | None = Field(None, description="Set only in the local environment.")
     restore: RestoreSettings | None = Field(None, description="Set when this environment is a restore of another (scripts/restore.py).")
+    gateway_scale_out: GatewayScaleOutSettings | None = Field(
+        None,
+        description="API-M 4.x: an Auto Scaling group of gateway-only nodes beside the pair, in the load balancer's gateway "
+        "and WebSocket target groups (docs/gateway-scale-out.md). Unset: the pair's own gateways only.",
+    )
     tags: dict[str, str] = Field({}, description="Tags on every resource (besides Name, Environment, ManagedBy).")
 
     @model_validator(mode="after")
@@ -788,6 +794,11 @@ class Settings(_Strict):
         if self.content_sync == "efs" and self.rsync is not None:
             problems.add("rsync", 'only with content_sync = "rsync"; remove [rsync] or set content_sync')
         self._restore_checks(problems)
+        if self.gateway_scale_out is not None:
+            for field, message in gateway_checks(self.gateway_scale_out, self.apim.version, self.apim.archive_url):
+                problems.add(f"gateway_scale_out{'.' + field if field else ''}", message)
+            if self.network.vpc_cidr is not None and not (self.gateway_scale_out.archive_url or "s3://").startswith("s3://"):
+                problems.add("gateway_scale_out.archive_url", "a new VPC has no internet egress (only an S3 endpoint); use s3://")
         dns_zone = self.load_balancer.route53_zone
         if dns_zone is not None:
             if self.apim.hostname is None:

@@ -58,6 +58,28 @@ def traits(version: str) -> VersionTraits:
     )
 
 
+def gateway_distribution(version: str) -> str:
+    """What a gateway-only node of the version runs (gateway_scale_out): "profile", the pair's pack optimised for the
+    gateway-worker profile (4.0-4.4: bin/profileSetup.sh and conf/deployment-templates/gateway-worker.toml in
+    wso2/product-apim at v4.0.0-v4.4.0); "universal", WSO2's Universal Gateway pack (4.5-4.7: the repository's
+    gateway/ distribution, wso2am-universal-gw-<version>, bin/gateway.sh; the all-in-one pack has no profileSetup.sh).
+    3.2 is refused: WSO2's 3.2 distributed pattern keeps gateway workers in step by synchronising a gateway manager's
+    files to them ([apim.event_hub], from which a 4.x gateway pulls what is deployed, came with 4.0)."""
+    major, minor = (int(p) for p in version.split(".")[:2])
+    if major == 3:
+        raise ValueError(
+            f"API-M {version}'s gateway workers are kept in step by file synchronisation from a gateway manager (WSO2's "
+            "3.2 distributed pattern), which an Auto Scaling group's short-lived nodes cannot follow; the event hub a "
+            "gateway pulls its APIs from came with API-M 4.0: scale out from 4.x"
+        )
+    traits(version)
+    return "profile" if minor <= 4 else "universal"
+
+
+GATEWAY_PROFILE = "gateway-worker"  # profileSetup.sh's and api-manager.sh's -Dprofile value (4.0-4.4)
+UNIVERSAL_GATEWAY_START_SCRIPT = "gateway.sh"  # the Universal Gateway pack's bin/gateway.sh (4.5-4.7)
+
+
 @dataclass(frozen=True)
 class RestApis:
     """Where a version's REST APIs are on 9443 (each node's own), as WSO2 publishes them: the OpenAPI files in

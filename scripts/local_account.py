@@ -76,6 +76,19 @@ def ensure_artifact(endpoint: str, url: str) -> str:
     return url
 
 
+AUTOSCALING_ROLE = "AWSServiceRoleForAutoScaling"
+
+
+def ensure_autoscaling_role(endpoint: str) -> str:
+    """EC2 Auto Scaling's service-linked role, which an account has once it ever had a group (the stack key's policy
+    names it when the gateway group is on)."""
+    iam = client("iam", endpoint)
+    try:
+        return iam.get_role(RoleName=AUTOSCALING_ROLE)["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        return iam.create_service_linked_role(AWSServiceName="autoscaling.amazonaws.com")["Role"]["Arn"]
+
+
 def prepare(endpoint: str, settings: Settings) -> list[str]:
     """Put the local stack's prerequisites into the emulator; returns what it holds, for the log."""
     lb = settings.load_balancer
@@ -85,6 +98,8 @@ def prepare(endpoint: str, settings: Settings) -> list[str]:
     if lb.route53_zone:
         zone_id = ensure_hosted_zone(endpoint, lb.route53_zone, lb.scheme == "internal")
         held.append(f"Route 53 zone {lb.route53_zone}: {zone_id}")
+    if settings.gateway_scale_out:
+        held.append(f"EC2 Auto Scaling's service-linked role {ensure_autoscaling_role(endpoint)}")
     for name, url in (("product archive", settings.apim.archive_url), ("JDBC driver", settings.database.jdbc_driver_url)):
         if url.startswith("s3://"):
             held.append(f"{name} at {ensure_artifact(endpoint, url)}")

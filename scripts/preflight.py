@@ -6,7 +6,8 @@
 Checks credentials and account; the region and both zones; the instance type in both zones; the AMI
 (or its SSM parameter); what the settings name that must already exist (VPC, subnets and their CIDRs
 and zones, the database secret, the certificate, the hosted zone, the state bucket and lock table, the
-artifacts in S3). Prints a pass/fail table; exits 1 on any failure, 2 on bad settings.
+artifacts in S3); with gateway_scale_out, its instance type in both zones and (4.5+) its Universal Gateway pack
+in S3. Prints a pass/fail table; exits 1 on any failure, 2 on bad settings.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 
 from apim_active_active.settings import Settings  # noqa: E402
 from apim_active_active.traffic import CERTIFICATE_KEY_TYPES  # noqa: E402
+from apim_active_active.versions import gateway_distribution  # noqa: E402
 from scripts.ops import Aws, Result, environment_parser, load_environment, passed, report  # noqa: E402
 
 
@@ -49,15 +51,15 @@ def region_and_zones(aws: Aws, settings: Settings) -> Result:
     )
 
 
-def instance_type(aws: Aws, settings: Settings) -> Result:
-    kind = settings.node.instance_type
+def instance_type(aws: Aws, settings: Settings, kind: str | None = None, label: str = "instance type") -> Result:
+    kind = kind or settings.node.instance_type
     offerings = aws.client("ec2").describe_instance_type_offerings(
         LocationType="availability-zone",
         Filters=[{"Name": "instance-type", "Values": [kind]}, {"Name": "location", "Values": list(settings.availability_zones)}],
     )["InstanceTypeOfferings"]
     offered = {o["Location"] for o in offerings}
     missing = [z for z in settings.availability_zones if z not in offered]
-    return passed(f"instance type {kind} offered in both zones", not missing, f"not offered in {', '.join(missing)}" if missing else "")
+    return passed(f"{label} {kind} offered in both zones", not missing, f"not offered in {', '.join(missing)}" if missing else "")
 
 
 def image(aws: Aws, settings: Settings) -> Result:
@@ -195,17 +197,54 @@ def state_backend(settings: Settings) -> list[Result]:
 
 
 def artifacts(aws: Aws, settings: Settings) -> list[Result]:
-    results = []
-    for name, url in (("product archive", settings.apim.archive_url), ("JDBC driver", settings.database.jdbc_driver_url)):
-        location = urlparse(url)
-        if location.scheme != "s3":
-            results.append(Result(f"{name} in S3", "skip", f"{url} is fetched over HTTPS by the nodes"))
-            continue
-        try:
-            aws.client("s3").head_object(Bucket=location.netloc, Key=location.path.lstrip("/"))
-            results.append(passed(f"{name} in S3", True, url))
-        except ClientError as error:
-            results.append(passed(f"{name} in S3", False, f"{url}: {_error(error)}"))
+    return [
+        in_s3(aws, name, url, setting)
+        for name, url, setting in (
+            ("product archive", settings.apim.archive_url, "apim.archive_url"),
+            ("JDBC driver", settings.database.jdbc_driver_url, "database.jdbc_driver_url"),
+        )
+    ]
+
+
+def in_s3(aws: Aws, name: str, url: str, setting: str) -> Result:
+    location = urlparse(url)
+    if location.scheme != "s3":
+        return Result(f"{name} in S3", "skip", f"{url} is fetched over HTTPS by the nodes")
+    try:
+        aws.client("s3").head_object(Bucket=location.netloc, Key=location.path.lstrip("/"))
+        return passed(f"{name} in S3", True, url)
+    except ClientError as error:
+        return passed(f"{name} in S3", False, f"{setting} {url}: {_error(error)}")
+
+
+def autoscaling_role(aws: Aws) -> Result:
+    """The stack key's policy names EC2 Auto Scaling's service-linked role (its nodes' encrypted volumes); KMS refuses a
+    policy naming a role that does not exist, and an account has it only once it ever had a group."""
+    iam = aws.client("iam")
+    try:
+        iam.get_role(RoleName="AWSServiceRoleForAutoScaling")
+    except iam.exceptions.NoSuchEntityException:
+        return passed(
+            "EC2 Auto Scaling's service-linked role exists",
+            False,
+            "gateway_scale_out: the stack key's policy names it; create it once per account: "
+            "aws iam create-service-linked-role --aws-service-name autoscaling.amazonaws.com",
+        )
+    return passed("EC2 Auto Scaling's service-linked role exists", True, "AWSServiceRoleForAutoScaling")
+
+
+def gateway_group(aws: Aws, settings: Settings) -> list[Result]:
+    """gateway_scale_out: its instance type in both zones, and what its nodes install: 4.5+ WSO2's Universal Gateway
+    pack (gateway_scale_out.archive_url), up to 4.4 the pair's pack (checked above as the product archive)."""
+    gateway = settings.gateway_scale_out
+    if gateway is None:
+        return []
+    results = [instance_type(aws, settings, gateway.instance_type, "gateway instance type"), autoscaling_role(aws)]
+    if gateway_distribution(settings.apim.version) == "profile":
+        results.append(Result("gateway archive in S3", "skip", f"API-M {settings.apim.version}'s gateway is the pair's pack"))
+    else:
+        assert gateway.archive_url is not None  # the settings refuse 4.5+ without it
+        results.append(in_s3(aws, "gateway archive", gateway.archive_url, "gateway_scale_out.archive_url"))
     return results
 
 
@@ -226,6 +265,7 @@ def run(settings: Settings) -> list[Result]:
         "KMS keys the nodes decrypt with": lambda: decrypt_keys(aws, settings),
         "state bucket and lock table exist": lambda: state_backend(settings),
         "artifacts in S3": lambda: artifacts(aws, settings),
+        "gateway group's instance type, Auto Scaling's role and archive": lambda: gateway_group(aws, settings),
     }
     for name, step in steps.items():
         try:

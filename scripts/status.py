@@ -5,8 +5,12 @@
 
 One table (or JSON) of both nodes (state, status checks, zone, address, the update level each was booted with, its
 last boot's result from the boot log in CloudWatch Logs), each node's health in every target group, the stack's
-alarms in ALARM, the database and the share. Read-only. Exits 1 when anything is not as it should be (a node not
-running or not healthy, an alarm firing, the database or the share not available), 0 otherwise.
+alarms in ALARM, the database and the share; with gateway_scale_out, the gateway group (sizes, launch template, launch
+and termination hooks), each of its nodes (zone, lifecycle state, health in the gateway and websocket target groups),
+its newest failed scaling activity of the last hour and its latest instance refresh. Read-only. Exits 1 when anything
+is not as it should be (a node not running or not healthy, an alarm firing, the database or the share not available, a
+gateway node not in service or not healthy, a hook missing, a scaling activity failed and not since made good, an
+instance refresh that failed), 0 otherwise.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 from apim_active_active import names, observability  # noqa: E402
 from apim_active_active.renderers import rsync  # noqa: E402
 from apim_active_active.settings import Settings  # noqa: E402
-from scripts import node_drift  # noqa: E402
+from scripts import gateway_group, node_drift  # noqa: E402
 from scripts.ops import Aws, environment_parser, load_environment  # noqa: E402
 
 LOG_PAGES = 5  # at most this many pages of boot-log events read per window and line looked for
@@ -183,6 +187,90 @@ def share(aws: Aws, settings: Settings, outputs: dict) -> list[Row]:
     return [Row("share", file_system_id, system["LifeCycleState"], detail, ok)]
 
 
+def gateway_rows(aws: Aws, settings: Settings, outputs: dict) -> list[Row]:
+    """gateway_scale_out: the group (sizes, launch template), each node (zone, lifecycle state, health in the gateway's
+    target groups) and its latest instance refresh."""
+    group = gateway_group.read_group(aws, settings, outputs)
+    if group is None:
+        return [Row("gateway group", gateway_group.group_name(outputs), "missing", ok=False)]
+    wanted = settings.gateway_scale_out
+    assert wanted is not None
+    serving = len(group.serving())
+    sized = (group.min_size, group.max_size) == (wanted.min_size, wanted.max_size) and serving >= group.min_size
+    template = f"launch template {group.template_id} version {group.version} (latest {group.latest})"
+    rows = [
+        Row(
+            "gateway group",
+            group.name,
+            f"{group.desired} desired",
+            f"min {group.min_size}, max {group.max_size}, {serving} InService; {template}",
+            sized and group.version == group.latest,
+        )
+    ]
+    rows += [
+        hook_row("launch hook", group.ready_hook, "a new node would join the target groups before it is ready"),
+        hook_row("termination hook", group.drain_hook, "a scale-in would not wait for API-M to stop"),
+    ]
+    states = gateway_group.target_states(aws, outputs)
+    for instance in group.instances:
+        rows.append(gateway_node_row(group, instance, states))
+    rows.append(activity_row(*gateway_group.failed_activity(aws, group)))
+    rows.append(refresh_row(aws, settings, group.name))
+    return rows
+
+
+def hook_row(what: str, hook: dict | None, without: str) -> Row:
+    if hook is None:
+        return Row("gateway group", what, "missing", without, False)
+    return Row("gateway group", what, "present", f"{hook['HeartbeatTimeout']} s, then {hook['DefaultResult']}")
+
+
+def activity_row(failed: dict | None, made_good: bool) -> Row:
+    """The newest scaling activity of the last hour that failed: why a node the group wanted is not there."""
+    if failed is None:
+        return Row("gateway group", "scaling activity", "none failed", "in the last hour")
+    detail = gateway_group.activity_text(failed)
+    if made_good:
+        detail += "; since then one succeeded and the group is at its desired size"
+    return Row("gateway group", "scaling activity", failed["StatusCode"], detail, made_good)
+
+
+def gateway_node_row(group: gateway_group.Group, instance: dict, states: dict[str, dict[str, dict]]) -> Row:
+    instance_id, lifecycle = instance["InstanceId"], instance["LifecycleState"]
+    health = [
+        (route, states.get(route, {}).get(instance_id, {"State": "not registered"})["State"]) for route in gateway_group.GATEWAY_ROUTES
+    ]
+    version = group.instance_version(instance)
+    # A node on an older version is one an instance refresh has yet to replace (its row below says whether one runs).
+    older = f" (the group's is {group.version})" if version != group.version else ""
+    detail = f"{instance['AvailabilityZone']}, {instance['HealthStatus']}, launch template version {version}{older}; " + ", ".join(
+        f"{route} {state}" for route, state in health
+    )
+    if lifecycle in gateway_group.LEAVING:
+        return Row("gateway node", instance_id, lifecycle, detail)  # on its way out: drained, then its hook
+    if lifecycle in gateway_group.ARRIVING:  # booting; one never ready is replaced, a failed scaling activity says so
+        return Row("gateway node", instance_id, lifecycle, f"{detail} (out of the target groups until it is ready)")
+    ok = lifecycle == "InService" and instance["HealthStatus"] == "Healthy" and all(state == "healthy" for _, state in health)
+    return Row("gateway node", instance_id, lifecycle, detail, ok)
+
+
+def refresh_row(aws: Aws, settings: Settings, name: str) -> Row:
+    try:
+        refresh = gateway_group.latest_refresh(aws, name)
+    except (BotoCoreError, ClientError, NotImplementedError):
+        if not settings.emulator:
+            raise
+        return Row("gateway group", "instance refresh", "unknown", "the emulator (moto) has no DescribeInstanceRefreshes")
+    if refresh is None:
+        return Row("gateway group", "instance refresh", "none")
+    state, done = refresh["Status"], refresh.get("PercentageComplete", 0)
+    started = refresh["StartTime"].strftime("%Y-%m-%dT%H:%M:%SZ") if "StartTime" in refresh else "-"
+    detail = f"started {started}, {done}% done, {refresh.get('InstancesToUpdate', 0)} node(s) to replace"
+    if refresh.get("StatusReason"):
+        detail += f": {refresh['StatusReason'][:200]}"
+    return Row("gateway group", "instance refresh", state, detail, state not in gateway_group.REFRESH_FAULTS)
+
+
 def status(settings: Settings, outputs: dict) -> list[Row]:
     aws, rows = Aws(settings), []
     for part, read in (
@@ -191,6 +279,7 @@ def status(settings: Settings, outputs: dict) -> list[Row]:
         ("alarms", lambda: alarms(aws, settings)),
         ("database", lambda: database(aws, settings)),
         ("share", lambda: share(aws, settings, outputs)),
+        *([("gateway group", lambda: gateway_rows(aws, settings, outputs))] if settings.gateway_scale_out else []),
     ):
         try:
             rows += read()

@@ -10,7 +10,10 @@ content_sync = "rsync": both nodes' public keys handed over through their SSM pa
 every security group of the stack holds exactly the rules synthesized for it (none missing, none
 extra); both nodes healthy in every target group; the management and gateway endpoints answer under
 the public name (any HTTP answer below 500 from the dev portal and the gateway; skipped with --skip-http, or against the
-emulator unless --connect-to says where).
+emulator unless --connect-to says where). With gateway_scale_out: the gateway group has the settings' min and max and
+its launch and termination lifecycle hooks, launches (and its nodes run) its launch template's latest version, none of
+its scaling activities failed in the last hour (unless a later one succeeded and the group is at its desired size), its
+nodes are InService and healthy, and healthy in the gateway and websocket target groups.
 Exits 1 on any failure; --wait retries until all pass or the timeout.
 """
 
@@ -35,9 +38,14 @@ from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 from apim_active_active import names  # noqa: E402
 from apim_active_active.renderers import rsync  # noqa: E402
 from apim_active_active.settings import Settings  # noqa: E402
-from scripts import node_drift  # noqa: E402
+from scripts import gateway_group, node_drift  # noqa: E402
 from scripts.ops import ROOT, Aws, Result, environment_parser, load_environment, passed, report  # noqa: E402
 
+GATEWAY_GROUP_CHECK = "gateway group as set (min and max, launch and termination lifecycle hooks)"
+GATEWAY_TEMPLATE_CHECK = "gateway group and its nodes on the launch template's latest version"
+GATEWAY_ACTIVITY_CHECK = "gateway group's scaling activities (none failed in the last hour)"
+GATEWAY_NODES_CHECK = "gateway nodes InService and healthy"
+GATEWAY_TARGETS_CHECK = "gateway nodes healthy in the gateway and websocket target groups"
 KEYS_CHECK = "rsync keys handed over (both SSM parameters hold a public key)"
 NODES_CHECK = "each node runs what the settings give (user data, AMI, instance type)"
 Rule = tuple[str, str, str, int, int, str]  # group name, direction, protocol, from, to, peer (CIDR or group name)
@@ -156,6 +164,109 @@ def target_health(aws: Aws, outputs: dict) -> Result:
     return passed("both nodes healthy in every target group", not problems, "; ".join(problems))
 
 
+def gateway_checks(aws: Aws, settings: Settings, outputs: dict) -> list[Result]:
+    """gateway_scale_out: the group as the settings give it, on its latest launch template, its nodes in service and
+    healthy in the gateway's target groups (a deploy does not wait for their boots: this does)."""
+    group = gateway_group.read_group(aws, settings, outputs)
+    if group is None:
+        return [passed(GATEWAY_GROUP_CHECK, False, f"no Auto Scaling group {gateway_group.group_name(outputs)}")]
+    return [
+        group_as_set(group, settings),
+        group_template(group, outputs),
+        group_activities(*gateway_group.failed_activity(aws, group)),
+        group_nodes(group),
+        group_targets(group, gateway_group.target_states(aws, outputs)),
+    ]
+
+
+def group_as_set(group: gateway_group.Group, settings: Settings) -> Result:
+    wanted, problems = settings.gateway_scale_out, []
+    assert wanted is not None
+    for what, seen, want in (("min_size", group.min_size, wanted.min_size), ("max_size", group.max_size, wanted.max_size)):
+        if seen != want:
+            problems.append(f"{what} {seen}, gateway_scale_out.{what} says {want}")
+    hooks = (
+        (names.gateway_ready_hook_name(settings.name_prefix), group.ready_hook, (gateway_group.LAUNCHING, wanted.ready_seconds,
+         "ABANDON"), "ready_seconds", "a new node would join the target groups before it is ready"),
+        (names.gateway_lifecycle_hook_name(settings.name_prefix), group.drain_hook, (gateway_group.TERMINATING,
+         wanted.drain_seconds, "CONTINUE"), "drain_seconds", "a scale-in would not wait for API-M to stop"),
+    )  # fmt: skip
+    for hook_name, hook, (transition, seconds, result), setting, without in hooks:
+        if hook is None:
+            problems.append(f"no lifecycle hook {hook_name}: {without}")
+            continue
+        found = (hook["LifecycleTransition"], hook["HeartbeatTimeout"], hook["DefaultResult"])
+        if found != (transition, seconds, result):
+            problems.append(
+                f"lifecycle hook {hook_name} on {found[0]} with {found[1]} s, then {found[2]}; not on {transition} with "
+                f"gateway_scale_out.{setting} {seconds}, then {result}"
+            )
+    detail = f"{group.name}: min {group.min_size}, max {group.max_size}, desired {group.desired}, hooks {', '.join(h[0] for h in hooks)}"
+    return passed(GATEWAY_GROUP_CHECK, not problems, "; ".join(problems) or detail)
+
+
+def group_template(group: gateway_group.Group, outputs: dict) -> Result:
+    """A launch template change starts an instance refresh: until it is done, the group (or some of its nodes) is on an
+    older version."""
+    problems, stack_template = [], outputs.get(names.OUTPUT_GATEWAY_LAUNCH_TEMPLATE)
+    if stack_template and group.template_id != stack_template:
+        problems.append(f"the group launches from {group.template_id}, the stack's launch template is {stack_template}")
+    elif group.version != group.latest:
+        problems.append(
+            f"the group launches version {group.version} of {group.template_id}, the latest is {group.latest}: "
+            "an instance refresh is pending"
+        )
+    older = [i["InstanceId"] for i in group.staying() if group.instance_version(i) != group.version]
+    if older:
+        problems.append(
+            f"{', '.join(older)} on another version than the group's {group.version}: an instance refresh is pending or "
+            "under way (scripts/status.py shows it)"
+        )
+    return passed(GATEWAY_TEMPLATE_CHECK, not problems, "; ".join(problems) or f"{group.template_id} version {group.version}")
+
+
+def group_activities(failed: dict | None, made_good: bool) -> Result:
+    """A launch the group could not make (a deploy does not wait for it) says why only in its scaling activity."""
+    if failed is None:
+        return passed(GATEWAY_ACTIVITY_CHECK, True, "none failed in the last hour")
+    said = gateway_group.activity_text(failed)
+    if made_good:
+        return passed(GATEWAY_ACTIVITY_CHECK, True, f"{said}; since then one succeeded and the group is at its desired size")
+    return passed(GATEWAY_ACTIVITY_CHECK, False, said)
+
+
+def group_nodes(group: gateway_group.Group) -> Result:
+    problems = [
+        f"{i['InstanceId']} ({i['AvailabilityZone']}) {i['LifecycleState']}, {i['HealthStatus']}"
+        for i in group.staying()
+        if (i["LifecycleState"], i["HealthStatus"]) != ("InService", "Healthy")
+    ]
+    serving = group.serving()
+    if len(serving) < group.min_size:
+        problems.append(f"{len(serving)} InService, fewer than min_size {group.min_size}")
+    zones = sorted({i["AvailabilityZone"] for i in serving})
+    return passed(GATEWAY_NODES_CHECK, not problems, "; ".join(problems) or f"{len(serving)} InService in {', '.join(zones)}")
+
+
+def group_targets(group: gateway_group.Group, states: dict[str, dict[str, dict]]) -> Result:
+    serving = [i["InstanceId"] for i in group.serving()]
+    if not serving:
+        return Result(GATEWAY_TARGETS_CHECK, "skip", "no gateway node InService")
+    problems = []
+    for route in gateway_group.GATEWAY_ROUTES:
+        if route not in states:
+            problems.append(f"no {route} target group in the outputs")
+            continue
+        for instance_id in serving:
+            health = states[route].get(instance_id, {"State": "not registered"})
+            if health["State"] != "healthy":
+                reason = health.get("Description") or health.get("Reason") or ""
+                problems.append(f"{route}: {instance_id} {health['State']}" + (f" ({reason})" if reason else ""))
+    for route in sorted(states.keys() - set(gateway_group.GATEWAY_ROUTES)):
+        problems += [f"{route}: {i} registered (the pair's only)" for i in serving if i in states[route]]
+    return passed(GATEWAY_TARGETS_CHECK, not problems, "; ".join(problems) or f"{len(serving)} node(s) healthy in both")
+
+
 class _ConnectTo(urllib.request.HTTPSHandler):
     """curl's --connect-to: HOST:PORT is reached at ADDRESS:PORT; TLS and HTTP still see HOST."""
 
@@ -227,6 +338,11 @@ def run(settings: Settings, outputs: dict, stack: dict, args: argparse.Namespace
             results.append(check())
         except (BotoCoreError, ClientError, KeyError) as error:
             results.append(passed(name, False, f"{type(error).__name__}: {error}"))
+    if settings.gateway_scale_out is not None:
+        try:
+            results += gateway_checks(aws, settings, outputs)
+        except (BotoCoreError, ClientError, KeyError, IndexError) as error:
+            results.append(passed(GATEWAY_GROUP_CHECK, False, f"{type(error).__name__}: {error}"))
     connect_to = parse_connect_to(args.connect_to)
     if args.skip_http:
         results.append(Result("endpoints answer", "skip", "--skip-http"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -106,6 +107,39 @@ def example_synth_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def example_stacks(example_synth_dir) -> dict[str, dict]:
     return _stacks(example_synth_dir)
+
+
+# The gateway scale-out group beside `local`'s (on): API-M 4.7 (WSO2's Universal Gateway pack) scaled by requests, and
+# `local` with the group off. Synthesized as environments of their own (tests/synth/test_gateway_group.py, tests/policy).
+GATEWAY_47 = "gateway-4-7"
+GATEWAY_OFF = "gateway-off"
+
+
+@pytest.fixture(scope="session")
+def gateway_environments(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("gateway-environments")
+    gateway = '[gateway_scale_out]\narchive_url = "s3://example-wso2-artifacts/wso2am-universal-gw-4.7.0.zip"\nscaling = "requests"\n'
+    (folder / f"{GATEWAY_47}.toml").write_text((EXAMPLES / "apim-4-7.toml").read_text() + "\n" + gateway)
+    local = (ENVIRONMENTS / "local.toml").read_text()
+    off, count = re.subn(r"\n\[gateway_scale_out\][^\n]*\n(?:[^\[\n].*\n|\n)*", "\n", local)
+    assert count == 1, "local.toml turns the gateway group on"
+    (folder / f"{GATEWAY_OFF}.toml").write_text(off.replace('name_prefix = "apim-local"', 'name_prefix = "apim-gw-off"'))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def gateway_synth_dir(tmp_path_factory, gateway_environments) -> Path:
+    return _synthesized(tmp_path_factory, "gateway-synth", APIM_ENVIRONMENTS_DIR=str(gateway_environments))
+
+
+@pytest.fixture(scope="session")
+def gateway_stacks(gateway_synth_dir) -> dict[str, dict]:
+    return _stacks(gateway_synth_dir)
+
+
+@pytest.fixture(scope="session")
+def gateway_settings(gateway_environments) -> dict[str, Settings]:
+    return load_environments(gateway_environments, environ={})
 
 
 # The order of a whole run: the rsync mode's e2e checks first (its destroy then runs beside the other tests), then the

@@ -8,6 +8,7 @@ import copy
 import http.server
 import json
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import yaml
 
 from apim_active_active.policy import through_local
 from apim_active_active.settings import Settings, parse_settings
+from apim_active_active.versions import gateway_distribution
 from scripts.local_account import self_signed_certificate
 from tests.conftest import ROOT, local_settings_dict
 
@@ -94,10 +96,25 @@ def results_of(result: subprocess.CompletedProcess) -> dict[str, dict]:
 CLOUD_INIT = os.environ.get("CLOUD_INIT_PYTHONPATH", str(ROOT / ".tools/cloud-init/usr/lib/python3/dist-packages"))
 
 
+def at_version(data: dict, version: str, jdk: int = 11, **apim) -> dict:
+    """Settings data moved to another API-M version, its archive and JDK with it; the local gateway group kept where
+    the version has one (with the Universal Gateway pack from 4.5: versions.gateway_distribution), dropped on 3.2."""
+    data = copy.deepcopy(data)
+    data["apim"] |= {"version": version, "archive_url": f"s3://a/wso2am-{version}.zip", "jdk": jdk, **apim}
+    gateway = data.get("gateway_scale_out")
+    if gateway is not None:
+        if version.startswith("3."):
+            del data["gateway_scale_out"]
+        elif gateway_distribution(version) == "universal":
+            gateway["archive_url"] = f"s3://a/wso2am-universal-gw-{version}.zip"
+        else:
+            gateway.pop("archive_url", None)
+    return data
+
+
 def local_settings(version: str = "4.3.0", scope: str | None = None, tenants: bool = False) -> Settings:
     """The local environment's settings at another version (its archive and JDK with it), share scope or tenants."""
-    data = copy.deepcopy(local_settings_dict())
-    data["apim"] |= {"version": version, "tenants": tenants, "archive_url": f"s3://a/wso2am-{version}.zip", "jdk": 11}
+    data = at_version(local_settings_dict(), version, tenants=tenants)
     if scope:
         data["shared_fs"]["scope"] = scope
     return parse_settings(data, environ={})
@@ -213,3 +230,19 @@ def node_user_data(stack: dict, instance: dict) -> str:
     reference = instance["user_data_base64"]
     assert reference.startswith("${local."), reference
     return through_local(stack, reference)
+
+
+@contextmanager
+def listening(address: str, ports: list[int] | None = None, count: int = 4):
+    """TCP listeners at address: on these ports, or on count free ones (their ports yielded)."""
+    sockets = []
+    try:
+        for port in ports or [0] * count:
+            sock = socket.socket()
+            sock.bind((address, port))
+            sock.listen()
+            sockets.append(sock)
+        yield [s.getsockname()[1] for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()

@@ -15,7 +15,7 @@ version, which RDS refuses: terraform-aws-modules/terraform-aws-rds#385).
 With AWS Backup's continuous backup of the database, its backup retention period is set at creation (equal to the
 continuous rule's) and then left to AWS Backup.
 Exposes: host, port, secret_arn, arn (None with an existing database), security_group_id (None with an existing
-database: the nodes reach its `database.existing.cidr`).
+database: the nodes reach its `database.existing.cidr`); admit(id, group_id) opens its port to another group (RDS only).
 """
 
 from __future__ import annotations
@@ -137,6 +137,11 @@ class Database(Construct):
         self.secret_arn = instance.master_user_secret.get(0).secret_arn
         self.identifier = instance.identifier
         self.arn = instance.arn
+
+    def admit(self, id_: str, group_id: str, description: str) -> None:
+        """The engine's port from another security group (a gateway scale-out group's): RDS only."""
+        assert self.security_group_id, "an existing database's rules are its owner's"
+        tcp_rule(self, id_, self.security_group_id, "ingress", self.port, description, peer_group=group_id)
 
     def _monitoring_role(self, prefix: str) -> str:
         role = aws.iam_role.IamRole(

@@ -3,7 +3,8 @@ and with `backup.copy_region` a key of the stack's in that region (the copy vaul
 
 Defaults: yearly automatic rotation; a key policy that leaves access to IAM policies of this account
 (the node role gets exactly the grants it needs), CloudWatch Logs for this stack's log groups, and CloudWatch alarms for
-the stack's alarm topic; alias `alias/<name_prefix>`.
+the stack's alarm topic (with the gateway group: EC2 Auto Scaling's role for its nodes' volumes); alias
+`alias/<name_prefix>`.
 AWS Backup needs no statement of its own: it uses a vault's key as the backup role, whose managed policies grant
 kms:DescribeKey and kms:CreateGrant (for AWS resources only), which the account statement lets IAM policies give; AWS
 asks that "the permissions in IAM policy and KMS key policy must be consistent" (aws-backup/latest/devguide/encryption.html).
@@ -27,6 +28,36 @@ class StackKeyProps:
     name_prefix: str
     region: str
     deletion_window_days: int
+    # gateway_scale_out: the group launches nodes whose root volumes are encrypted with this key.
+    autoscaling_volumes: bool = False
+
+
+# EC2 Auto Scaling launches instances as its service-linked role, which may use a customer managed key for their
+# encrypted volumes only when the key policy lets it (EC2 Auto Scaling User Guide, "Required AWS KMS key policy for
+# use with encrypted volumes": these two statements). scripts/preflight.py checks that the role exists: a key policy
+# naming a principal that does not exist is refused.
+AUTOSCALING_ROLE = "role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+
+
+def autoscaling_statements(account_id: str) -> list[dict]:
+    role = {"AWS": f"arn:aws:iam::{account_id}:{AUTOSCALING_ROLE}"}
+    return [
+        {
+            "Sid": "AutoScalingVolumes",
+            "Effect": "Allow",
+            "Principal": role,
+            "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+            "Resource": "*",
+        },
+        {
+            "Sid": "AutoScalingVolumeGrants",
+            "Effect": "Allow",
+            "Principal": role,
+            "Action": "kms:CreateGrant",
+            "Resource": "*",
+            "Condition": {"Bool": {"kms:GrantIsForAWSResource": True}},
+        },
+    ]
 
 
 def account_statement(account_id: str) -> dict:
@@ -71,6 +102,8 @@ class StackKey(Construct):
                 "Resource": "*",
             },
         ]
+        if props.autoscaling_volumes:
+            statements += autoscaling_statements(account.account_id)
         key = aws.kms_key.KmsKey(
             self,
             "key",

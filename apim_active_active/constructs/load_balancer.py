@@ -9,7 +9,8 @@ load balancer's group on the node ports, nothing else (the stack opens them on t
 alias record, access logs, WAF.
 Exposes: dns_name, public_name, security_group_id, node_ports (what it reaches on a node), target_group_arns and
 target_group_arn_suffixes (by route name), arn_suffix and certificate_arn (what CloudWatch watches); attach(index,
-instance_id).
+instance_id). With a gateway scale-out group: gateway_ports, gateway_target_group_arns and gateway_request_label (what
+the group registers in and scales by), reach_gateways(group_id) (the group's nodes on the gateway routes' ports only).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from apim_active_active.settings import LoadBalancerSettings
 from apim_active_active.traffic import ADMIN_PATHS, CERTIFICATE_KEY_TYPES, Route, node_ports_of, public_name_of
 
 TARGET_GROUP_SUFFIX = {"management": "mgmt", "gateway": "gw", "websocket": "ws"}  # names are at most 32 characters
+GATEWAY_ROUTES = ("gateway", "websocket")  # what a gateway scale-out node serves (the management route is the pair's)
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,11 @@ class LoadBalancer(Construct):
                 protocol="HTTP",
                 default_action=[aws.lb_listener.LbListenerDefaultAction(type="redirect", redirect=redirect)],
             )
+        gateway_routes = tuple(r for r in props.routes if r.name in GATEWAY_ROUTES)
+        self.gateway_ports: tuple[int, ...] = node_ports_of(gateway_routes)  # traffic and health checks
+        self.gateway_target_group_arns: tuple[str, ...] = tuple(self.target_group_arns[r.name] for r in gateway_routes)
+        # ALBRequestCountPerTarget's resource label (app/<lb>/<id>/targetgroup/<tg>/<id>): the gateway route's requests.
+        self.gateway_request_label: str = f"{balancer.arn_suffix}/{self.target_group_arn_suffixes['gateway']}"
         self.public_name: str = public_name_of(props.hostname, balancer.dns_name)
         if lb_settings.route53_zone:
             assert props.hostname, "the settings require apim.hostname with a Route 53 zone"
@@ -130,6 +137,19 @@ class LoadBalancer(Construct):
                 target_group_arn=self.target_group_arns[route.name],
                 target_id=instance_id,
                 port=route.node_port,
+            )
+
+    def reach_gateways(self, group_id: str) -> None:
+        """Egress to a gateway scale-out group's nodes (its security group) on the gateway routes' ports only."""
+        for port in self.gateway_ports:
+            tcp_rule(
+                self,
+                f"to_gateways_{port}",
+                self.security_group_id,
+                "egress",
+                port,
+                f"To the gateway group on {port} (traffic and health checks)",
+                peer_group=group_id,
             )
 
     def _certificate_arn(self) -> str:

@@ -37,6 +37,8 @@ class NetworkProps:
     availability_zones: tuple[str, str]
     network: NetworkSettings
     kms_key_arn: str
+    # gateway_scale_out: a leaving gateway node completes the group's lifecycle hook (EC2 Auto Scaling's API).
+    autoscaling_endpoint: bool = False
 
 
 class Network(Construct):
@@ -137,7 +139,7 @@ class Network(Construct):
             tags={"Name": self._name("endpoints")},
         )
         tcp_rule(self, "endpoints_https", group.id, "ingress", ports.HTTPS, "HTTPS to AWS APIs from inside the VPC", cidrs=[vpc_cidr])
-        for service in INTERFACE_ENDPOINTS:
+        for service in (*INTERFACE_ENDPOINTS, *(["autoscaling"] if self._props.autoscaling_endpoint else [])):
             aws.vpc_endpoint.VpcEndpoint(
                 self,
                 f"{service}_endpoint",

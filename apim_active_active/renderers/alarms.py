@@ -108,13 +108,20 @@ def _name(settings: Settings, what: str) -> str:
     return resource_name(settings.name_prefix, what)
 
 
+def _unhealthy_description(settings: Settings, route: str) -> str:
+    if settings.gateway_scale_out and route != "management":
+        # A gateway node joins these target groups only once ready (its launch lifecycle hook): no alarm on scale-out.
+        return f"A node (of the pair or the gateway group) fails the {route} health check"
+    return f"A node fails the {route} health check: the pair runs on one node, or on none"
+
+
 def _load_balancer(settings: Settings, observed: Observed) -> list[AlarmSpec]:
     limits, lb = settings.observability.alarms, ("LoadBalancer", observed.load_balancer)
     elb = "AWS/ApplicationELB"
     specs = [
         AlarmSpec(
             _name(settings, f"{route}-unhealthy-targets"),
-            f"A node fails the {route} health check: the pair runs on one node, or on none",
+            _unhealthy_description(settings, route),
             Metric(elb, "UnHealthyHostCount", (("TargetGroup", group), lb), "Maximum"),
             MINUTE,
             2,

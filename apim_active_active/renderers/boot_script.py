@@ -73,8 +73,8 @@ class Deployed:
     encryption_key_secret_arn: str = ""  # versions with symmetric internal crypto (4.7): the pair's [encryption] key
 
 
-# The boot step's parts, in the order they are assembled, per content_sync mode: the header (node.env and the contract
-# with it), what every node does, the mode's own part (only that one: an EFS node's script has no rsync code and
+# The boot step's parts, in the order they are assembled, per content_sync mode (and for a gateway node): the header
+# (node.env and the contract with it), what every node does, the mode's own part (only that one: an EFS node's script has no rsync code and
 # the other way round), and main (boot's order of steps, the commands).
 BOOT_PARTS: dict[str, tuple[str, ...]] = {
     "efs": ("header.sh", "common.sh", "secrets.sh", "database.sh", "config.sh", "service.sh", "gate.sh", "efs.sh", "observe.sh", "main.sh"),
@@ -90,6 +90,8 @@ BOOT_PARTS: dict[str, tuple[str, ...]] = {
         "observe.sh",
         "main.sh",
     ),
+    # A gateway scale-out node (gateway_user_data.py): no share and no schema (no database.sh).
+    "gateway": ("header.sh", "common.sh", "secrets.sh", "config.sh", "service.sh", "gate.sh", "gateway.sh", "observe.sh", "main.sh"),
 }
 
 
@@ -153,7 +155,7 @@ def certificate_names(settings: Settings, public_name: str) -> tuple[str, str]:
     return name, ",".join([f"dns:{n}" for n in dns] + [f"ip:{ip}" for ip in node_ips(settings)])
 
 
-def _content_sync_env(settings: Settings, node_index: int, deployed: Deployed) -> dict[str, str]:
+def content_sync_env(settings: Settings, node_index: int, deployed: Deployed) -> dict[str, str]:
     if settings.uses_efs:
         return {
             "SHARE_ROOT": shared_folders.SHARE_ROOT,
@@ -193,6 +195,14 @@ def gate_urls(settings: Settings) -> list[str]:
 
 
 def render_node_env(settings: Settings, deployed: Deployed, node_index: int = 0) -> str:
+    return env_file(node_env_values(settings, deployed, node_index))
+
+
+def env_file(values: dict[str, str]) -> str:
+    return "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items())
+
+
+def node_env_values(settings: Settings, deployed: Deployed, node_index: int = 0) -> dict[str, str]:
     apim = settings.apim
     engine = ENGINES[settings.database.engine]
     name = public_name(settings, deployed.lb_dns_name)
@@ -206,7 +216,7 @@ def render_node_env(settings: Settings, deployed: Deployed, node_index: int = 0)
         "OS_USER": apim.os_user,
         "OS_UID": str(apim.os_uid),
         "CONTENT_SYNC": settings.content_sync,
-        **_content_sync_env(settings, node_index, deployed),
+        **content_sync_env(settings, node_index, deployed),
         "SHARED_FOLDERS": shared_folders.env_value(settings),
         "CONFIG_SOURCE": CONFIG_SOURCE,
         "JAVA_HOME": java_package_and_home(apim.jdk)[1],
@@ -255,7 +265,7 @@ def render_node_env(settings: Settings, deployed: Deployed, node_index: int = 0)
         "JMX_PORT": str(JMX_PORT),
         **_restore_env(settings),
     }
-    return "".join(f"{key}={shlex.quote(value)}\n" for key, value in values.items())
+    return values
 
 
 def _restore_env(settings: Settings) -> dict[str, str]:
@@ -271,11 +281,11 @@ def _restore_env(settings: Settings) -> dict[str, str]:
     return {"RESTORE_GENERATION": str(restore.generation), **(share if settings.uses_efs else {})}
 
 
-def _units(name: str, texts: tuple[str, str]) -> list[dict]:
-    return [_file(f"/etc/systemd/system/{name}.{kind}", text, "0644") for kind, text in zip(("service", "timer"), texts)]
+def unit_entries(name: str, texts: tuple[str, str]) -> list[dict]:
+    return [file_entry(f"/etc/systemd/system/{name}.{kind}", text, "0644") for kind, text in zip(("service", "timer"), texts)]
 
 
-class _LiteralBlocks(yaml.SafeDumper):
+class LiteralBlocks(yaml.SafeDumper):
     """Multi-line strings as `|` blocks, so the user data reads like the files it writes."""
 
 
@@ -284,10 +294,10 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
-_LiteralBlocks.add_representer(str, _represent_str)
+LiteralBlocks.add_representer(str, _represent_str)
 
 
-def _file(path: str, content: str, permissions: str) -> dict:
+def file_entry(path: str, content: str, permissions: str) -> dict:
     """A write_files entry. (EC2 takes at most 16 KB of user data: the stack gzips the whole of it.)"""
     return {"path": path, "owner": "root:root", "permissions": permissions, "content": content}
 
@@ -303,29 +313,41 @@ def render_user_data(settings: Settings, node_index: int, deployed: Deployed) ->
     ]
     toml = render_deployment_toml(settings, node_index, deployed.db_host, deployed.db_port, deployed.lb_dns_name)
     write_files = [
-        _file(NODE_ENV, render_node_env(settings, deployed, node_index), "0644"),
-        _file(CONFIG_SOURCE, toml, "0644"),
-        _file(f"/etc/systemd/system/{SERVICE}", render_systemd_unit(settings, node_index), "0644"),
-        _file(BOOT_SCRIPT, boot_script_text(settings.content_sync, settings.restore is not None), "0755"),
-        _file(MERGE_CONFIG, merge_config_text(), "0755"),
+        file_entry(NODE_ENV, render_node_env(settings, deployed, node_index), "0644"),
+        file_entry(CONFIG_SOURCE, toml, "0644"),
+        file_entry(f"/etc/systemd/system/{SERVICE}", render_systemd_unit(settings, node_index), "0644"),
+        file_entry(BOOT_SCRIPT, boot_script_text(settings.content_sync, settings.restore is not None), "0755"),
+        file_entry(MERGE_CONFIG, merge_config_text(), "0755"),
     ]
     if settings.uses_efs:
-        write_files.append(_file(FSTAB_ENTRIES, shared_folders.render_fstab(settings, deployed.efs_id), "0644"))
+        write_files.append(file_entry(FSTAB_ENTRIES, shared_folders.render_fstab(settings, deployed.efs_id), "0644"))
     if has_share_watch(settings, node_index):
-        write_files += _units(SHARE_WATCH, render_share_watch(settings))
+        write_files += unit_entries(SHARE_WATCH, render_share_watch(settings))
     role = sync_role(settings, node_index)
     if role == "manager":
-        write_files += _units(rsync.PUSH, render_push_units(settings))
+        write_files += unit_entries(rsync.PUSH, render_push_units(settings))
     elif role == "worker":
-        write_files.append(_file(rsync.RSYNCD_CONF, rsync.render_rsyncd_conf(settings), "0644"))
-    agent_config = render_agent_config_json(settings)
-    if agent_config:
-        write_files.append(_file(AGENT_CONFIG, agent_config, "0644"))
+        write_files.append(file_entry(rsync.RSYNCD_CONF, rsync.render_rsyncd_conf(settings), "0644"))
     access_log_cleanup = render_access_log_cleanup(settings)
     if access_log_cleanup:
-        write_files.append(_file(ACCESS_LOG_CLEANUP, access_log_cleanup, "0644"))
+        write_files.append(file_entry(ACCESS_LOG_CLEANUP, access_log_cleanup, "0644"))
+    write_files += common_files(settings)
+    return cloud_config_text(packages, write_files)
+
+
+def common_files(settings: Settings, agent_home: str | None = None) -> list[dict]:
+    """What a pair node and a gateway node both get when the settings ask: the CloudWatch agent's configuration (for the
+    product at agent_home, the pair's by default) and an external Key Manager's CA."""
+    entries = []
+    agent_config = render_agent_config_json(settings, agent_home)
+    if agent_config:
+        entries.append(file_entry(AGENT_CONFIG, agent_config, "0644"))
     if settings.key_manager.ca_certificate:
-        write_files.append(_file(KEY_MANAGER_CA, settings.key_manager.ca_certificate.strip() + "\n", "0644"))
+        entries.append(file_entry(KEY_MANAGER_CA, settings.key_manager.ca_certificate.strip() + "\n", "0644"))
+    return entries
+
+
+def cloud_config_text(packages: list[str], write_files: list[dict]) -> str:
     # /etc/hosts is the boot step's (the public name mapped to the node): a reboot's cloud-init leaves it alone.
     cloud_config = {"packages": packages, "manage_etc_hosts": False, "write_files": write_files, "runcmd": [[BOOT_SCRIPT]]}
-    return "#cloud-config\n" + yaml.dump(cloud_config, Dumper=_LiteralBlocks, sort_keys=False, width=1000)
+    return "#cloud-config\n" + yaml.dump(cloud_config, Dumper=LiteralBlocks, sort_keys=False, width=1000)

@@ -28,13 +28,9 @@ AGGREGATION_DIMENSIONS = (("InstanceId",), ("InstanceId", "path"))
 COLLECTION_SECONDS = 60
 
 
-def _absolute(settings: Settings, path: str) -> str:
-    return path if path.startswith("/") else f"{settings.apim.home}/{path}"
-
-
-def _collected_file(settings: Settings, log: observability.ShippedLog) -> dict:
+def _collected_file(settings: Settings, log: observability.ShippedLog, home: str) -> dict:
     entry = {
-        "file_path": _absolute(settings, log.path),
+        "file_path": log.path if log.path.startswith("/") else f"{home}/{log.path}",
         "log_group_name": observability.log_group_name(settings.name_prefix, log.key),
     }
     if log.multi_line_start:
@@ -48,8 +44,9 @@ def _measurements(*metrics: observability.NodeMetric) -> list[str]:
     return [metric.name for metric in metrics]
 
 
-def render_agent_config(settings: Settings) -> dict | None:
-    """The agent's configuration for a node of these settings; None when observability.agent is off."""
+def render_agent_config(settings: Settings, home: str | None = None) -> dict | None:
+    """The agent's configuration for a node of these settings whose product is at home (the pair's by default); None
+    when observability.agent is off."""
     if not settings.observability.agent:
         return None
     o = observability
@@ -58,7 +55,9 @@ def render_agent_config(settings: Settings) -> dict | None:
         # The agent's defaults kept: UTF-8, timestamps in local time (API-M's and the node's: UTC on Amazon Linux).
         "logs": {
             "log_stream_name": LOG_STREAM,
-            "logs_collected": {"files": {"collect_list": [_collected_file(settings, log) for log in o.shipped_logs(settings)]}},
+            "logs_collected": {
+                "files": {"collect_list": [_collected_file(settings, log, home or settings.apim.home) for log in o.shipped_logs(settings)]}
+            },
         },
         "metrics": {
             "namespace": o.metric_namespace(settings.name_prefix),
@@ -81,6 +80,6 @@ def render_agent_config(settings: Settings) -> dict | None:
     }
 
 
-def render_agent_config_json(settings: Settings) -> str | None:
-    config = render_agent_config(settings)
+def render_agent_config_json(settings: Settings, home: str | None = None) -> str | None:
+    config = render_agent_config(settings, home)
     return None if config is None else json.dumps(config, separators=(",", ":")) + "\n"  # compact: user data is small

@@ -104,7 +104,7 @@ def _event_hub(settings: Settings, node_index: int) -> dict:
     }
 
 
-def _key_manager(settings: Settings) -> dict | None:
+def key_manager_section(settings: Settings) -> dict | None:
     """An external WSO2 Identity Server (the seed's hybrid pattern); None keeps the resident Key Manager.
     It shares the user store (WSO2SHARED_DB), so the pair's admin is its admin too."""
     key_manager = settings.key_manager
@@ -118,7 +118,7 @@ def _key_manager(settings: Settings) -> dict | None:
     }
 
 
-def _database(settings: Settings, db_host: str, db_port: int) -> dict:
+def database_section(settings: Settings, db_host: str, db_port: int) -> dict:
     engine = ENGINES[settings.database.engine]
     credentials = {"username": f"$env{{{DB_USERNAME_ENV}}}", "password": f"$env{{{DB_PASSWORD_ENV}}}"}
     return {
@@ -127,7 +127,7 @@ def _database(settings: Settings, db_host: str, db_port: int) -> dict:
     }
 
 
-def _keystores() -> tuple[dict, dict]:
+def keystore_sections() -> tuple[dict, dict]:
     password = f"$env{{{KEYSTORE_PASSWORD_ENV}}}"
     store = {"file_name": KEYSTORE_FILE, "type": "JKS", "password": password, "alias": KEYSTORE_ALIAS, "key_password": password}
     return {"tls": store, "primary": store}, {"file_name": TRUSTSTORE_FILE, "type": "JKS", "password": password}
@@ -137,7 +137,7 @@ GATEWAY_SOCKET_TIMEOUT_MS = 180_000  # [passthru_http] "http.socket.timeout" in 
 NODE_IDLE_MARGIN_SECONDS = 5
 
 
-def _node_idle_ms(settings: Settings) -> int:
+def node_idle_ms(settings: Settings) -> int:
     """How long a node keeps an idle connection from the load balancer: longer than the load balancer does."""
     return (settings.load_balancer.idle_timeout_seconds + NODE_IDLE_MARGIN_SECONDS) * 1000
 
@@ -150,14 +150,34 @@ def access_log_has_max_days(version: str) -> bool:
     return (major, minor) >= (4, 1)
 
 
+def every_node_sections(settings: Settings) -> dict[str, Any]:
+    """What a pair node's and a gateway node's files both end with."""
+    # The product's own JMX RMI server (9999/11111, on every interface) off: the JVM's JMX agent on loopback serves
+    # the CloudWatch agent (`wso2am-boot jmx`, the unit's ExecStartPost). default.json's
+    # monitoring.jmx.rmi_server_start is true in wso2/product-apim from v3.2.0 to v4.7.0.
+    sections: dict[str, Any] = {"monitoring": {"jmx": {"rmi_server_start": False}}}
+    if access_log_has_max_days(settings.apim.version):
+        # Tomcat's AccessLogValve deletes its rotated http_access_<date>.log files older than this.
+        sections["http_access_log"] = {"maxDays": settings.observability.local_log_days}
+    if traits(settings.apim.version).symmetric_internal_crypto:
+        # One key for the pair (and its gateways), generated once (the boot step); set, so the 4.7 start script adds
+        # none of its own.
+        sections["encryption"] = {"key": f"$env{{{ENCRYPTION_KEY_ENV}}}"}
+    return sections
+
+
+def super_admin_section() -> dict[str, Any]:
+    return {"username": "admin", "password": f"$env{{{ADMIN_PASSWORD_ENV}}}", "create_admin_account": True}
+
+
 def render_deployment_toml(settings: Settings, node_index: int, db_host: str, db_port: int, lb_dns_name: str) -> str:
     """deployment.toml for node 0 or 1. db_host and lb_dns_name may be placeholders the stack swaps for the
     RDS address and the load balancer's DNS name."""
     if node_index not in (0, 1):
         raise ValueError(f"node_index must be 0 or 1, not {node_index}")
     name = public_name(settings, lb_dns_name)
-    keystore, truststore = _keystores()
-    node_idle_ms = _node_idle_ms(settings)
+    keystore, truststore = keystore_sections()
+    idle_ms = node_idle_ms(settings)
     document: dict[str, Any] = {
         "server": {
             "hostname": name,
@@ -166,15 +186,11 @@ def render_deployment_toml(settings: Settings, node_index: int, db_host: str, db
         },
         # TLS ends at the load balancer on 443: links and redirects the portals build must use it. A node keeps an idle
         # connection from the load balancer open longer than the load balancer does (Tomcat's default is 60 s).
-        "transport": {"https": {"properties": {"proxyPort": ports.HTTPS, "keepAliveTimeout": node_idle_ms}}},
+        "transport": {"https": {"properties": {"proxyPort": ports.HTTPS, "keepAliveTimeout": idle_ms}}},
         # The gateway's side (passthru's socket timeout, 180 s as shipped): never shorter than the load balancer's.
-        "passthru_http": {"http.socket.timeout": max(GATEWAY_SOCKET_TIMEOUT_MS, node_idle_ms)},
-        "super_admin": {
-            "username": "admin",
-            "password": f"$env{{{ADMIN_PASSWORD_ENV}}}",
-            "create_admin_account": True,
-        },
-        "database": _database(settings, db_host, db_port),
+        "passthru_http": {"http.socket.timeout": max(GATEWAY_SOCKET_TIMEOUT_MS, idle_ms)},
+        "super_admin": super_admin_section(),
+        "database": database_section(settings, db_host, db_port),
         "keystore": keystore,
         "truststore": truststore,
         "apim": {
@@ -183,21 +199,12 @@ def render_deployment_toml(settings: Settings, node_index: int, db_host: str, db
             "devportal": {"url": public_urls(name)["devportal_url"]},
         },
     }
-    # The product's own JMX RMI server (9999/11111, on every interface) off: the JVM's JMX agent on loopback serves
-    # the CloudWatch agent (`wso2am-boot jmx`, the unit's ExecStartPost). default.json's
-    # monitoring.jmx.rmi_server_start is true in wso2/product-apim from v3.2.0 to v4.7.0.
-    document["monitoring"] = {"jmx": {"rmi_server_start": False}}
-    if access_log_has_max_days(settings.apim.version):
-        # Tomcat's AccessLogValve deletes its rotated http_access_<date>.log files older than this.
-        document["http_access_log"] = {"maxDays": settings.observability.local_log_days}
-    key_manager = _key_manager(settings)
+    document |= every_node_sections(settings)
+    key_manager = key_manager_section(settings)
     if key_manager:
         document["apim"]["key_manager"] = key_manager
     if traits(settings.apim.version).has_event_hub:
         document["apim"]["event_hub"] = _event_hub(settings, node_index)
-    if traits(settings.apim.version).symmetric_internal_crypto:
-        # One key for the pair, generated once (the boot step); set, so the 4.7 start script adds none of its own.
-        document["encryption"] = {"key": f"$env{{{ENCRYPTION_KEY_ENV}}}"}
     if settings.restore:
         # WSO2's re-index switch (registry.xml.j2 from v3.2.0 to v4.7.0: a new lastAccessTimeLocation, so the indexer
         # starts over from the database); the boot step removes the old index (restore.sh).

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from apim_active_active.gateway_settings import UNIVERSAL_GATEWAY_PACK
 from apim_active_active.renderers.deployment_toml import MANAGER_INDEX
 from apim_active_active.settings import Settings
+from apim_active_active.versions import UNIVERSAL_GATEWAY_START_SCRIPT, gateway_distribution, traits
 
 CONFIG_DIR = "/etc/wso2am"
 NODE_ENV = f"{CONFIG_DIR}/node.env"
@@ -16,6 +18,7 @@ BOOT_SCRIPT = "/usr/local/sbin/wso2am-boot"
 MERGE_CONFIG = "/usr/local/sbin/wso2am-merge-config"  # the boot step's `merge-config` (its default path)
 SERVICE = "wso2am.service"
 SHARE_WATCH = "wso2am-share-watch"  # .service (one check) and .timer (every 15 s)
+GATEWAY_WATCH = "wso2am-gateway-watch"  # a gateway node's: follow the pair, leave the group gracefully (every 15 s)
 FSTAB_ENTRIES = f"{CONFIG_DIR}/fstab"  # content_sync = "efs": what the boot step adds to /etc/fstab
 AGENT_CONFIG = f"{CONFIG_DIR}/cloudwatch-agent.json"  # observability.agent: the CloudWatch agent's configuration
 # Amazon Linux 2023's amazon-cloudwatch-agent package installs its control script here.
@@ -32,3 +35,22 @@ def sync_role(settings: Settings, node_index: int) -> str:
     if settings.uses_efs:
         return ""
     return "manager" if node_index == MANAGER_INDEX else "worker"
+
+
+# A gateway scale-out node's product (gateway_scale_out): the pair's pack in its gateway profile up to 4.4, WSO2's
+# Universal Gateway pack from 4.5 (versions.gateway_distribution).
+def gateway_home(settings: Settings) -> str:
+    if gateway_distribution(settings.apim.version) == "profile":
+        return settings.apim.home
+    return f"{settings.apim.install_dir}/{UNIVERSAL_GATEWAY_PACK.format(version=settings.apim.version)}"
+
+
+def gateway_start_script(settings: Settings) -> str:
+    if gateway_distribution(settings.apim.version) == "profile":
+        return traits(settings.apim.version).start_script
+    return UNIVERSAL_GATEWAY_START_SCRIPT
+
+
+def gateway_archive_url(settings: Settings) -> str:
+    assert settings.gateway_scale_out, "only with a gateway group"
+    return settings.gateway_scale_out.archive_url or settings.apim.archive_url

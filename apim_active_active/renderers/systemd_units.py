@@ -5,9 +5,16 @@ from __future__ import annotations
 
 from apim_active_active.renderers import rsync, shared_folders
 from apim_active_active.renderers.deployment_toml import access_log_has_max_days
-from apim_active_active.renderers.node_layout import BOOT_SCRIPT, RUNTIME_ENV, SECRETS_FILE, sync_role
+from apim_active_active.renderers.node_layout import (
+    BOOT_SCRIPT,
+    RUNTIME_ENV,
+    SECRETS_FILE,
+    gateway_home,
+    gateway_start_script,
+    sync_role,
+)
 from apim_active_active.settings import Settings
-from apim_active_active.versions import traits
+from apim_active_active.versions import GATEWAY_PROFILE, gateway_distribution, traits
 
 
 def _never_without_the_share(settings: Settings, node_index: int) -> str:
@@ -49,9 +56,15 @@ def _jmx(settings: Settings) -> str:
 KEEP_RETRYING = "# Keep retrying (e.g. while an external Key Manager is down): never give up after a burst of failures."
 
 
-def render_systemd_unit(settings: Settings, node_index: int = 0) -> str:
-    home = settings.apim.home
-    script = f"{home}/bin/{traits(settings.apim.version).start_script}"
+def render_systemd_unit(settings: Settings, node_index: int = 0, gateway: bool = False) -> str:
+    """API-M's unit on pair node node_index, or (gateway) on a gateway scale-out node: its own pack and start script,
+    in the gateway profile up to 4.4 (WSO2 starts it with -Dprofile=gateway-worker after profileSetup.sh), no share."""
+    home = gateway_home(settings) if gateway else settings.apim.home
+    script = f"{home}/bin/{gateway_start_script(settings) if gateway else traits(settings.apim.version).start_script}"
+    arguments = start_arguments(settings)
+    if gateway and gateway_distribution(settings.apim.version) == "profile":
+        arguments += f" -Dprofile={GATEWAY_PROFILE}"
+    umask = "UMask=0027\n" if gateway else _umask(settings, node_index)
     start_seconds = 600
     wait = ""
     if settings.key_manager.type != "resident":
@@ -59,10 +72,10 @@ def render_systemd_unit(settings: Settings, node_index: int = 0) -> str:
         wait = f"ExecStartPre={BOOT_SCRIPT} wait-key-manager\n"
         start_seconds += settings.key_manager.wait_seconds
     return f"""[Unit]
-Description=WSO2 API Manager {settings.apim.version} (active-active node)
+Description=WSO2 API Manager {settings.apim.version} ({"gateway scale-out node" if gateway else "active-active node"})
 Wants=network-online.target
 After=network-online.target remote-fs.target
-{_never_without_the_share(settings, node_index)}{KEEP_RETRYING}
+{"" if gateway else _never_without_the_share(settings, node_index)}{KEEP_RETRYING}
 StartLimitIntervalSec=0
 
 [Service]
@@ -71,9 +84,9 @@ User={settings.apim.os_user}
 Group={settings.apim.os_user}
 EnvironmentFile={RUNTIME_ENV}
 EnvironmentFile={SECRETS_FILE}
-{_umask(settings, node_index)}# Carbon never removes its PID file: a stale one naming a live process makes `start` exit 0 "already running".
+{umask}# Carbon never removes its PID file: a stale one naming a live process makes `start` exit 0 "already running".
 ExecStartPre=/usr/bin/rm -f {home}/wso2carbon.pid
-{wait}ExecStart={script} {start_arguments(settings)}
+{wait}ExecStart={script} {arguments}
 {_jmx(settings)}ExecStop={script} stop
 PIDFile={home}/wso2carbon.pid
 Restart=on-failure
@@ -120,6 +133,35 @@ TimeoutStartSec=60
     # First look after systemd's own mount jobs have run out (90 s by default): a share missing at the boot is then
     # re-mounted by the watch alone, never by both at once.
     return service, _timer("Watch the share of WSO2 API-M", on_boot=120, every=15)
+
+
+def drain_wait_seconds(settings: Settings) -> int:
+    """How long a leaving gateway node waits for the group's Terminating:Wait: the load balancer's drain (its
+    deregistration delay, which the group waits out before the termination hook) and a minute for the group's steps."""
+    return settings.load_balancer.deregistration_delay_seconds + 60
+
+
+# What a leaving gateway node's watch does after the drain: API-M's stop (its unit's stop timeout: systemd's default,
+# 90 s) and the termination hook's completion (RETRY_TRIES, 10: about 5 minutes of back-off, capped at 60 s).
+LEAVE_STOP_SECONDS = 90
+LEAVE_RETRY_SECONDS = 360
+
+
+def render_gateway_watch(settings: Settings) -> tuple[str, str]:
+    """(service, timer) on a gateway node: every 15 s, keep the public name on a node of the pair that answers, tell
+    the launch lifecycle hook once the node's gate passes, and once the group terminates this node, wait for the load
+    balancer's drain, stop API-M and tell the termination hook (`wso2am-boot gateway-watch`). One run may last the
+    whole leaving: its timeout covers it."""
+    timeout = drain_wait_seconds(settings) + LEAVE_STOP_SECONDS + LEAVE_RETRY_SECONDS
+    service = f"""[Unit]
+Description=Keep this WSO2 API-M gateway node on a node of the pair; join and leave the group gracefully
+
+[Service]
+Type=oneshot
+ExecStart={BOOT_SCRIPT} gateway-watch
+TimeoutStartSec={timeout}
+"""
+    return service, _timer("Watch the pair and this gateway node's lifecycle", on_boot=60, every=15)
 
 
 def render_push_units(settings: Settings) -> tuple[str, str]:

@@ -1,8 +1,8 @@
 """The active-active stack: network, peer security, load balancer, shared file system (or, with
-content_sync = "rsync", the rsync channel), database, identity, secrets, two nodes, what observes them (log groups,
-alarms, the dashboard) and the backup plans (with a copy region: its provider, key and vault). It only composes them,
-giving each construct its own part of the settings, and wires who may reach whom; the backend, the nodes' user data
-and the outputs are rooms of their own."""
+content_sync = "rsync", the rsync channel), database, identity, secrets, two nodes, the gateway scale-out group (with
+`gateway_scale_out`), what observes them (log groups, alarms, the dashboard) and the backup plans (with a copy region:
+its provider, key and vault). It only composes them, giving each construct its own part of the settings, and wires who
+may reach whom; the backend, the nodes' user data and the outputs are rooms of their own."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from apim_active_active.constructs.dashboard import Dashboard, DashboardProps
 from apim_active_active.constructs.database import Database, DatabaseProps
 from apim_active_active.constructs.destroy_guard import DestroyGuard, DestroyGuardProps
 from apim_active_active.constructs.encryption import CopyRegionKey, CopyRegionKeyProps, StackKey, StackKeyProps
+from apim_active_active.constructs.gateway_group import GatewayGroup, GatewayGroupProps
 from apim_active_active.constructs.generated_secrets import GeneratedSecrets, GeneratedSecretsProps, SourceSecrets
 from apim_active_active.constructs.load_balancer import LoadBalancer, LoadBalancerProps
 from apim_active_active.constructs.log_groups import LogGroups, LogGroupsProps
@@ -33,11 +34,12 @@ from apim_active_active.observability import metric_namespace, shipped_logs
 from apim_active_active.protection import destroy_refusal
 from apim_active_active.renderers.alarms import Observed, alarm_specs, boot_log_key, log_metric_filters
 from apim_active_active.renderers.dashboard import dashboard_body
+from apim_active_active.renderers.node_layout import gateway_archive_url
 from apim_active_active.settings import Settings
 from apim_active_active.stacks.backend import configure_backend
-from apim_active_active.stacks.node_grants import secret_statements
+from apim_active_active.stacks.node_grants import gateway_secret_statements, secret_statements
 from apim_active_active.stacks.observed import observed_ids
-from apim_active_active.stacks.outputs import add_backup_outputs, add_observability_outputs, add_outputs
+from apim_active_active.stacks.outputs import add_backup_outputs, add_gateway_outputs, add_observability_outputs, add_outputs
 from apim_active_active.stacks.provider import configure_copy_provider, configure_provider
 from apim_active_active.stacks.user_data import NodeUserData
 from apim_active_active.traffic import routes
@@ -88,12 +90,20 @@ class ActiveActiveStack(TerraformStack):
         )
         grant = identity.grant("use_secrets", statements)
         user_data = self._user_data(database, secrets, balancer, share, channel, key)
-        nodes = self._nodes(environment, network, peers, identity, key, user_data, channel, share, grant)
+        ami_id = self._ami_id()
+        nodes = self._nodes(environment, network, peers, identity, key, ami_id, user_data, channel, share, grant)
         for index, node in enumerate(nodes):
             balancer.attach(index, node.instance_id)
+        gateways = None
+        if settings.gateway_scale_out:
+            gateway_grants = gateway_secret_statements(database, secrets, key, settings.encryption.node_decrypt_key_arns)
+            gateways = self._gateway_group(environment, network, peers, balancer, key, ami_id, user_data, gateway_grants)
+            self._reach_gateways(gateways, peers, balancer, database)
 
         add_outputs(self, network, peers, share, balancer, nodes)
-        self._observability(key, identity, observed_ids(balancer, database, share, nodes))
+        if gateways:
+            add_gateway_outputs(self, gateways.group_name, gateways.launch_template_id, gateways.security_group_id)
+        self._observability(key, (identity, *([gateways] if gateways else [])), observed_ids(balancer, database, share, nodes))
         if settings.backup.plan:
             self._backup(key, database, share, CopyTarget(copy_provider, copy_key.key_arn) if copy_provider and copy_key else None)
         resources = tuple(c for c in self.node.find_all() if isinstance(c, TerraformResource))
@@ -102,7 +112,12 @@ class ActiveActiveStack(TerraformStack):
     # The parts, each given its own part of the settings and what it is wired to ---------------------------------------
     def _stack_key(self) -> StackKey:
         encryption = self.settings.encryption
-        props = StackKeyProps(name_prefix=self.prefix, region=self.settings.region, deletion_window_days=encryption.deletion_window_days)
+        props = StackKeyProps(
+            name_prefix=self.prefix,
+            region=self.settings.region,
+            deletion_window_days=encryption.deletion_window_days,
+            autoscaling_volumes=self.settings.gateway_scale_out is not None,
+        )
         return StackKey(self, "encryption", props)
 
     def _copy_key(self, key: StackKey, provider: aws.provider.AwsProvider) -> CopyRegionKey:
@@ -125,6 +140,7 @@ class ActiveActiveStack(TerraformStack):
             availability_zones=settings.availability_zones,
             network=settings.network,
             kms_key_arn=key.key_arn,
+            autoscaling_endpoint=settings.gateway_scale_out is not None,
         )
         return Network(self, "network", props)
 
@@ -233,10 +249,9 @@ class ActiveActiveStack(TerraformStack):
         return NodeUserData(self, self.settings, known, database.port)
 
     def _nodes(self, environment: str, network: Network, peers: PeerSecurity, identity: NodeIdentity, key: StackKey,
-               user_data: NodeUserData, channel: RsyncChannel | None, share: SharedFileSystem | None,
+               ami_id: str, user_data: NodeUserData, channel: RsyncChannel | None, share: SharedFileSystem | None,
                grant: TerraformResource) -> list[Node]:  # fmt: skip
         settings = self.settings
-        ami_id = self._ami_id()
         roll = TerraformVariable(self, names.ROLL_VARIABLE, type="bool", default=False, nullable=False,
                                  description="Set only by scripts/roll.py, which replaces the nodes one at a time")  # fmt: skip
         own_groups = (channel.sender_group_id, channel.receiver_group_id) if channel else ()
@@ -265,13 +280,56 @@ class ActiveActiveStack(TerraformStack):
             for index in range(2)
         ]
 
-    def _observability(self, key: StackKey, identity: NodeIdentity, observed: Observed) -> None:
-        """Log groups the agent ships to (and its grant), alarms to the stack's topic, the dashboard (docs/observability.md)."""
+    def _gateway_group(self, environment: str, network: Network, peers: PeerSecurity, balancer: LoadBalancer, key: StackKey,
+                       ami_id: str, user_data: NodeUserData, statements: list[dict]) -> GatewayGroup:  # fmt: skip
+        settings = self.settings
+        assert settings.gateway_scale_out, "only with gateway_scale_out"
+        props = GatewayGroupProps(
+            name_prefix=self.prefix,
+            gateway=settings.gateway_scale_out,
+            region=settings.region,
+            account_id=key.account_id,
+            vpc_id=network.vpc_id,
+            subnet_ids=network.subnet_ids,
+            ami_id=ami_id,
+            kms_key_arn=key.key_arn,
+            user_data=user_data.of_gateway(),
+            artifact_urls=(gateway_archive_url(settings), settings.database.jdbc_driver_url),
+            statements=tuple(statements),
+            pair_group_id=peers.group_id,
+            key_manager=settings.key_manager,
+            target_group_arns=balancer.gateway_target_group_arns,
+            request_label=balancer.gateway_request_label,
+            tags=names.default_tags(settings, environment),
+        )
+        return GatewayGroup(self, "gateway_group", props)
+
+    def _reach_gateways(self, gateways: GatewayGroup, peers: PeerSecurity, balancer: LoadBalancer, database: Database) -> None:
+        """Who the gateway nodes reach and who reaches them: the pair's peer ports (their control plane), the database;
+        the load balancer on the gateway routes' ports only."""
+        for port, what in ports.PEERS.items():
+            peers.rule(f"from_gateways_{port}", "ingress", port, f"Gateway group: {what}", peer_group=gateways.security_group_id)
+        balancer.reach_gateways(gateways.security_group_id)
+        for port in balancer.gateway_ports:
+            gateways.rule(f"from_load_balancer_{port}", "ingress", port, f"Load balancer to gateway port {port} (traffic and "
+                          "health checks)", peer_group=balancer.security_group_id)  # fmt: skip
+        existing = self.settings.database.existing
+        if existing:
+            gateways.rule("egress_database", "egress", database.port, f"Database at {existing.cidr}", cidrs=[str(existing.cidr)])
+        else:
+            assert database.security_group_id, "an RDS database has its group"
+            gateways.rule("egress_database", "egress", database.port, "Database (RDS)", peer_group=database.security_group_id)
+            database.admit("from_gateways", gateways.security_group_id, "Database from the gateway group")
+
+    def _observability(self, key: StackKey, shippers: tuple[NodeIdentity | GatewayGroup, ...], observed: Observed) -> None:
+        """Log groups the agent ships to (and its grant to every node's role), alarms to the stack's topic, the dashboard
+        (docs/observability.md)."""
         settings = self.settings
         log_groups = {}
         if settings.observability.agent:
             logs = self._log_groups(key)
-            identity.grant("cloudwatch_agent", cloudwatch_agent_statements(logs.arns, metric_namespace(self.prefix)))
+            for shipper in shippers:
+                shipper.grant("cloudwatch_agent", cloudwatch_agent_statements(logs.arns, metric_namespace(self.prefix)))
             log_groups = logs.names
         alarms = Alarms(
             self,

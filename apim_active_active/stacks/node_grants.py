@@ -58,3 +58,21 @@ def secret_statements(
             else []
         ),
     ]
+
+
+def gateway_secret_statements(
+    database: Database, secrets: GeneratedSecrets | SourceSecrets, key: StackKey, decrypt_key_arns: tuple[str, ...]
+) -> list[dict]:
+    """What a gateway scale-out node may do with them: read what its boot writes for API-M (the admin, the keystore,
+    the database user API-M logs in as, 4.7's encryption key), never put (the pair generates them); decrypt with the
+    stack's key and the other keys the settings name. Not the RDS master user: a gateway makes no schema or user."""
+    readable = [secrets.admin_arn, secrets.keystore_arn, secrets.db_app_arn or database.secret_arn, secrets.encryption_key_arn]
+    return [
+        {"Sid": "ReadSecrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": [a for a in readable if a]},
+        {"Sid": "StackKey", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": key.key_arn},
+        *(
+            [{"Sid": "OtherKeys", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": list(decrypt_key_arns)}]
+            if decrypt_key_arns
+            else []
+        ),
+    ]

@@ -66,3 +66,12 @@ def add_backup_outputs(stack: TerraformStack, vault_names: dict[str, str], plan_
         stack, names.OUTPUT_BACKUP_VAULTS, value=vault_names, description="AWS Backup vaults of the stack, by role (primary, copy)"
     )
     TerraformOutput(stack, names.OUTPUT_BACKUP_PLANS, value=plan_ids, description="AWS Backup plans of the stack: id by plan name")
+
+
+def add_gateway_outputs(stack: TerraformStack, group_name: str, launch_template_id: str, security_group_id: str) -> None:
+    """The gateway scale-out group's (gateway_scale_out): verify and status find its nodes through the group."""
+    TerraformOutput(stack, names.OUTPUT_GATEWAY_GROUP, value=group_name, description="Auto Scaling group of the gateway nodes")
+    TerraformOutput(
+        stack, names.OUTPUT_GATEWAY_LAUNCH_TEMPLATE, value=launch_template_id, description="Launch template of the gateway nodes"
+    )
+    TerraformOutput(stack, names.OUTPUT_GATEWAY_SG, value=security_group_id, description="Security group of the gateway nodes")

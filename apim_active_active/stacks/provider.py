@@ -14,6 +14,7 @@ from apim_active_active.settings import Settings
 # Services the stacks call; each gets the emulator endpoint in `local`.
 EMULATED_SERVICES = (
     "acm",
+    "autoscaling",
     "backup",
     "cloudwatchlogs",
     "ec2",

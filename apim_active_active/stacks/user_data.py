@@ -1,6 +1,7 @@
-"""Each node's user data, rendered by the (cdktf-free) renderers with what only an apply knows as placeholders, then
-swapped for Terraform references: the user data is one base64gzip("...") expression (EC2 takes at most 16 KB; Terraform
-gzips it, cloud-init unzips it), and cdktf would render a token inside it without its ${}."""
+"""Each node's user data (and the gateway scale-out group's), rendered by the (cdktf-free) renderers with what only an
+apply knows as placeholders, then swapped for Terraform references: the user data is one base64gzip("...") expression
+(EC2 takes at most 16 KB; Terraform gzips it, cloud-init unzips it), and cdktf would render a token inside it without
+its ${}."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import fields, replace
 from cdktf import DefaultTokenResolver, StringConcat, TerraformStack, Token, Tokenization
 
 from apim_active_active.renderers.boot_script import Deployed, render_user_data
+from apim_active_active.renderers.gateway_user_data import render_gateway_user_data
 from apim_active_active.settings import Settings
 from apim_active_active.terraform_text import base64gzip_of, embed
 
@@ -42,6 +44,13 @@ class NodeUserData:
         """The base64gzip expression of node index's cloud-config."""
         rendered = render_user_data(self._settings, index, self._placeholders)
         return base64gzip_of(embed(rendered, self._references))
+
+    def of_gateway(self) -> str:
+        """The base64gzip expression of the gateway scale-out group's cloud-config (every node of the group's): the
+        pair's references it names (not the content sync's, nor the RDS master secret's: a gateway makes no schema)."""
+        rendered = render_gateway_user_data(self._settings, self._placeholders)
+        references = {p: r for p, r in self._references.items() if p in rendered}  # the content sync's are not
+        return base64gzip_of(embed(rendered, references))
 
 
 def _reference(stack: TerraformStack, token: str) -> str:

@@ -6,7 +6,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from apim_active_active.versions import traits
+from apim_active_active.versions import GATEWAY_PROFILE, gateway_distribution, traits
 from scripts import commands
 
 STANDIN = Path(__file__).resolve().parent / "standin"
@@ -17,7 +17,14 @@ SERVER_FILES = {
     "executionplans/README": "stand-in\n",
     "userstores/README": "stand-in\n",
     "webapps/README": "stand-in\n",
+    # Some of the webapps the 4.3.0 pack ships (its assembly bin.xml): the gateway's REST API (the readiness check's
+    # webapp, which the gateway-worker profile keeps), and some a gateway-worker's profileSetup.sh removes.
+    **{f"webapps/{war}": "stand-in webapp\n" for war in ("api#am#gateway#v2.war", "api#am#publisher.war", "api#am#devportal.war")},
+    "webapps/oauth2.war": "stand-in webapp\n",
 }
+GATEWAY_WEBAPP = "api#am#gateway#v2.war"
+# Where the 4.0-4.4 pack keeps the profiles' deployment.toml templates (bin.xml: src/main/resources/conf/deployment-templates).
+DEPLOYMENT_TEMPLATES = "repository/resources/conf/deployment-templates"
 
 
 # The shape of the keys in WSO2's dbscripts/apimgt/mysql.sql (4.2 and later) that MySQL 8's utf8mb4 cannot hold:
@@ -114,6 +121,19 @@ def shipped_deployment_toml(version: str) -> str:
     return (STANDIN / "conf" / ("deployment-3.2.toml" if version.startswith("3.") else "deployment-4.x.toml")).read_text()
 
 
+def gateway_template() -> str:
+    """The stand-in's gateway-worker.toml, shaped like the template WSO2's 4.x pack ships."""
+    return (STANDIN / "conf" / "gateway-worker-4.x.toml").read_text()
+
+
+def has_gateway_profile(version: str) -> bool:
+    """Whether the version's pack carries profileSetup.sh and the gateway-worker template (4.0-4.4)."""
+    try:
+        return gateway_distribution(version) == "profile"
+    except ValueError:  # 3.2
+        return False
+
+
 def build_jdbc_driver(name: str, destination: Path) -> Path:
     """A STAND-IN JDBC driver jar (a zip with a manifest), uploaded where the settings say the real one is."""
     jar = destination / name
@@ -139,6 +159,9 @@ def build_archive(version: str, destination: Path) -> Path:
         add("bin/standin_server.py", (STANDIN / "standin_server.py").read_text(), 0o755)
         add("bin/standin_api.py", (STANDIN / "standin_api.py").read_text())
         add("repository/conf/deployment.toml", shipped_deployment_toml(version))
+        if has_gateway_profile(version):
+            add("bin/profileSetup.sh", (STANDIN / "profileSetup.sh").read_text(), 0o755)
+            add(f"{DEPLOYMENT_TEMPLATES}/{GATEWAY_PROFILE}.toml", gateway_template())
         add("repository/conf/log4j2.properties", (STANDIN / "conf" / "log4j2.properties").read_text())
         add("repository/logs/README", "logs\n")
         for name, text in SERVER_FILES.items():

@@ -62,6 +62,7 @@ class PushTimer:
 
 class RsyncRehearsal(Rehearsal):
     drill = False  # the restore drill runs in the EFS mode (a restore of rsync's is the database's only)
+    gateway_rehearsed = False  # the gateway scale-out node runs in the EFS mode (it has no share in either)
 
     def __init__(self, keep: bool = False, destroy_stack: bool = True) -> None:
         environment = rsync_environment()

@@ -41,6 +41,7 @@ from scripts.local_account import prepare
 from scripts.local_stack import ROOT, STACK, aws_env, cdktf_flags, client, deploy, destroy
 from scripts.rehearsal.database import MariaDbStandIn
 from scripts.rehearsal.fidelity import ProductFidelity
+from scripts.rehearsal.gateway_node import GatewayNode
 from scripts.rehearsal.lab import Lab, NodeHost
 from scripts.rehearsal.log_shipping import LogShipping
 from scripts.rehearsal.product import build_archive, build_jdbc_driver, files_on_the_share
@@ -93,7 +94,7 @@ class Check:
     detail: str
 
 
-class Rehearsal(ProductFidelity, NodeMoves, LogShipping, Proof, RestoreDrill):
+class Rehearsal(ProductFidelity, NodeMoves, LogShipping, Proof, RestoreDrill, GatewayNode):
     drill = True  # the restore drill (EFS): a second pair booted from the first's backups
 
     def __init__(
@@ -484,10 +485,10 @@ class Rehearsal(ProductFidelity, NodeMoves, LogShipping, Proof, RestoreDrill):
         places = {
             "cdk.tf.json": (self.work / "cdktf.out" / "stacks" / STACK / "cdk.tf.json").read_text(),
             "Terraform state": (self.work / "state" / f"{STACK}.tfstate").read_text(),
-            "user data (read back)": "".join(self.user_data),
+            "user data (read back)": "".join(self.user_data + self.gateway_user_data),
             "boot and cloud-init logs": "".join(p.read_text() for p in self.work.glob("*boot*.log")),
         }
-        for node in self.nodes:
+        for node in [*self.nodes, *([self.gateway] if self.gateway else [])]:
             logs = f"{self.settings.apim.home}/repository/logs"
             for log in (
                 "/var/log/rehearsal-systemctl.log",
@@ -662,7 +663,9 @@ class Rehearsal(ProductFidelity, NodeMoves, LogShipping, Proof, RestoreDrill):
         self.check_log_shipping()
         self.prove_active_active()
         self.second_boot()
+        self.check_gateway_node()  # booted beside the checks above, once the pair had booted
         self.stop_node_1()
+        self.gateway_follows_pair()  # before node 1's API-M starts again
         self.stale_pid_start()
         self.share_lost_while_running()
         self.share_missing_at_reboot()
@@ -680,6 +683,7 @@ class Rehearsal(ProductFidelity, NodeMoves, LogShipping, Proof, RestoreDrill):
                 self.start_restored_deploy()  # in the background, beside the first pair's rehearsal
             self.open_lab()
             texts = self.first_boot_of_both()
+            self.start_gateway_boot()  # with gateway_scale_out: in the background, beside the pair's checks
             self.check_first_boot(texts)
             self.faults()
         except Exception as error:  # noqa: BLE001 (report, then clean up)

@@ -48,6 +48,9 @@ NOT_REHEARSED = [
     "rsync mode: node 2's sshd is this machine's, run without PAM (a namespace has no login uid); the push timer "
     "is a bounded loop running the push service's command every rsync.interval_seconds; no security groups "
     "between the node hosts (the synth and e2e tests check port 22 is open from node 1's group to node 2's only)",
+    "the gateway scale-out group itself: its launches, scaling, target registration and instance refresh (one node is "
+    "booted from the launch template's user data); the gateway watch's lifecycle-hook path (IMDS's "
+    "target-lifecycle-state: no metadata service in the namespaces); 4.5-4.7's Universal Gateway pack (no stand-in)",
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import time
 
@@ -10,10 +11,14 @@ import pytest
 
 from apim_active_active import names
 from apim_active_active.observability import log_group_name, shipped_logs
+from apim_active_active.policy import secret_literals
 from apim_active_active.renderers import shared_folders
 from apim_active_active.renderers.alarms import boot_log_key, log_metric_filters
-from apim_active_active.renderers.boot_script import CONFIG_SOURCE, FSTAB_ENTRIES, render_deployment_toml
-from scripts.show_deployment import user_data_files
+from apim_active_active.renderers.boot_script import CONFIG_SOURCE, FSTAB_ENTRIES, Deployed, render_deployment_toml
+from apim_active_active.renderers.gateway_toml import render_gateway_toml
+from apim_active_active.renderers.gateway_user_data import render_gateway_node_env
+from apim_active_active.renderers.node_layout import NODE_ENV
+from scripts.show_deployment import user_data, user_data_files
 from tests.conftest import ENVIRONMENTS
 from tests.e2e.conftest import STACK, aws_env, cdktf, client
 
@@ -41,10 +46,10 @@ def test_peer_rules_reference_the_group_never_a_cidr(deployment, emulator):
     group_id = deployment["outputs"][names.OUTPUT_NODE_SG]
     group = client("ec2", emulator).describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
     by_port = {p["FromPort"]: p for p in group["IpPermissions"]}
-    lb_group = deployment["outputs"][names.OUTPUT_LB_SG]
+    lb_group, gateways = deployment["outputs"][names.OUTPUT_LB_SG], deployment["outputs"][names.OUTPUT_GATEWAY_SG]
     for port in (9611, 9711, 5672):
-        assert [p["GroupId"] for p in by_port[port]["UserIdGroupPairs"]] == [group_id]
-    assert sorted(p["GroupId"] for p in by_port[9443]["UserIdGroupPairs"]) == sorted([group_id, lb_group])
+        assert sorted(p["GroupId"] for p in by_port[port]["UserIdGroupPairs"]) == sorted([group_id, gateways])
+    assert sorted(p["GroupId"] for p in by_port[9443]["UserIdGroupPairs"]) == sorted([group_id, lb_group, gateways])
     for port in (8243, 8099, 9763):
         assert [p["GroupId"] for p in by_port[port]["UserIdGroupPairs"]] == [lb_group]
     assert all(p["IpRanges"] == [] for p in group["IpPermissions"]), "clients reach the load balancer only"
@@ -83,9 +88,11 @@ def test_load_balancer_listeners_targets_and_health_checks(deployment, emulator,
         a["Key"]: a["Value"] for a in elb.describe_target_group_attributes(TargetGroupArn=groups[9443]["TargetGroupArn"])["Attributes"]
     }
     assert (attributes["stickiness.enabled"], attributes["stickiness.type"]) == ("true", "lb_cookie")
+    gateways = [i["InstanceId"] for i in _gateway_group(emulator, outputs)["Instances"]]
     for port, group in groups.items():
         targets = elb.describe_target_health(TargetGroupArn=group["TargetGroupArn"])["TargetHealthDescriptions"]
-        assert sorted(t["Target"]["Id"] for t in targets) == sorted(outputs[names.OUTPUT_INSTANCE_IDS]), port
+        expected = outputs[names.OUTPUT_INSTANCE_IDS] + (gateways if port in (8243, 8099) else [])  # the group: not 9443
+        assert sorted(t["Target"]["Id"] for t in targets) == sorted(expected), port
 
 
 def test_public_name_is_an_alias_of_the_load_balancer(deployment, emulator, environments):
@@ -135,6 +142,92 @@ def test_user_data_read_back_from_the_emulator_is_the_rendered_node_config(deplo
         assert f"EFS_ID={outputs[names.OUTPUT_EFS_ID]}\n" in files["/etc/wso2am/node.env"]
         assert f"SHARED_FOLDERS='{shared_folders.env_value(settings)}'\n" in files["/etc/wso2am/node.env"]
         assert files[FSTAB_ENTRIES] == shared_folders.render_fstab(settings, outputs[names.OUTPUT_EFS_ID])
+
+
+def _gateway_group(emulator: str, outputs: dict) -> dict:
+    (group,) = client("autoscaling", emulator).describe_auto_scaling_groups(AutoScalingGroupNames=[outputs[names.OUTPUT_GATEWAY_GROUP]])[
+        "AutoScalingGroups"
+    ]
+    return group
+
+
+def test_the_gateway_group_runs_its_launch_template_behind_its_own_group(deployment, emulator, environments):
+    outputs, settings = deployment["outputs"], environments[STACK]
+    gateway, prefix = settings.gateway_scale_out, settings.name_prefix
+    group = _gateway_group(emulator, outputs)
+    assert (group["MinSize"], group["MaxSize"], group["DesiredCapacity"]) == (gateway.min_size, gateway.max_size, gateway.min_size)
+    assert (group["HealthCheckType"], group["HealthCheckGracePeriod"]) == ("ELB", gateway.warmup_seconds)
+    assert group["LaunchTemplate"]["LaunchTemplateId"] == outputs[names.OUTPUT_GATEWAY_LAUNCH_TEMPLATE]
+    assert "GroupInServiceInstances" in {m["Metric"] for m in group["EnabledMetrics"]}
+    assert group["DefaultInstanceWarmup"] == gateway.warmup_seconds
+    autoscaling = client("autoscaling", emulator)
+    hooks = autoscaling.describe_lifecycle_hooks(AutoScalingGroupName=group["AutoScalingGroupName"])["LifecycleHooks"]
+    assert sorted((h["LifecycleHookName"], h["LifecycleTransition"], h["HeartbeatTimeout"], h["DefaultResult"]) for h in hooks) == [
+        (names.gateway_lifecycle_hook_name(prefix), "autoscaling:EC2_INSTANCE_TERMINATING", gateway.drain_seconds, "CONTINUE"),
+        (names.gateway_ready_hook_name(prefix), "autoscaling:EC2_INSTANCE_LAUNCHING", gateway.ready_seconds, "ABANDON"),
+    ]
+    (policy,) = autoscaling.describe_policies(AutoScalingGroupName=group["AutoScalingGroupName"])["ScalingPolicies"]
+    metric = policy["TargetTrackingConfiguration"]["PredefinedMetricSpecification"]["PredefinedMetricType"]
+    assert (metric, policy["TargetTrackingConfiguration"]["TargetValue"]) == ("ASGAverageCPUUtilization", gateway.target_cpu_percent)
+
+    ec2 = client("ec2", emulator)
+    version = ec2.describe_launch_template_versions(LaunchTemplateId=outputs[names.OUTPUT_GATEWAY_LAUNCH_TEMPLATE], Versions=["$Latest"])
+    data = version["LaunchTemplateVersions"][0]["LaunchTemplateData"]
+    assert data["MetadataOptions"]["HttpTokens"] == "required" and data["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
+    (root,) = data["BlockDeviceMappings"]
+    assert root["Ebs"]["Encrypted"] is True and root["Ebs"]["KmsKeyId"] == _stack_key_arn(emulator, prefix=prefix)
+    assert data["SecurityGroupIds"] == [outputs[names.OUTPUT_GATEWAY_SG]]
+    instance_ids = [i["InstanceId"] for i in group["Instances"]]
+    assert len(instance_ids) == gateway.min_size
+    reservations = ec2.describe_instances(InstanceIds=instance_ids)["Reservations"]
+    instances = [i for r in reservations for i in r["Instances"]]
+    assert {i["State"]["Name"] for i in instances} == {"running"}
+    assert all({g["GroupId"] for g in i["SecurityGroups"]} == {outputs[names.OUTPUT_GATEWAY_SG]} for i in instances)
+    tags = {**names.default_tags(settings, STACK), "Name": f"{prefix}-gateway"}
+    assert all({t["Key"]: t["Value"] for t in i["Tags"]}.items() >= tags.items() for i in instances)
+    assert {s["ResourceType"]: {t["Key"]: t["Value"] for t in s["Tags"]} for s in data["TagSpecifications"]} == {
+        "volume": tags,
+        "network-interface": tags,
+    }
+
+    rules = ec2.describe_security_groups(GroupIds=[outputs[names.OUTPUT_GATEWAY_SG]])["SecurityGroups"][0]
+    ingress = {(p["FromPort"], g["GroupId"]) for p in rules["IpPermissions"] for g in p["UserIdGroupPairs"]}
+    assert ingress == {(port, outputs[names.OUTPUT_LB_SG]) for port in (8243, 8099, 9443)}
+    assert all(p["IpRanges"] == [] for p in rules["IpPermissions"])
+    to_pair = {
+        p["FromPort"] for p in rules["IpPermissionsEgress"] for g in p["UserIdGroupPairs"] if g["GroupId"] == outputs[names.OUTPUT_NODE_SG]
+    }
+    assert to_pair == {9443, 9611, 9711, 5672}
+
+
+def test_gateway_user_data_read_back_from_the_emulator_is_the_rendered_gateway_config(deployment, emulator, environments):
+    """Gzipped by Terraform (base64gzip), unzipped here as cloud-init does: the gateway cloud-config, with what the
+    apply made in place of the placeholders, and no secret in it."""
+    settings, outputs = environments[STACK], deployment["outputs"]
+    ec2, prefix = client("ec2", emulator), settings.name_prefix
+    (db,) = client("rds", emulator).describe_db_instances(DBInstanceIdentifier=f"{prefix}-db")["DBInstances"]
+    arns = {s["Name"]: s["ARN"] for s in client("secretsmanager", emulator).list_secrets()["SecretList"]}
+    deployed = Deployed(
+        efs_id="",
+        db_host=db["Endpoint"]["Address"],
+        db_port=3306,
+        db_secret_arn=db["MasterUserSecret"]["SecretArn"],
+        admin_secret_arn=arns[f"{prefix}/apim-admin"],
+        keystore_secret_arn=arns[f"{prefix}/keystore"],
+        lb_dns_name="",  # local names the public name (apim.hostname)
+        db_app_secret_arn=arns[f"{prefix}/database-app"],
+    )
+    for instance in _gateway_group(emulator, outputs)["Instances"]:
+        text = user_data(ec2, instance["InstanceId"])
+        assert text.startswith("#cloud-config\n") and list(secret_literals(text)) == []
+        files = user_data_files(ec2, instance["InstanceId"])
+        assert files[CONFIG_SOURCE] == render_gateway_toml(settings, deployed.db_host, deployed.db_port, deployed.lb_dns_name)
+        # By value: Terraform puts an ARN where the rendering had a placeholder that needed no quotes (rds!db-...).
+        assert _env_values(files[NODE_ENV]) == _env_values(render_gateway_node_env(settings, deployed))
+
+
+def _env_values(text: str) -> dict[str, str]:
+    return {key: " ".join(shlex.split(value)) for key, _, value in (line.partition("=") for line in text.splitlines())}
 
 
 def test_emulator_holds_the_log_groups_alarms_topic_and_dashboard(deployment, emulator, environments):

@@ -52,8 +52,11 @@ def test_preflight_passes_for_local(variant):
         "public hosted zone local.test exists",
         "product archive in S3",
         "JDBC driver in S3",
+        "gateway instance type c6i.large offered in both zones",
+        "EC2 Auto Scaling's service-linked role exists",
     ):
         assert f"PASS  {line}" in result.stdout, result.stdout
+    assert "SKIP  gateway archive in S3" in result.stdout  # 4.3: the pair's pack, checked above
     print(f"\n[timing] preflight: {seconds:.1f}s")
 
 
@@ -274,6 +277,11 @@ def test_verify_passes_after_the_deploy(deployment):
         "security-group rules exactly as synthesized": "pass",
         "each node runs what the settings give (user data, AMI, instance type)": "pass",
         "both nodes healthy in every target group": "pass",
+        "gateway group as set (min and max, launch and termination lifecycle hooks)": "pass",
+        "gateway group and its nodes on the launch template's latest version": "pass",
+        "gateway group's scaling activities (none failed in the last hour)": "pass",
+        "gateway nodes InService and healthy": "pass",
+        "gateway nodes healthy in the gateway and websocket target groups": "pass",
         "endpoints answer": "skip",
     }
     print(f"\n[timing] verify: {seconds:.1f}s")
@@ -316,6 +324,8 @@ def test_verify_fails_when_a_rule_is_removed(deployment, emulator):
     ec2, group = client("ec2", emulator), deployment["outputs"][names.OUTPUT_NODE_SG]
     (described,) = ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"]
     (broker,) = [p for p in described["IpPermissions"] if p.get("FromPort") == 5672]
+    # The peer's rule only (the gateway group's on the same port stays).
+    broker = {**broker, "UserIdGroupPairs": [g for g in broker["UserIdGroupPairs"] if g["GroupId"] == group]}
     ec2.revoke_security_group_ingress(GroupId=group, IpPermissions=[broker])
     result, _ = verify(deployment)
     check = results_of(result)["security-group rules exactly as synthesized"]
@@ -336,6 +346,21 @@ def test_verify_fails_when_a_rule_is_added(deployment, emulator):
     ec2.revoke_security_group_ingress(
         GroupId=group, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
     )
+
+
+def test_verify_fails_when_a_gateway_node_is_unhealthy(deployment, emulator):
+    autoscaling = client("autoscaling", emulator)
+    group = deployment["outputs"][names.OUTPUT_GATEWAY_GROUP]
+    (described,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"]
+    node = described["Instances"][0]["InstanceId"]
+    autoscaling.set_instance_health(InstanceId=node, HealthStatus="Unhealthy")
+    try:
+        result, _ = verify(deployment)
+    finally:
+        autoscaling.set_instance_health(InstanceId=node, HealthStatus="Healthy")
+    check = results_of(result)["gateway nodes InService and healthy"]
+    assert result.returncode == 1 and check["status"] == "fail"
+    assert check["detail"].startswith(f"{node} (us-east-1") and "InService, Unhealthy" in check["detail"], check
 
 
 def test_verify_fails_when_a_mount_target_is_deleted(deployment, emulator):

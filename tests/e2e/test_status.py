@@ -18,6 +18,7 @@ BOOT_GROUP = observability.log_group_name(PREFIX, "node/boot")
 
 def status(deployment: dict) -> tuple[int, dict]:
     result, _ = run_script("status.py", "local", "--outputs", str(deployment["outputs_file"]), "--json", env=deployment["env"])
+    assert result.stdout, result.stderr
     return result.returncode, json.loads(result.stdout)
 
 
@@ -63,6 +64,16 @@ def test_status_shows_both_nodes_targets_database_and_share(deployment):
     assert database["what"] == f"{PREFIX}-db" and database["state"] == "available" and database["ok"]
     (share,) = rows(report, "share").values()
     assert share["what"] == deployment["outputs"][names.OUTPUT_EFS_ID] and share["ok"], share
+    group = rows(report, "gateway group")
+    name = deployment["outputs"][names.OUTPUT_GATEWAY_GROUP]
+    assert group[name]["ok"] and group[name]["detail"].startswith("min 1, max 2, 1 InService; launch template lt-"), group
+    assert all(group[hook]["state"] == "present" and group[hook]["ok"] for hook in ("launch hook", "termination hook")), group
+    assert (group["scaling activity"]["state"], group["scaling activity"]["ok"]) == ("none failed", True)  # moto lists none
+    # None yet (the emulator's stand-in refresh: scripts/emulator_server.py).
+    assert (group["instance refresh"]["state"], group["instance refresh"]["ok"]) == ("none", True)
+    (gateway,) = rows(report, "gateway node").values()
+    assert gateway["state"] == "InService" and gateway["ok"], gateway
+    assert gateway["detail"].endswith("Healthy, launch template version 1; gateway healthy, websocket healthy"), gateway
     assert code == 1 and report["healthy"] is False  # only the unknown boots
 
 

@@ -82,12 +82,15 @@ def test_destroy_leaves_nothing_of_the_stack_once_unprotected(deployment, emulat
     # The protections lifted with the nodes held (TF_VAR_roll): they are about to go, rolling them first would be waste.
     lifted, _ = cdktf(["deploy", STACK, *deployment["common"]], {**deployment["env"], "TF_VAR_roll": "true"})
     assert lifted.returncode == 0, lifted.stdout[-3000:] + lifted.stderr[-3000:]
+    ec2, efs = client("ec2", emulator), client("efs", emulator)
+    in_group = [{"Name": "tag:aws:autoscaling:groupName", "Values": [outputs[names.OUTPUT_GATEWAY_GROUP]]}]
+    gateways = [i["InstanceId"] for r in ec2.describe_instances(Filters=in_group)["Reservations"] for i in r["Instances"]]
+    assert gateways, "the gateway group's nodes, the ones its instance refreshes replaced included"
     result, seconds = destroy(STACK, deployment["common"], deployment["env"])
     deployment["destroyed"] = result.returncode == 0
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     print(f"\n[timing] cdktf destroy {STACK}: {seconds:.1f}s")
-    ec2, efs = client("ec2", emulator), client("efs", emulator)
-    instance_ids = outputs[names.OUTPUT_INSTANCE_IDS] + deployment.get("replaced_instance_ids", [])
+    instance_ids = outputs[names.OUTPUT_INSTANCE_IDS] + deployment.get("replaced_instance_ids", []) + gateways
     reservations = ec2.describe_instances(InstanceIds=instance_ids)["Reservations"]
     assert {i["State"]["Name"] for r in reservations for i in r["Instances"]} == {"terminated"}
     # moto keeps a terminated instance's primary interface (AWS deletes it with the instance): allow only that.
@@ -99,6 +102,8 @@ def test_destroy_leaves_nothing_of_the_stack_once_unprotected(deployment, emulat
     assert [g["GroupName"] for g in groups] == ["default"], "only the emulator's default VPC group may remain"
     assert outputs[names.OUTPUT_VPC_ID] not in {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]}
     assert client("rds", emulator).describe_db_instances()["DBInstances"] == []
+    assert client("autoscaling", emulator).describe_auto_scaling_groups()["AutoScalingGroups"] == []
+    assert ec2.describe_launch_templates()["LaunchTemplates"] == []
     left = [s["Name"] for s in client("secretsmanager", emulator).list_secrets()["SecretList"]]
     assert not [name for name in left if name.startswith("apim-local/")], left
     assert client("backup", emulator).list_backup_vaults()["BackupVaultList"] == []

@@ -11,7 +11,7 @@ import pytest
 
 from apim_active_active.policy import violations
 from apim_active_active.terraform_text import base64gzip_of
-from tests.conftest import ROOT
+from tests.conftest import GATEWAY_47, ROOT
 
 ENVS = ["local", "dev", "legacy32", "prod"]
 
@@ -59,6 +59,17 @@ def test_the_scan_reads_the_user_data_behind_the_nodes_locals(stacks):
     local = instance["user_data_base64"].removeprefix("${local.").removesuffix("}")
     stack_["locals"][local] = base64gzip_of('#cloud-config\nwrite_files:\n  - content: |\n      password = "hunter2"\n')
     assert any(".user_data_base64 line 4: 'password'" in v for v in violations(stack_)), violations(stack_)
+
+
+def test_the_gateway_groups_stack_has_no_violation_and_its_launch_template_is_scanned(gateway_stacks):
+    """The gateway scale-out group's launch template carries its user data as a base64gzip expression: clean as
+    synthesized, and a literal password put there is found."""
+    stack_ = copy.deepcopy(gateway_stacks[GATEWAY_47])
+    assert violations(stack_) == []
+    template = next(iter(stack_["resource"]["aws_launch_template"].values()))
+    assert template["user_data"].startswith("${base64gzip(")
+    template["user_data"] = base64gzip_of('#cloud-config\nwrite_files:\n  - content: |\n      password = "hunter2"\n')
+    assert any("aws_launch_template." in v and ".user_data line 4: 'password'" in v for v in violations(stack_)), violations(stack_)
 
 
 def test_policy_module_is_pure():

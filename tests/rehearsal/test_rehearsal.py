@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from scripts.rehearsal.gateway_node import GATEWAY_CHECKS
 from tests.rehearsal import background
 
 pytestmark = [
@@ -63,6 +64,11 @@ RESTORED = [
     ("restored pair answers 9443 (probed from the peer)", "1"),
     ("restored pair answers 9443 (probed from the peer)", "2"),
 ]
+
+
+# A node of the gateway scale-out group (local has gateway_scale_out), EFS mode: booted once the pair has, then node 1
+# stopped under it (scripts/rehearsal/gateway_node.py, where each name is spelled out).
+GATEWAY = [(name, "gw") for name in GATEWAY_CHECKS]
 
 
 EXPECTED = [
@@ -137,6 +143,7 @@ EXPECTED = [
     ("after a reboot's cloud-init (update_etc_hosts) apim.local.test still resolves to the node itself", "2"),
     ("a stale wso2carbon.pid naming a live process does not keep API-M from starting", "1"),
     ("node 1 stopped: node 2 keeps answering on 9443", "2"),
+    *GATEWAY,
     ("share lost while running: the share watch stops API-M before it can undeploy anything", "2"),
     ("share back: the share watch re-mounts it and starts API-M again", "2"),
     (

@@ -114,7 +114,10 @@ def test_clients_reach_the_load_balancer_only_and_it_reaches_the_node_ports_only
     ingress = [r for r in lb_rules if r["type"] == "ingress"]
     assert {(r["from_port"], r["cidr_blocks"][0]) for r in ingress} == {(port, cidr) for port in (80, 443, 8243, 8099) for cidr in clients}
     egress = [r for r in lb_rules if r["type"] == "egress"]
-    assert {(r["from_port"], r["source_security_group_id"]) for r in egress} == {(p, nodes) for p in NODE_PORTS_FROM_LB}
+    expected = {(p, nodes) for p in NODE_PORTS_FROM_LB}
+    if settings.gateway_scale_out:
+        expected |= {(p, ref("aws_security_group", group_named(stack, "gateway"))) for p in (8243, 8099, 9443)}
+    assert {(r["from_port"], r["source_security_group_id"]) for r in egress} == expected  # the group's: test_gateway_group.py
     from_lb = {
         r["from_port"]
         for r in rules

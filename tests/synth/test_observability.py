@@ -210,6 +210,9 @@ def test_load_balancer_alarms_watch_every_target_group_and_use_the_thresholds(st
     unhealthy = [a for a in alarms.values() if a.get("metric_name") == "UnHealthyHostCount"]
     assert sorted(a["dimensions"]["TargetGroup"] for a in unhealthy) == sorted(ref("aws_lb_target_group", g, "arn_suffix") for g in groups)
     assert {(a["threshold"], a["comparison_operator"]) for a in unhealthy} == {(limits.unhealthy_targets, "GreaterThanOrEqualToThreshold")}
+    # With the gateway group, the gateway routes' targets are the group's nodes too: the alarm says so.
+    pair_only = [a for a in unhealthy if "the pair runs on one node" in a["alarm_description"]]
+    assert len(pair_only) == (1 if settings.gateway_scale_out else len(unhealthy))
     (balancer,) = resources(stack, "aws_lb")
     rate = alarms[f"{prefix}-target-5xx-rate"]
     assert rate["threshold"] == limits.target_5xx_percent

@@ -30,7 +30,8 @@ EFS = DEPLOYED.efs_id
 CLOUD_INIT = os.environ.get("CLOUD_INIT_PYTHONPATH", str(ROOT / ".tools/cloud-init/usr/lib/python3/dist-packages"))
 
 
-MODES = tuple(boot_script.BOOT_PARTS)
+MODES = tuple(boot_script.BOOT_PARTS)  # efs, rsync and a gateway scale-out node's
+RESTORED_MODES = tuple(boot_script.RESTORE_PARTS)  # a gateway node has nothing to restore (no share, no schema)
 FUNCTION = re.compile(r"^([a-z_][a-z0-9_]*)\(\) \{", re.M)
 # The commands, at the end of main.sh (only run, not sourced).
 DISPATCH = '\nif [[ "${BASH_SOURCE[0]}" == "$0" ]]; then\n'
@@ -221,8 +222,9 @@ def test_a_nodes_boot_step_holds_its_own_modes_part_only(mode, other):
         called |= set(re.findall(r"[a-z_][a-z0-9_]*", code)) & every_function
     assert called - set(defined) == set()
     commands = dict(re.findall(r"^ {4}([a-z-]+)\) ([a-z_]+) ;;", dispatch, re.M))
-    assert set(commands) == {"boot", "wait-key-manager", "check-share", "gate", "jmx", "push"}
-    assert {name for name in commands.values() if name not in defined} == (set() if mode == "rsync" else {"push"})
+    assert set(commands) == {"boot", "wait-key-manager", "check-share", "gate", "jmx", "push", "gateway-watch"}
+    # push is rsync's only, gateway-watch a gateway node's only (tests/unit/test_gateway_boot.py).
+    assert {name for name in commands.values() if name not in defined} == ({"gateway_watch"} | (set() if mode == "rsync" else {"push"}))
 
 
 @pytest.mark.parametrize("env, mode", [("local", "efs"), ("rsync", "rsync")])
@@ -239,7 +241,7 @@ RESTORE_STEPS_OF = {"efs": RESTORE_STEPS, "rsync": {"rebuild_after_restore"}}
 RESTORE_GUARD = '[[ -z "${RESTORE_GENERATION:-}" ]] || '
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", RESTORED_MODES)
 @pytest.mark.parametrize("text", [boot_script.boot_script_source, boot_script.boot_script_text], ids=["source", "shipped"])
 def test_a_restored_nodes_boot_script_is_shellcheck_clean(text, mode, tmp_path):
     script = tmp_path / "wso2am-boot"
@@ -249,7 +251,7 @@ def test_a_restored_nodes_boot_script_is_shellcheck_clean(text, mode, tmp_path):
     assert result.returncode == 0, result.stdout
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", RESTORED_MODES)
 def test_the_restore_steps_run_only_on_a_restored_nodes_boot_step(mode):
     """restore.sh's steps are called only where a restored node's env says so (RESTORE_GENERATION); a node of
     another environment has neither the part nor a call outside that guard."""

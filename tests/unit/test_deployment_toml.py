@@ -9,7 +9,7 @@ import pytest
 from apim_active_active.renderers.deployment_toml import LOCAL_SERVICE_URL, render_deployment_toml
 from apim_active_active.settings import parse_settings
 from tests.conftest import DEPLOYED, local_settings_dict
-from tests.helpers import restored_local
+from tests.helpers import at_version, restored_local
 
 
 def _parsed(settings, node: int) -> dict:
@@ -17,9 +17,7 @@ def _parsed(settings, node: int) -> dict:
 
 
 def _with_version(version: str, jdk: int):
-    data = local_settings_dict()
-    data["apim"] |= {"version": version, "jdk": jdk, "archive_url": f"s3://b/wso2am-{version}.zip"}
-    return parse_settings(data, environ={})
+    return parse_settings(at_version(local_settings_dict(), version, jdk), environ={})
 
 
 @pytest.mark.parametrize("env", ["local", "dev", "legacy32", "prod"])

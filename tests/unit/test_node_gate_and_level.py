@@ -4,10 +4,8 @@ node installs (WSO2 Updates 2.0 records it in <pack>/updates/config.json as "upd
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
-import socket
 import subprocess
 from pathlib import Path
 
@@ -17,7 +15,7 @@ from apim_active_active.renderers import boot_script
 from apim_active_active.renderers.shared_folders import shared_folders
 from apim_active_active.settings import parse_settings
 from tests.conftest import DEPLOYED, free_port, local_settings_dict
-from tests.helpers import LOOPBACK, key_manager, self_signed_files
+from tests.helpers import LOOPBACK, key_manager, listening, self_signed_files
 
 
 def settings_at(level: int | None):
@@ -69,22 +67,6 @@ def test_a_node_installs_only_a_pack_at_the_level_the_settings_name(tmp_path, se
         assert "update level" in result.stderr and "apim.update_level" in result.stderr
 
 
-@contextlib.contextmanager
-def listening(count: int):
-    """count TCP listeners on loopback (the peer's ports)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind((LOOPBACK, 0))
-            sock.listen()
-            sockets.append(sock)
-        yield [s.getsockname()[1] for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 @pytest.fixture()
 def gate_node(tmp_path):
     """A node's gate with stand-ins for systemctl (is-active from the file "active") and mountpoint (the share and
@@ -115,7 +97,7 @@ def test_the_gate_passes_only_when_api_m_answers_the_peer_is_reached_and_the_sha
     cert, key = self_signed_files(tmp, "node")
     port = free_port()
     url = f"https://{LOOPBACK}:{port}/services/"
-    with listening(4) as peer_ports, listening(2) as traffic, key_manager(port, cert, key):
+    with listening(LOOPBACK, count=4) as peer_ports, listening(LOOPBACK, count=2) as traffic, key_manager(port, cert, key):
         (tmp / "active").touch()
         (tmp / "mounted").touch()
         passed = run(peer_ports, [url], traffic)

@@ -11,7 +11,7 @@ import pytest
 
 from apim_active_active.settings import SettingsError, load_environments, parse_settings
 from tests.conftest import ENVIRONMENTS, ROOT, local_settings_dict
-from tests.helpers import RESTORED_PREFIX, SOURCE_SECRETS, restored_local, restored_local_dict
+from tests.helpers import RESTORED_PREFIX, SOURCE_SECRETS, at_version, restored_local, restored_local_dict
 
 
 def test_examples_load_with_fixed_node_addresses(environments):
@@ -225,7 +225,7 @@ EXISTING_DB = {
     "secret_arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:shared-db-AbCdEf",
     "cidr": "10.50.0.0/24",
 }
-APIM_4_7 = {"version": "4.7.0", "jdk": 21, "archive_url": "s3://apim-local-artifacts/wso2am-4.7.0.zip"}
+APIM_4_7 = {"version": "4.7.0", "jdk": 21}
 
 
 def _existing_database(data: dict) -> None:
@@ -233,7 +233,7 @@ def _existing_database(data: dict) -> None:
 
 
 def _version_4_7(data: dict) -> None:
-    data["apim"] |= APIM_4_7
+    data.update(at_version(data, **APIM_4_7))
 
 
 def _restore_errors(data: dict) -> list[str]:

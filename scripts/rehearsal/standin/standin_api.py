@@ -26,6 +26,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 DROP_REVOCATIONS = "standin-drop-revocations"  # in the product home: this node drops the revocation events it receives
+THROTTLE_EVENT_KEY = "standin-gateway-heartbeat"  # a gateway worker's throttle events (standin_server.py): no application's
 TABLES = ("clients", "tokens", "apis", "applications", "keys", "subscriptions", "policies")
 BUILT_IN_POLICIES = {"Unlimited"}
 VISIBILITIES = ("PUBLIC", "PRIVATE", "RESTRICTED")  # the publisher API's API.visibility enum
@@ -124,6 +125,7 @@ def save() -> None:
         "clients": sorted(c["name"] for c in tables["clients"].values()),
         "subscriptions": len(tables["subscriptions"]),
         "revocations_dropped": dropped["revocations"],
+        "throttle_events_counted": {key: len(times) for key, times in requests_seen.items()},  # by key: application:user
     }
     path = home / "repository" / "logs" / "standin-api.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,13 @@ Reads repository/conf/deployment.toml as API-M would, listens where an all-in-on
 (/services/Version; on 9443 also the 4.x gateway readiness path) and 404 elsewhere, and connects to every traffic-manager
 URL and event_duplicate_url the file names, recording what it reached in
 repository/logs/standin-status.json. Bounded: it gives up on a peer after CONNECT_SECONDS.
+
+Started with -Dprofile=gateway-worker (a gateway node: WSO2's pack after profileSetup.sh), it is a gateway worker: no
+traffic manager or broker of its own (no 9611, 9711, 5672), no apim_db (the template has only shared_db); it reaches
+what its deployment.toml names for the pair instead (the event hub's event_listening_endpoints, the throttle decision
+endpoints, each url_group's traffic manager URLs, the control plane's service_url through the node's hosts file), and
+keeps publishing a throttle event to each traffic manager every PUBLISH_SECONDS, and looking at the control plane,
+recording where each went.
 """
 
 import json
@@ -31,8 +38,14 @@ CERT, KEY = HOME / "repository" / "resources" / "security" / "standin.crt", HOME
 CONNECT_SECONDS = float(os.environ.get("STANDIN_CONNECT_SECONDS", "90"))
 PORTS = {"https": 9443, "binary": 9611, "binary_ssl": 9711, "broker": 5672}
 WEB_PORTS = {"https": (9443, True), "http": (9763, False), "gateway": (8243, True), "websocket": (8099, True)}
-HEALTH_PATHS = {"/services/Version", "/api/am/gateway/v2/server-startup-healthcheck"}
-status = {"pid": os.getpid(), "standin": True, "listening": {}, "reached": {}, "errors": []}
+VERSION_PATH, READINESS_PATH = "/services/Version", "/api/am/gateway/v2/server-startup-healthcheck"
+# The readiness check is the gateway REST API's (the api#am#gateway#v2 webapp): answered only while the webapp is there.
+GATEWAY_WEBAPP = HOME / "repository" / "deployment" / "server" / "webapps" / "api#am#gateway#v2.war"
+# As api-manager.sh hands them to the JVM: `start -Dprofile=gateway-worker` (the unit of a gateway node, 4.0-4.4).
+PROFILE = next((arg.split("=", 1)[1] for arg in sys.argv[1:] if arg.startswith("-Dprofile=")), "")
+GATEWAY = PROFILE == "gateway-worker"
+PUBLISH_SECONDS = 2.0
+status = {"pid": os.getpid(), "standin": True, "arguments": sys.argv[1:], "profile": PROFILE, "listening": {}, "reached": {}, "errors": []}
 lock = threading.Lock()
 
 
@@ -62,7 +75,7 @@ class Health(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         if standin_api.handle(self, "GET"):
             return
-        found = self.path in HEALTH_PATHS
+        found = self.path == VERSION_PATH or (self.path == READINESS_PATH and GATEWAY_WEBAPP.exists())
         body = b"WSO2 API Manager STAND-IN\n" if found else b"not found\n"
         self.send_response(200 if found else 404)
         self.send_header("Content-Type", "text/plain")
@@ -141,19 +154,29 @@ def serve_tcp(name: str, port: int, use_tls: bool) -> None:
             continue
 
 
+def connect(url: str) -> str:
+    """Connect to a URL's host and port (TLS for ssl:// and https://, nothing sent); the address it went to."""
+    parsed = urlparse(url)
+    with socket.create_connection((parsed.hostname, parsed.port), timeout=2) as raw:
+        address = raw.getpeername()[0]
+        if parsed.scheme in ("ssl", "https"):
+            context = ssl.create_default_context()
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+            context.wrap_socket(raw, server_hostname=parsed.hostname).close()
+    return address
+
+
 def reach(url: str) -> None:
     parsed = urlparse(url)
     deadline = time.monotonic() + CONNECT_SECONDS
     last = "never tried"
     while time.monotonic() < deadline:
         try:
-            with socket.create_connection((parsed.hostname, parsed.port), timeout=2) as raw:
-                if parsed.scheme == "ssl":
-                    context = ssl.create_default_context()
-                    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-                    context.wrap_socket(raw, server_hostname=parsed.hostname).close()
+            address = connect(url)
             with lock:
                 status["reached"][url] = "ok"
+                if address != parsed.hostname:
+                    status.setdefault("resolved", {})[parsed.hostname] = address
             save()
             return
         except OSError as error:
@@ -173,7 +196,40 @@ def peer_urls(config: dict) -> list[str]:
     urls += event_hub.get("event_duplicate_url", [])
     for group in event_hub.get("publish", {}).get("url_group", []):
         urls += group.get("urls", []) + group.get("auth_urls", [])
-    return sorted(set(urls))
+    if GATEWAY:  # where a gateway worker gets its APIs, keys and throttle decisions: the pair
+        urls += event_hub.get("event_listening_endpoints", []) + throttling.get("throttle_decision_endpoints", [])
+        urls += [config.get("apim", {}).get(table, {}).get("service_url") for table in ("event_hub", "throttling", "key_manager")]
+    return sorted(set(url for url in urls if url))
+
+
+def publish_throttle_events(config: dict) -> None:
+    """A gateway worker's binary publisher, as the rehearsal sees it: a throttle event to every url_group's traffic
+    manager every PUBLISH_SECONDS (each traffic manager counts it under THROTTLE_EVENT_KEY), and a look at the control
+    plane's service_url (through the hosts file each time); what went where is recorded."""
+    groups = config.get("apim", {}).get("throttling", {}).get("url_group", [])
+    managers = [url for group in groups for url in group.get("traffic_manager_urls", [])]
+    control_plane = config.get("apim", {}).get("event_hub", {}).get("service_url", "")
+    sent: dict[str, dict] = {url: {"sent": 0, "failed": 0} for url in managers}
+    while True:
+        for url in managers:
+            parsed = urlparse(url)
+            event = {"kind": "request", "key": standin_api.THROTTLE_EVENT_KEY, "at": time.time()}
+            try:
+                with socket.create_connection((parsed.hostname, parsed.port), timeout=2) as connection:
+                    connection.sendall((json.dumps(event) + "\n").encode())
+                sent[url] = {**sent[url], "sent": sent[url]["sent"] + 1, "last_sent": event["at"]}
+            except OSError as error:
+                sent[url] = {**sent[url], "failed": sent[url]["failed"] + 1, "last_error": str(error)}
+        look = {"at": time.time()}
+        try:
+            look |= {"address": connect(control_plane), "state": "ok"} if control_plane else {"state": "not configured"}
+        except OSError as error:
+            look["state"] = f"failed: {error}"
+        with lock:
+            status["throttle_events"] = {url: dict(value) for url, value in sent.items()}
+            status["control_plane"] = look
+        save()
+        time.sleep(PUBLISH_SECONDS)
 
 
 SECRET_NAMES = ("APIM_ADMIN_PASSWORD", "APIM_DB_USERNAME", "APIM_DB_PASSWORD", "APIM_KEYSTORE_PASSWORD")
@@ -191,7 +247,8 @@ def check_secrets_and_stores(config: dict) -> None:
     )
     status["keystore_opens"] = opened.returncode == 0
     check_api_key_signer(config, store)
-    url = urlparse(config["database"]["apim_db"]["url"].removeprefix("jdbc:"))
+    databases = config["database"]
+    url = urlparse(databases.get("apim_db", databases["shared_db"])["url"].removeprefix("jdbc:"))  # a gateway: shared_db only
     try:
         socket.create_connection((url.hostname, url.port), timeout=3).close()
         status["database_reached"] = "ok"
@@ -228,7 +285,7 @@ def database_login(config: dict) -> dict:
     """Log in as API-M would (the user and password from its environment, over TLS) and count the tables of
     both databases: MySQL protocol only (the rehearsal's database)."""
     counts = {}
-    for name in ("shared_db", "apim_db"):
+    for name in (n for n in ("shared_db", "apim_db") if n in config["database"]):
         url = urlparse(config["database"][name]["url"].removeprefix("jdbc:"))
         if url.scheme != "mysql":
             return {"skipped": url.scheme}
@@ -274,16 +331,19 @@ def main() -> int:
         print(f"STAND-IN API-M: cannot start: {CONF}: {error}", file=sys.stderr)
         return 1
     status["hostname"] = config.get("server", {}).get("hostname")
+    status["server_role"] = config.get("server", {}).get("server_role")
     open_product_logs()
     standin_api.configure(HOME, config)
     check_secrets_and_stores(config)
     index_registry(config)
     for name, (port, use_tls) in WEB_PORTS.items():
         threading.Thread(target=serve_web, args=(name, port, use_tls), daemon=True).start()
-    for name, use_tls in (("binary", False), ("binary_ssl", True), ("broker", False)):
+    for name, use_tls in () if GATEWAY else (("binary", False), ("binary_ssl", True), ("broker", False)):
         threading.Thread(target=serve_tcp, args=(name, PORTS[name], use_tls), daemon=True).start()
     for url in peer_urls(config):
         threading.Thread(target=reach, args=(url,), daemon=True).start()
+    if GATEWAY:
+        threading.Thread(target=publish_throttle_events, args=(config,), daemon=True).start()
     save()
     while True:
         time.sleep(3600)

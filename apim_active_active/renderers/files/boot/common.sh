@@ -58,7 +58,7 @@ check_update_level() {
   level=$(pack_update_level "$1")
   if [[ "$level" != "${UPDATE_LEVEL:-0}" ]]; then
     log "the pack at $ARCHIVE_URL is at update level $level; the settings say ${UPDATE_LEVEL:-GA (none)}:" \
-      "build the pack at the level the settings name, or set apim.update_level = $level"
+      "build the pack at the level the settings name, or set ${UPDATE_LEVEL_SETTING:-apim.update_level} = $level"
     return 1
   fi
 }
@@ -78,6 +78,12 @@ install_product() {
     return 1
   fi
   check_update_level "$work/unpacked/$(basename "$APIM_HOME")"
+  if [[ -n "${PRODUCT_PROFILE:-}" ]]; then
+    # WSO2's profile optimisation (a gateway node up to 4.4): the profile's deployment.toml template in place, the
+    # other profiles' webapps removed. Once, here: the file it puts in place is the one every boot merges over.
+    (cd "$work/unpacked/$(basename "$APIM_HOME")/bin" && sh profileSetup.sh "-Dprofile=$PRODUCT_PROFILE") >&2
+    log "optimised the pack for the $PRODUCT_PROFILE profile (profileSetup.sh)"
+  fi
   # The pack's own deployment.toml, kept before anything can change it (every boot merges the pair's over it).
   cp -p "$work/unpacked/$(basename "$APIM_HOME")/repository/conf/deployment.toml"{,.shipped}
   # Nothing of API-M is for other users: the config mapper writes the values it resolves ($env{} secrets included)

@@ -27,10 +27,16 @@ write_runtime_env() {
 }
 
 map_public_name() {
-  # The node's own calls to its public name (e.g. the JWKS endpoint at https://<name>:9443) stay on the node.
-  if ! awk -v name="$PUBLIC_NAME" '$1 == "127.0.0.1" { for (i = 2; i <= NF; i++) if ($i == name) found = 1 }
-      END { exit !found }' /etc/hosts; then
-    echo "127.0.0.1 $PUBLIC_NAME" >>/etc/hosts
-    log "mapped $PUBLIC_NAME to this node in /etc/hosts"
+  # The node's own calls to its public name (e.g. the JWKS endpoint at https://<name>:9443) stay on the node; a
+  # gateway node's go to the node of the pair it chose (PUBLIC_NAME_ADDRESS). Unless only lines of that address name
+  # it, the name is taken off every line (a line left with no name goes; the resolver takes the first line naming
+  # it) and mapped on a line of its own at the end; everything else stays. The awk exits 1 when nothing is to change.
+  local address=${PUBLIC_NAME_ADDRESS:-127.0.0.1} others
+  if others=$(awk -v name="$PUBLIC_NAME" -v address="$address" '/^[[:space:]]*#/ { print; next }
+      { kept = $1; hit = 0; for (i = 2; i <= NF; i++) if ($i == name) hit = 1; else kept = kept " " $i }
+      !hit { print; next } { if ($1 == address) found = 1; else other = 1 } kept != $1 { print kept }
+      END { exit found && !other }' "$HOSTS_FILE"); then
+    printf '%s%s %s\n' "${others:+$others$'\n'}" "$address" "$PUBLIC_NAME" >"$HOSTS_FILE"
+    log "mapped $PUBLIC_NAME to $([[ "$address" == 127.0.0.1 ]] && echo this node || echo "$address") in $HOSTS_FILE"
   fi
 }

@@ -8,7 +8,7 @@ gate_check() {
 }
 
 gate() {
-  local url port failed=0
+  local url port peer failed=0 reached=0 missing
   gate_check "$SERVICE active" "$SERVICE not active" systemctl is-active --quiet "$SERVICE" || failed=1
   for url in $GATE_URLS; do
     gate_check "$url answers" "$url does not answer 200" answers_200 "$url" || failed=1
@@ -16,10 +16,17 @@ gate() {
   for port in $GATE_PORTS; do
     gate_check "traffic port $port accepts" "traffic port $port does not accept" accepts 127.0.0.1 "$port" || failed=1
   done
-  for port in $PEER_PORTS; do
-    gate_check "peer $PEER_IP:$port reached" "peer $PEER_IP:$port not reached" accepts "$PEER_IP" "$port" || failed=1
+  # PEER_IP: the other node of the pair; on a gateway node both nodes of the pair, one of them reached whole being
+  # enough (the other may be rolling or down: new gateway nodes must still join).
+  for peer in $PEER_IP; do
+    missing=0
+    for port in $PEER_PORTS; do
+      gate_check "peer $peer:$port reached" "peer $peer:$port not reached" accepts "$peer" "$port" || missing=1
+    done
+    ((missing)) || reached=1
   done
-  if [[ "$SYNC_ROLE" != manager ]]; then
+  ((reached)) || failed=1
+  if [[ "$SYNC_ROLE" != manager && "$CONTENT_SYNC" != none ]]; then
     gate_check "$SHARE_LABEL there" "$SHARE_LABEL unreachable" share_reachable || failed=1
   fi
   return "$failed"

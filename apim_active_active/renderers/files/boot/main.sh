@@ -33,8 +33,10 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     check-share) check_share ;;
     gate) gate ;;
     jmx) start_jmx ;;
+    # a gateway node's only (gateway.sh)
+    gateway-watch) gateway_watch ;;
     # rsync's only (an EFS node's script has no push: bash answers "command not found").
     push) push ;;
-    *) log "usage: $0 [boot|wait-key-manager|check-share|gate|jmx|push|merge-config SHIPPED PAIR]"; exit 2 ;;
+    *) log "usage: $0 [boot|wait-key-manager|check-share|gate|jmx|push|gateway-watch|merge-config SHIPPED PAIR]"; exit 2 ;;
   esac
 fi

@@ -2,8 +2,10 @@
 : "${SYNC_ROLE:?}" "${SYNC_USER:?}" "${SYNC_HOME:?}" "${SYNC_MARKER:?}"
 : "${SYNC_KEY_DIR:?}" "${SYNC_FORCED_COMMAND:?}" "${SYNC_WAIT_SECONDS:?}" "${SYNC_KEY_ARN:?}"
 : "${MANAGER_KEY_PARAMETER:?}" "${WORKER_HOST_KEY_PARAMETER:?}" "${PUSH_TIMER:?}" "${SYNC_EXCLUDES:?}"
-LOCK_DIR=/run/lock/wso2am  # only node 1 does the one-time work; node 2 waits for node 1's key
-SYNC_STATE_DIR=${SYNC_MARKER%/*}  # node 2's `state` module
+# Only node 1 does the one-time work (its locks here); node 2 waits for node 1's key. SYNC_STATE_DIR: node 2's `state`
+# module. (Comments on lines of their own: only those are left out of what a node gets.)
+LOCK_DIR=/run/lock/wso2am
+SYNC_STATE_DIR=${SYNC_MARKER%/*}
 SHARE_LABEL="node 1's push ($SYNC_MARKER)"
 SYNC_POLL_SECONDS=${SYNC_POLL_SECONDS:-5}
 SYNC_SSH_PORT=${SYNC_SSH_PORT:-22}
@@ -143,16 +145,19 @@ push() {
 }
 
 share_reachable() {
-  test -e "$SYNC_MARKER"  # node 2: the first complete push from node 1 has landed
+  # node 2: the first complete push from node 1 has landed
+  test -e "$SYNC_MARKER"
 }
 
 # --- the steps main.sh leaves to the mode ---
-join_share() { :; }  # nothing to join: node 1's pushes bring the shared folders to node 2
+# Nothing to join: node 1's pushes bring the shared folders to node 2.
+join_share() { :; }
 
 ensure_pair_secrets() {
   if [[ "$SYNC_ROLE" == worker ]]; then
     prepare_receiver
-    authorize_manager  # node 1 publishes its key once the secrets and the schema exist
+    # node 1 publishes its key once the secrets and the schema exist
+    authorize_manager
   else
     mkdir -p "$LOCK_DIR"
     ensure_generated_secrets
@@ -168,4 +173,5 @@ follow_peer_key() {
   [[ "$SYNC_ROLE" != worker ]] || refresh_manager_key || true
 }
 
-mend_share() { return 1; }  # nothing to mount: node 1's next push brings the folders back
+# Nothing to mount: node 1's next push brings the folders back.
+mend_share() { return 1; }

@@ -82,7 +82,7 @@ check_share() {
 
 start_service() {
   systemctl daemon-reload
-  [[ "$SYNC_ROLE" == manager ]] || systemctl enable --now "$SHARE_WATCH_TIMER"
+  [[ "$SYNC_ROLE" == manager || "$CONTENT_SYNC" == none ]] || systemctl enable --now "$SHARE_WATCH_TIMER"
   systemctl enable "$SERVICE"
   if [[ ! -e "$STARTED_ONCE" ]]; then
     wait_for_first_node
