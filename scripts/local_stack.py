@@ -31,10 +31,16 @@ TOOL_ENV = {
 }
 
 
+def without_table(text: str, table: str) -> str:
+    """Settings text without one of its top-level tables."""
+    return re.sub(rf"\n\[{table}\][^\n]*\n(?:[^\[\n].*\n|\n)*", "\n", text)
+
+
 def rsync_variant(text: str, prefix: str, interval_seconds: int | None = None) -> str:
     """The `local` settings switched to content_sync = "rsync": no [shared_fs], its own name prefix, no alias
-    record (a deployment of `local` beside it has that name)."""
-    text = re.sub(r"\n\[shared_fs\]\n(?:[^\[\n].*\n|\n)*", "\n", text)
+    record (a deployment of `local` beside it has that name). No gateway group: it does not depend on the content sync
+    (`local` deploys and rehearses it), and every deploy here shares the test run's two cores."""
+    text = without_table(without_table(text, "shared_fs"), "gateway_scale_out")
     text = text.replace('name_prefix = "apim-local"', f'name_prefix = "{prefix}"\ncontent_sync = "rsync"')
     text = re.sub(r"\nroute53_zone = .*\n", "\n", text)
     if interval_seconds is not None:

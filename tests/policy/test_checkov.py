@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import GATEWAY_47, ROOT
+from tests.conftest import ROOT
 
 CHECKOV = ROOT / ".tools" / "checkov-venv" / "bin" / "checkov"
 CONFIG = ROOT / ".checkov.yaml"
@@ -93,17 +93,6 @@ def test_checkov_finds_nothing_in_the_rsync_and_restored_examples(example_synth_
     allowed = opted_out(examples[example])
     failed = [check for check in report["results"]["failed_checks"] if check["check_id"] not in allowed]
     assert not failed, f"checkov: failed checks in the {example} example:\n{describe(failed)}"
-
-
-def test_checkov_finds_nothing_in_the_gateway_scale_out_group(gateway_synth_dir, gateway_stacks, gateway_settings):
-    """API-M 4.7 with the gateway scale-out group (its launch template, Auto Scaling group, role and security group:
-    IMDSv2 and hop limit 1, launch template and tags of the group, ELB health checks, user data, rules)."""
-    assert {"aws_launch_template", "aws_autoscaling_group"} <= set(gateway_stacks[GATEWAY_47]["resource"])
-    report = checkov(gateway_synth_dir / "stacks" / GATEWAY_47, "--config-file", str(CONFIG), cwd=ROOT)
-    assert report["summary"]["passed"] > 0
-    allowed = opted_out(gateway_settings[GATEWAY_47])
-    failed = [check for check in report["results"]["failed_checks"] if check["check_id"] not in allowed]
-    assert not failed, f"checkov: failed checks in the gateway group's stack:\n{describe(failed)}"
 
 
 def test_every_skip_still_fails_somewhere(synth_dir):
