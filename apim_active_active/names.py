@@ -56,6 +56,11 @@ def default_tags(settings: Settings, environment: str) -> dict[str, str]:
     return {**settings.tags, "Environment": environment, "ManagedBy": MANAGED_BY}
 
 
+# The group's lifecycle hooks' transitions (EC2 Auto Scaling's LifecycleTransition values).
+LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
+TERMINATING = "autoscaling:EC2_INSTANCE_TERMINATING"
+
+
 def gateway_group_name(name_prefix: str) -> str:
     """The gateway scale-out group's Auto Scaling group (its nodes complete its lifecycle hook by this name)."""
     return resource_name(name_prefix, "gateways")

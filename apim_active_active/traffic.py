@@ -41,6 +41,10 @@ class Route:
     health: HealthCheck
 
 
+# The routes whose target groups the gateway scale-out group's nodes join (the management route is the pair's only).
+GATEWAY_ROUTES = ("gateway", "websocket")
+
+
 def public_name(settings: Settings, lb_dns_name: str) -> str:
     """The name clients use: `apim.hostname`, else the load balancer's own DNS name."""
     return public_name_of(settings.apim.hostname, lb_dns_name)

@@ -10,17 +10,12 @@ from apim_active_active import names
 from apim_active_active.settings import Settings
 from scripts.ops import Aws
 
-# The load balancer's routes whose target groups the group's nodes are registered in (constructs/load_balancer.py's,
-# not imported: the scripts load no cdktf); management is the pair's only.
-GATEWAY_ROUTES = ("gateway", "websocket")
 # Lifecycle states of a node on its way in: booting, held by the launch hook until it is ready (then InService).
 ARRIVING = ("Pending", "Pending:Wait", "Pending:Proceed")
 # Lifecycle states of a node on its way out (AWS's LifecycleState values): neither serving nor expected to.
 LEAVING = ("Terminating", "Terminating:Wait", "Terminating:Proceed", "Terminated", "Detaching", "Detached")
 # An instance refresh that ended without every node on the new launch template.
 REFRESH_FAULTS = ("Failed", "Cancelled", "RollbackFailed", "RollbackSuccessful")
-LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
-TERMINATING = "autoscaling:EC2_INSTANCE_TERMINATING"
 # A scaling activity that did not do what it set out to (AWS's StatusCode values), and how far back one counts: a
 # deploy does not wait for the group's launches (wait_for_capacity_timeout "0"), so a launch refused (a KMS grant, a
 # quota, an instance type out of capacity) is seen only here.

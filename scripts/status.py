@@ -29,6 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 from apim_active_active import names, observability  # noqa: E402
 from apim_active_active.renderers import rsync  # noqa: E402
 from apim_active_active.settings import Settings  # noqa: E402
+from apim_active_active.traffic import GATEWAY_ROUTES  # noqa: E402
 from scripts import gateway_group, node_drift  # noqa: E402
 from scripts.ops import Aws, environment_parser, load_environment  # noqa: E402
 
@@ -237,9 +238,7 @@ def activity_row(failed: dict | None, made_good: bool) -> Row:
 
 def gateway_node_row(group: gateway_group.Group, instance: dict, states: dict[str, dict[str, dict]]) -> Row:
     instance_id, lifecycle = instance["InstanceId"], instance["LifecycleState"]
-    health = [
-        (route, states.get(route, {}).get(instance_id, {"State": "not registered"})["State"]) for route in gateway_group.GATEWAY_ROUTES
-    ]
+    health = [(route, states.get(route, {}).get(instance_id, {"State": "not registered"})["State"]) for route in GATEWAY_ROUTES]
     version = group.instance_version(instance)
     # A node on an older version is one an instance refresh has yet to replace (its row below says whether one runs).
     older = f" (the group's is {group.version})" if version != group.version else ""

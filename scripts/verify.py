@@ -38,6 +38,7 @@ from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 from apim_active_active import names  # noqa: E402
 from apim_active_active.renderers import rsync  # noqa: E402
 from apim_active_active.settings import Settings  # noqa: E402
+from apim_active_active.traffic import GATEWAY_ROUTES  # noqa: E402
 from scripts import gateway_group, node_drift  # noqa: E402
 from scripts.ops import ROOT, Aws, Result, environment_parser, load_environment, passed, report  # noqa: E402
 
@@ -186,9 +187,9 @@ def group_as_set(group: gateway_group.Group, settings: Settings) -> Result:
         if seen != want:
             problems.append(f"{what} {seen}, gateway_scale_out.{what} says {want}")
     hooks = (
-        (names.gateway_ready_hook_name(settings.name_prefix), group.ready_hook, (gateway_group.LAUNCHING, wanted.ready_seconds,
+        (names.gateway_ready_hook_name(settings.name_prefix), group.ready_hook, (names.LAUNCHING, wanted.ready_seconds,
          "ABANDON"), "ready_seconds", "a new node would join the target groups before it is ready"),
-        (names.gateway_lifecycle_hook_name(settings.name_prefix), group.drain_hook, (gateway_group.TERMINATING,
+        (names.gateway_lifecycle_hook_name(settings.name_prefix), group.drain_hook, (names.TERMINATING,
          wanted.drain_seconds, "CONTINUE"), "drain_seconds", "a scale-in would not wait for API-M to stop"),
     )  # fmt: skip
     for hook_name, hook, (transition, seconds, result), setting, without in hooks:
@@ -253,7 +254,7 @@ def group_targets(group: gateway_group.Group, states: dict[str, dict[str, dict]]
     if not serving:
         return Result(GATEWAY_TARGETS_CHECK, "skip", "no gateway node InService")
     problems = []
-    for route in gateway_group.GATEWAY_ROUTES:
+    for route in GATEWAY_ROUTES:
         if route not in states:
             problems.append(f"no {route} target group in the outputs")
             continue
@@ -262,7 +263,7 @@ def group_targets(group: gateway_group.Group, states: dict[str, dict[str, dict]]
             if health["State"] != "healthy":
                 reason = health.get("Description") or health.get("Reason") or ""
                 problems.append(f"{route}: {instance_id} {health['State']}" + (f" ({reason})" if reason else ""))
-    for route in sorted(states.keys() - set(gateway_group.GATEWAY_ROUTES)):
+    for route in sorted(states.keys() - set(GATEWAY_ROUTES)):
         problems += [f"{route}: {i} registered (the pair's only)" for i in serving if i in states[route]]
     return passed(GATEWAY_TARGETS_CHECK, not problems, "; ".join(problems) or f"{len(serving)} node(s) healthy in both")
 

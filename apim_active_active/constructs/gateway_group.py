@@ -35,12 +35,17 @@ from apim_active_active.constructs.node_identity import artifact_read_policy
 from apim_active_active.constructs.security_rules import tcp_rule
 from apim_active_active.gateway_settings import GatewayScaleOutSettings
 from apim_active_active.iam_documents import assume_role_policy, policy_document
-from apim_active_active.names import gateway_group_name, gateway_lifecycle_hook_name, gateway_ready_hook_name, resource_name
+from apim_active_active.names import (
+    LAUNCHING,
+    TERMINATING,
+    gateway_group_name,
+    gateway_lifecycle_hook_name,
+    gateway_ready_hook_name,
+    resource_name,
+)
 from apim_active_active.settings import KeyManagerSettings
 
 ROOT_DEVICE = "/dev/xvda"  # Amazon Linux 2023's root device (AL2023 User Guide, "EBS volumes": the AMI's /dev/xvda)
-LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
-TERMINATING = "autoscaling:EC2_INSTANCE_TERMINATING"
 # The group's own metrics (EC2 Auto Scaling User Guide, "Amazon CloudWatch metrics for Amazon EC2 Auto Scaling": the
 # Group* metrics, at 1-minute granularity), for the dashboard and status.
 GROUP_METRICS = (

@@ -23,10 +23,9 @@ from apim_active_active import aws
 from apim_active_active.constructs.security_rules import tcp_rule
 from apim_active_active.names import resource_name
 from apim_active_active.settings import LoadBalancerSettings
-from apim_active_active.traffic import ADMIN_PATHS, CERTIFICATE_KEY_TYPES, Route, node_ports_of, public_name_of
+from apim_active_active.traffic import ADMIN_PATHS, CERTIFICATE_KEY_TYPES, GATEWAY_ROUTES, Route, node_ports_of, public_name_of
 
 TARGET_GROUP_SUFFIX = {"management": "mgmt", "gateway": "gw", "websocket": "ws"}  # names are at most 32 characters
-GATEWAY_ROUTES = ("gateway", "websocket")  # what a gateway scale-out node serves (the management route is the pair's)
 
 
 @dataclass(frozen=True)

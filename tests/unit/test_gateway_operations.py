@@ -77,14 +77,14 @@ def deployed(moto) -> dict:
     autoscaling.put_lifecycle_hook(
         LifecycleHookName=names.gateway_ready_hook_name(PREFIX),
         AutoScalingGroupName=GROUP,
-        LifecycleTransition=gateway_group.LAUNCHING,
+        LifecycleTransition=names.LAUNCHING,
         HeartbeatTimeout=1800,
         DefaultResult="ABANDON",
     )
     autoscaling.put_lifecycle_hook(
         LifecycleHookName=names.gateway_lifecycle_hook_name(PREFIX),
         AutoScalingGroupName=GROUP,
-        LifecycleTransition=gateway_group.TERMINATING,
+        LifecycleTransition=names.TERMINATING,
         HeartbeatTimeout=120,
         DefaultResult="CONTINUE",
     )
@@ -143,15 +143,15 @@ def test_verify_names_a_missing_launch_hook_and_one_not_as_set(deployed):
     autoscaling.put_lifecycle_hook(
         LifecycleHookName=names.gateway_ready_hook_name(PREFIX),
         AutoScalingGroupName=GROUP,
-        LifecycleTransition=gateway_group.LAUNCHING,
+        LifecycleTransition=names.LAUNCHING,
         HeartbeatTimeout=1800,
         DefaultResult="CONTINUE",  # a node never ready would serve
     )
     result = checks(deployed)[verify.GATEWAY_GROUP_CHECK]
     assert result.status == "fail"
     assert result.detail == (
-        f"lifecycle hook {PREFIX}-gateway-ready on {gateway_group.LAUNCHING} with 1800 s, then CONTINUE; not on "
-        f"{gateway_group.LAUNCHING} with gateway_scale_out.ready_seconds 1800, then ABANDON"
+        f"lifecycle hook {PREFIX}-gateway-ready on {names.LAUNCHING} with 1800 s, then CONTINUE; not on "
+        f"{names.LAUNCHING} with gateway_scale_out.ready_seconds 1800, then ABANDON"
     )
 
 
@@ -429,11 +429,3 @@ def test_preflight_names_the_missing_auto_scaling_role_and_how_to_make_it(moto):
     assert result.status == "fail" and "aws iam create-service-linked-role --aws-service-name autoscaling.amazonaws.com" in result.detail
     boto3.client("iam", REGION).create_service_linked_role(AWSServiceName="autoscaling.amazonaws.com")
     assert {r.check: r for r in preflight.gateway_group(aws_of(settings), settings)}[check].status == "pass"
-
-
-def test_the_scripts_read_the_routes_and_hook_the_stack_makes():
-    from apim_active_active.constructs import gateway_group as construct
-    from apim_active_active.constructs import load_balancer
-
-    assert gateway_group.GATEWAY_ROUTES == load_balancer.GATEWAY_ROUTES
-    assert (gateway_group.LAUNCHING, gateway_group.TERMINATING) == (construct.LAUNCHING, construct.TERMINATING)
