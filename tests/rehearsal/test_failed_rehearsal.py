@@ -37,7 +37,8 @@ def _bridges() -> set[str]:
 def test_a_failed_step_shows_its_stderr_and_leaves_nothing_unless_kept(keep, monkeypatch):
     # The real mariadb-install-db, its bootstrap server swapped for one that fails (the script's own hook).
     monkeypatch.setenv("MYSQLD_BOOTSTRAP", "/bin/false")
-    rehearsal = DatabaseFails(keep=keep)
+    # A tag of its own: the background EFS rehearsal of the same process has the default one (its bridge's name).
+    rehearsal = DatabaseFails(keep=keep, tag="rf")
     checks = rehearsal.run()
     (failed,) = [c for c in checks if not c.passed]
     assert failed.name == "rehearsal ran to the end"
