@@ -84,6 +84,14 @@ if TYPE_CHECKING:  # the same submodules, for the type checker
         route53_record,
         route_table,
         route_table_association,
+        s3_bucket,
+        s3_bucket_lifecycle_configuration,
+        s3_bucket_ownership_controls,
+        s3_bucket_policy,
+        s3_bucket_public_access_block,
+        s3_bucket_server_side_encryption_configuration,
+        s3_bucket_versioning,
+        s3_object,
         secretsmanager_secret,
         security_group,
         security_group_rule,
@@ -152,3 +160,11 @@ else:
     autoscaling_group = _load("autoscaling_group")
     autoscaling_lifecycle_hook = _load("autoscaling_lifecycle_hook")
     autoscaling_policy = _load("autoscaling_policy")
+    s3_bucket = _load("s3_bucket")
+    s3_bucket_lifecycle_configuration = _load("s3_bucket_lifecycle_configuration")
+    s3_bucket_ownership_controls = _load("s3_bucket_ownership_controls")
+    s3_bucket_policy = _load("s3_bucket_policy")
+    s3_bucket_public_access_block = _load("s3_bucket_public_access_block")
+    s3_bucket_server_side_encryption_configuration = _load("s3_bucket_server_side_encryption_configuration")
+    s3_bucket_versioning = _load("s3_bucket_versioning")
+    s3_object = _load("s3_object")

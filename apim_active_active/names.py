@@ -21,6 +21,7 @@ OUTPUT_NODE_USER_DATA = "node_user_data"
 OUTPUT_NODE_USER_DATA_SHA256 = "node_user_data_sha256"
 OUTPUT_NODE_AMIS = "node_ami_ids"
 OUTPUT_NODE_INSTANCE_TYPE = "node_instance_type"
+OUTPUT_BOOT_BUCKET = "boot_bucket"  # the boot steps the nodes fetch (constructs/boot_assets.py)
 # Observability (docs/observability.md): where alarms go, the dashboard, the log groups by key (observability.py).
 OUTPUT_ALARM_TOPIC = "alarm_topic_arn"
 OUTPUT_DASHBOARD = "dashboard_name"

@@ -84,3 +84,8 @@ BOOT_FAILED = "boot failed"
 SHARE_MISSING_METRIC = "ShareMissing"
 BOOT_FAILED_METRIC = "BootFailed"
 BOOT_DONE = "wso2am-boot: done"  # the boot step's last line when it ran to its end (scripts/status.py looks for it)
+# Every node's (pair and gateway group) boot log line, daily and at each start of API-M (observe.sh's keystore_expiry):
+# "<time> wso2am-boot: keystore-expiry: <days> days", the days left of the pair's signing certificate (the keystore's
+# wso2carbon); a metric filter makes <days> a metric with no dimension (the least any node reports is what counts).
+KEYSTORE_EXPIRY_LINE = "keystore-expiry:"
+KEYSTORE_DAYS_METRIC = "KeystoreDaysToExpiry"

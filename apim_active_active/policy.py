@@ -4,7 +4,8 @@ violations(stack) returns one human-readable finding per breach, empty when the 
   (a) a security-group ingress from anywhere (0.0.0.0/0, ::/0) that reaches a port only the peers (9443 management,
       9611/9711 throttling, 5672 event hub) or the nodes (2049 NFS to EFS) may use: aws_security_group_rule (type
       ingress), inline `ingress` blocks of aws_security_group, aws_vpc_security_group_ingress_rule;
-  (b) a password-like literal in EC2 user data (aws_instance.user_data / user_data_base64, aws_launch_template.user_data):
+  (b) a password-like literal in EC2 user data (aws_instance.user_data / user_data_base64, aws_launch_template.user_data)
+      or in the boot steps it fetches (aws_s3_object.content):
       a line assigning a value (TOML `key = "value"`, shell/env `KEY=value`, YAML `key: value`) to a key naming a
       password, passwd, secret, token or private key, unless the value is a placeholder resolved elsewhere.
 
@@ -131,6 +132,7 @@ def user_data_secrets(stack: dict) -> list[str]:
         ("aws_instance", "user_data"),
         ("aws_instance", "user_data_base64"),
         ("aws_launch_template", "user_data"),
+        ("aws_s3_object", "content"),  # the boot steps the user data's loader fetches (constructs/boot_assets.py)
     ):
         for name, body in resources(stack, kind).items():
             text = through_local(stack, body.get(attribute))

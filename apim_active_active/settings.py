@@ -20,7 +20,10 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from apim_active_active import ports
+from apim_active_active.customization_settings import CustomizationSettings
 from apim_active_active.gateway_settings import GatewayScaleOutSettings, gateway_checks
+from apim_active_active.keystore_settings import KeystoreSettings, keystore_checks
+from apim_active_active.vault_settings import SecureVaultSettings
 from apim_active_active.versions import traits
 
 ENDPOINT_ENV = "AWS_ENDPOINT_URL"
@@ -707,6 +710,11 @@ class EmulatorSettings(_Strict):
     ignore_instance_sg_drift: bool = Field(
         True, description="moto drops an instance's security group ids on read-back, so every plan would show a change."
     )
+    boot_bucket_tls_only: bool = Field(
+        False,
+        description="The boot bucket's policy denying requests without TLS: the emulator is plain http, and moto applies "
+        "bucket policies, so on it the policy would refuse Terraform's own uploads. (Always on outside the emulator.)",
+    )
 
     @field_validator("endpoint_url")
     @classmethod
@@ -752,6 +760,9 @@ class Settings(_Strict):
         description="API-M 4.x: an Auto Scaling group of gateway-only nodes beside the pair, in the load balancer's gateway "
         "and WebSocket target groups (docs/gateway-scale-out.md). Unset: the pair's own gateways only.",
     )
+    customization: CustomizationSettings = CustomizationSettings()
+    keystore: KeystoreSettings = KeystoreSettings()
+    secure_vault: SecureVaultSettings = SecureVaultSettings()
     tags: dict[str, str] = Field({}, description="Tags on every resource (besides Name, Environment, ManagedBy).")
 
     @model_validator(mode="after")
@@ -805,8 +816,28 @@ class Settings(_Strict):
                 problems.add("apim.hostname", "load_balancer.route53_zone needs apim.hostname (the record's name)")
             elif not self.apim.hostname.endswith("." + dns_zone):
                 problems.add("apim.hostname", f"apim.hostname {self.apim.hostname} is not inside load_balancer.route53_zone {dns_zone}")
+        for field, message in keystore_checks(self.keystore, self.region):
+            problems.add(f"keystore.{field}", message)
+        self._customization_checks(problems)
         problems.raise_any()
         return self
+
+    def _customization_checks(self, problems: _Problems) -> None:
+        customization = self.customization
+        driver = self.database.jdbc_driver_url.rsplit("/", 1)[-1]
+        for index, jar in enumerate(customization.extra_jars):
+            if self.network.vpc_cidr is not None and not jar.url.startswith("s3://"):
+                problems.add(f"customization.extra_jars.{index}.url", "a new VPC has no internet egress (only an S3 endpoint); use s3://")
+            if jar.file_name == driver:
+                problems.add(f"customization.extra_jars.{index}.url", f"{driver} is the JDBC driver's name (database.jdbc_driver_url)")
+        hook = customization.post_boot_hook
+        if hook and self.network.vpc_cidr is not None and not hook.startswith("s3://"):
+            problems.add("customization.post_boot_hook", "a new VPC has no internet egress (only an S3 endpoint); use s3://")
+        if customization.deployment_toml and not problems.found:  # rendered only from settings that hold together
+            from apim_active_active.renderers.owned_keys import overlay_refusals  # (here: the renderers import this module)
+
+            for key, why in overlay_refusals(self):
+                problems.add(f"customization.deployment_toml.{key}", why)
 
     def _restore_checks(self, problems: _Problems) -> None:
         restore = self.restore

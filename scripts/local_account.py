@@ -1,7 +1,8 @@
 """What an AWS account already holds before a deploy, put into the emulator for the `local` stack:
 the load balancer's certificate (looked up by `load_balancer.certificate_domain`), the hosted zone
-(`load_balancer.route53_zone`) and, where the settings point into S3, the product archive and JDBC
-driver (small placeholders: only the rehearsal boots a node, and it uploads its stand-ins). Idempotent.
+(`load_balancer.route53_zone`) and, where the settings point into S3, the product archive, the JDBC
+driver and the customization's jars and hook (small placeholders: only the rehearsal boots a node, and it uploads
+its stand-ins), and a brought keystore's secret (keystore.secret_arn). Idempotent.
 
 The certificate is self-signed and made here; its private key goes only to the emulator's ACM (never to
 the stack, its state or a file), as a real one is imported into or issued by ACM.
@@ -9,14 +10,18 @@ the stack, its state or a file), as a real one is imported into or issued by ACM
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
+import json
+import secrets
 import uuid
 from urllib.parse import urlparse
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 from apim_active_active.settings import Settings
@@ -76,6 +81,31 @@ def ensure_artifact(endpoint: str, url: str) -> str:
     return url
 
 
+BROUGHT_ALIAS = "brought"  # not the pair's alias: the first node re-stores the key under wso2carbon
+
+
+def ensure_brought_keystore(endpoint: str, secret_arn: str) -> str:
+    """keystore.source = "secrets_manager": the secret the operator brings, named by the settings' partial ARN (the
+    emulator's own ARN adds a random suffix, as AWS's does), holding a self-signed key and certificate as a PKCS#12 under
+    a password of its own (the rehearsal puts one it makes with openssl in its place)."""
+    manager, name = client("secretsmanager", endpoint), secret_arn.split(":secret:", 1)[1]
+    try:
+        return manager.describe_secret(SecretId=name)["ARN"]
+    except manager.exceptions.ResourceNotFoundException:
+        pass
+    certificate_pem, key_pem = self_signed_certificate(BROUGHT_ALIAS)
+    password = secrets.token_hex(16)
+    bundle = pkcs12.serialize_key_and_certificates(
+        BROUGHT_ALIAS.encode(),
+        serialization.load_pem_private_key(key_pem, None),  # type: ignore[arg-type]
+        x509.load_pem_x509_certificate(certificate_pem),
+        None,
+        serialization.BestAvailableEncryption(password.encode()),
+    )
+    value = {"pkcs12": base64.b64encode(bundle).decode(), "password": password, "alias": BROUGHT_ALIAS}
+    return manager.create_secret(Name=name, SecretString=json.dumps(value))["ARN"]
+
+
 AUTOSCALING_ROLE = "AWSServiceRoleForAutoScaling"
 
 
@@ -100,7 +130,14 @@ def prepare(endpoint: str, settings: Settings) -> list[str]:
         held.append(f"Route 53 zone {lb.route53_zone}: {zone_id}")
     if settings.gateway_scale_out:
         held.append(f"EC2 Auto Scaling's service-linked role {ensure_autoscaling_role(endpoint)}")
-    for name, url in (("product archive", settings.apim.archive_url), ("JDBC driver", settings.database.jdbc_driver_url)):
+    if settings.keystore.secret_arn:
+        held.append(f"brought keystore secret {ensure_brought_keystore(endpoint, settings.keystore.secret_arn)}")
+    fetched = (
+        ("product archive", settings.apim.archive_url),
+        ("JDBC driver", settings.database.jdbc_driver_url),
+        *(("customization's object", url) for url in settings.customization.fetched_urls),
+    )
+    for name, url in fetched:
         if url.startswith("s3://"):
             held.append(f"{name} at {ensure_artifact(endpoint, url)}")
     return held

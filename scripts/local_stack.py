@@ -39,8 +39,9 @@ def without_table(text: str, table: str) -> str:
 def rsync_variant(text: str, prefix: str, interval_seconds: int | None = None) -> str:
     """The `local` settings switched to content_sync = "rsync": no [shared_fs], its own name prefix, no alias
     record (a deployment of `local` beside it has that name). No gateway group: it does not depend on the content sync
-    (`local` deploys and rehearses it), and every deploy here shares the test run's two cores."""
-    text = without_table(without_table(text, "shared_fs"), "gateway_scale_out")
+    (`local` deploys and rehearses it), and every deploy here shares the test run's two cores. No secure vault: `local`
+    rehearses it; this variant keeps the secrets file's way rehearsed."""
+    text = without_table(without_table(without_table(text, "shared_fs"), "gateway_scale_out"), "secure_vault")
     text = text.replace('name_prefix = "apim-local"', f'name_prefix = "{prefix}"\ncontent_sync = "rsync"')
     text = re.sub(r"\nroute53_zone = .*\n", "\n", text)
     if interval_seconds is not None:
@@ -124,6 +125,18 @@ def roll(stack: str, outdir: Path, outputs_file: Path, env: dict[str, str]) -> t
         result, more = run()
         seconds += more
     return result, seconds
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def failure_text(result: subprocess.CompletedProcess, limit: int = 3000) -> str:
+    """What a failed cdktf command said that matters: Terraform's error blocks (the lines from each "Error:" on), else
+    the end of its output; without the terminal's escape codes."""
+    text = ANSI.sub("", result.stdout + result.stderr)
+    errors = re.findall(r"(?ms)^[^\n]*\bError: .*?(?=^[^\n]*\bError: |\Z)", text)
+    said = "\n".join(block.strip()[:1200] for block in errors[:5]) if errors else text
+    return said[-limit:]
 
 
 def cdktf_flags(outdir: Path) -> list[str]:

@@ -5,14 +5,16 @@
 
 Checks credentials and account; the region and both zones; the instance type in both zones; the AMI
 (or its SSM parameter); what the settings name that must already exist (VPC, subnets and their CIDRs
-and zones, the database secret, the certificate, the hosted zone, the state bucket and lock table, the
-artifacts in S3); with gateway_scale_out, its instance type in both zones and (4.5+) its Universal Gateway pack
-in S3. Prints a pass/fail table; exits 1 on any failure, 2 on bad settings.
+and zones, the database secret, the brought keystore's secret or private CA, the certificate, the hosted zone, the
+state bucket and lock table, the artifacts in S3: the archive, the driver, the customization's jars and hook); with
+gateway_scale_out, its instance
+type in both zones and (4.5+) its Universal Gateway pack in S3. Prints a pass/fail table; exits 1 on any failure, 2 on bad settings.
 """
 
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -21,6 +23,7 @@ if __package__ in (None, ""):
 
 from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 
+from apim_active_active.renderers.boot_script import brings_keystore  # noqa: E402
 from apim_active_active.settings import Settings  # noqa: E402
 from apim_active_active.traffic import CERTIFICATE_KEY_TYPES  # noqa: E402
 from apim_active_active.versions import gateway_distribution  # noqa: E402
@@ -112,6 +115,53 @@ def database_secret(aws: Aws, settings: Settings) -> list[Result]:
         return [passed("database secret exists", False, f"{existing.secret_arn}: {_error(error)}")]
 
 
+def brought_keystore(aws: Aws, settings: Settings) -> list[Result]:
+    """keystore.source other than generated: the brought secret exists with a value, under a key the nodes may decrypt
+    with; or the private CA is ACTIVE, general-purpose (a short-lived CA issues for 7 days at most), with an RSA key
+    (the pair's certificate is SHA256WITHRSA) and valid beyond apim.keystore_validity_days. Never reads the secret."""
+    if not brings_keystore(settings):
+        return []
+    setting, arn = settings.keystore.origin
+    try:
+        if settings.keystore.secret_arn:
+            return brought_secret(aws, settings, arn)
+        return [private_ca(aws, settings, arn)]
+    except ClientError as error:
+        return [passed(f"brought keystore ({setting})", False, f"{arn}: {_error(error)}")]
+
+
+def brought_secret(aws: Aws, settings: Settings, arn: str) -> list[Result]:
+    described = aws.client("secretsmanager").describe_secret(SecretId=arn)
+    current = any("AWSCURRENT" in stages for stages in described.get("VersionIdsToStages", {}).values())
+    results = [passed("brought keystore secret has a value", current, f"keystore.secret_arn {described['ARN']}")]
+    key_id = described.get("KmsKeyId")
+    if key_id:  # none: aws/secretsmanager, which Secrets Manager uses for whoever may read the secret
+        key = aws.client("kms").describe_key(KeyId=key_id)["KeyMetadata"]
+        ok = key.get("KeyManager") == "AWS" or key["Arn"] in settings.encryption.node_decrypt_key_arns
+        detail = key["Arn"] + ("" if ok else ": add it to encryption.node_decrypt_key_arns")
+        results.append(passed("the nodes may decrypt the brought keystore secret", ok, detail))
+    return results
+
+
+def private_ca(aws: Aws, settings: Settings, arn: str) -> Result:
+    ca = aws.client("acm-pca").describe_certificate_authority(CertificateAuthorityArn=arn)["CertificateAuthority"]
+    algorithm = ca.get("CertificateAuthorityConfiguration", {}).get("KeyAlgorithm", "")
+    needed = datetime.now(UTC) + timedelta(days=settings.apim.keystore_validity_days)
+    problems = [
+        *([f"status {ca['Status']} (ACTIVE needed)"] if ca["Status"] != "ACTIVE" else []),
+        *(["a short-lived certificate CA (7 days at most)"] if ca.get("UsageMode") == "SHORT_LIVED_CERTIFICATE" else []),
+        *([f"key {algorithm} (RSA needed: SHA256WITHRSA)"] if not algorithm.startswith("RSA") else []),
+        *(
+            [f"valid until {ca['NotAfter']:%F}, before apim.keystore_validity_days' end ({needed:%F})"]
+            if ca.get("NotAfter") and ca["NotAfter"] < needed
+            else []
+        ),
+    ]
+    until = f", valid until {ca['NotAfter']:%F}" if ca.get("NotAfter") else ""
+    detail = "; ".join(problems) or f"ACTIVE, {algorithm}{until}"
+    return passed("private CA issues the pair's certificate", not problems, f"keystore.certificate_authority_arn {arn}: {detail}")
+
+
 def certificate(aws: Aws, settings: Settings) -> Result:
     lb = settings.load_balancer
     if settings.apim.hostname is None:
@@ -197,13 +247,14 @@ def state_backend(settings: Settings) -> list[Result]:
 
 
 def artifacts(aws: Aws, settings: Settings) -> list[Result]:
-    return [
-        in_s3(aws, name, url, setting)
-        for name, url, setting in (
-            ("product archive", settings.apim.archive_url, "apim.archive_url"),
-            ("JDBC driver", settings.database.jdbc_driver_url, "database.jdbc_driver_url"),
-        )
+    customization = settings.customization
+    fetched = [
+        ("product archive", settings.apim.archive_url, "apim.archive_url"),
+        ("JDBC driver", settings.database.jdbc_driver_url, "database.jdbc_driver_url"),
+        *((f"extra jar {jar.file_name}", jar.url, f"customization.extra_jars.{i}.url") for i, jar in enumerate(customization.extra_jars)),
+        *([("post-boot hook", customization.post_boot_hook, "customization.post_boot_hook")] if customization.post_boot_hook else []),
     ]
+    return [in_s3(aws, name, url, setting) for name, url, setting in fetched]
 
 
 def in_s3(aws: Aws, name: str, url: str, setting: str) -> Result:
@@ -260,6 +311,7 @@ def run(settings: Settings) -> list[Result]:
         "AMI resolves": lambda: [image(aws, settings)],
         "existing network matches the settings": lambda: existing_network(aws, settings),
         "database secret exists": lambda: database_secret(aws, settings),
+        "brought keystore": lambda: brought_keystore(aws, settings),
         "load balancer certificate is issued": lambda: [certificate(aws, settings)],
         "hosted zone exists": lambda: hosted_zone(aws, settings),
         "KMS keys the nodes decrypt with": lambda: decrypt_keys(aws, settings),

@@ -34,6 +34,7 @@ DEPLOYED = Deployed(
     lb_dns_name="internal-apim-local-alb-1234567890.us-east-1.elb.amazonaws.com",
     db_app_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:apim-local/database-app-AbCdEf",
     stack_key_arn="arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9",
+    boot_bucket="apim-local-boot-20261128020304050600000001",  # bucket_prefix's: the prefix and 26 characters
 )
 
 

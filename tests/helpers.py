@@ -18,6 +18,7 @@ from contextlib import contextmanager
 
 import yaml
 
+from apim_active_active.customization_settings import CustomizationSettings
 from apim_active_active.policy import through_local
 from apim_active_active.settings import Settings, parse_settings
 from apim_active_active.versions import gateway_distribution
@@ -161,6 +162,11 @@ def restored_local(content_sync: str = "efs", **restore) -> Settings:
     return parse_settings(restored_local_dict(content_sync, **restore), environ={})
 
 
+def without_customization(settings: Settings) -> Settings:
+    """These settings with [customization] unset (local's turns every escape hatch on)."""
+    return settings.model_copy(update={"customization": CustomizationSettings()})
+
+
 def cloud_config_files(user_data: str) -> dict[str, dict]:
     """The write_files entries of a cloud-config, by path."""
     assert user_data.startswith("#cloud-config\n")
@@ -246,3 +252,8 @@ def listening(address: str, ports: list[int] | None = None, count: int = 4):
     finally:
         for sock in sockets:
             sock.close()
+
+
+def boot_steps(stack: dict) -> str:
+    """The boot steps in the stack's boot bucket (constructs/boot_assets.py), as a node gets them, one after the other."""
+    return "\n".join(o["content"].replace("$${", "${").replace("%%{", "%{") for o in resources(stack, "aws_s3_object").values())

@@ -3,7 +3,8 @@
 Defaults: no public addresses on the nodes; an internet gateway and one public subnet per zone only when
 `network.public_subnet_cidrs` is set (for an internet-facing load balancer, nothing else); an S3 gateway endpoint gives the nodes
 their packages (Amazon Linux 2023 repositories are in S3) and the product archive; interface
-endpoints (private DNS, HTTPS from inside the VPC only) for Secrets Manager and Session Manager; the VPC's default
+endpoints (private DNS, HTTPS from inside the VPC only) for Secrets Manager and Session Manager (and EC2 Auto
+Scaling, ACM Private CA when the settings use them); the VPC's default
 security group taken over with no rules; flow logs of all traffic to a CloudWatch log group encrypted
 with the stack's key (`network.flow_logs_retention_days`).
 Each node's fixed address is an explicit CIDR reservation in its subnet, so nothing else created there
@@ -39,6 +40,8 @@ class NetworkProps:
     kms_key_arn: str
     # gateway_scale_out: a leaving gateway node completes the group's lifecycle hook (EC2 Auto Scaling's API).
     autoscaling_endpoint: bool = False
+    # keystore.source = "private_ca": the pair's first node has the private CA issue its certificate (ACM Private CA's API).
+    acm_pca_endpoint: bool = False
 
 
 class Network(Construct):
@@ -139,7 +142,8 @@ class Network(Construct):
             tags={"Name": self._name("endpoints")},
         )
         tcp_rule(self, "endpoints_https", group.id, "ingress", ports.HTTPS, "HTTPS to AWS APIs from inside the VPC", cidrs=[vpc_cidr])
-        for service in (*INTERFACE_ENDPOINTS, *(["autoscaling"] if self._props.autoscaling_endpoint else [])):
+        optional = {"autoscaling": self._props.autoscaling_endpoint, "acm-pca": self._props.acm_pca_endpoint}
+        for service in (*INTERFACE_ENDPOINTS, *(name for name, wanted in optional.items() if wanted)):
             aws.vpc_endpoint.VpcEndpoint(
                 self,
                 f"{service}_endpoint",

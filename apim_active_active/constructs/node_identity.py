@@ -1,8 +1,8 @@
 """Node identity: the IAM role and instance profile both nodes run with.
 
 Defaults: EC2 may assume it; Session Manager access (AmazonSSMManagedInstanceCore) instead of SSH;
-read access to exactly the product archive and JDBC driver objects when they are in S3; `grant()`
-adds statements on exact ARNs (the stack grants the secrets and the key).
+read access to exactly the objects the nodes fetch when they are in S3 (the product archive, the JDBC driver, the
+customization's jars and hook); `grant()` adds statements on exact ARNs (the stack grants the secrets and the key).
 Exposes: instance_profile_name, role_name, role_arn.
 """
 

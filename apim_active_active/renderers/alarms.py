@@ -81,6 +81,14 @@ def log_metric_filters(name_prefix: str) -> tuple[LogMetricFilter, ...]:
         LogMetricFilter(resource_name(name_prefix, "share-missing"), f'"{obs.SHARE_VERDICT_MISSING}"', obs.SHARE_MISSING_METRIC, "1"),
         LogMetricFilter(resource_name(name_prefix, "share-present"), f'"{obs.SHARE_VERDICT_PRESENT}"', obs.SHARE_MISSING_METRIC, "0"),
         LogMetricFilter(resource_name(name_prefix, "boot-failed"), f'"{obs.BOOT_FAILED}"', obs.BOOT_FAILED_METRIC, "1"),
+        # Space-delimited, every field of the line named, so that no other line ending in "<n> days" matches; the value
+        # is the days field's.
+        LogMetricFilter(
+            resource_name(name_prefix, "keystore-days"),
+            f'[time, tool="wso2am-boot:", what="{obs.KEYSTORE_EXPIRY_LINE}", days, unit="days"]',
+            obs.KEYSTORE_DAYS_METRIC,
+            "$days",
+        ),
     )
 
 
@@ -263,6 +271,22 @@ def _node_agent(settings: Settings, observed: Observed) -> list[AlarmSpec]:
             1,
             AT_LEAST,
             "notBreaching",
+            "",
+        )  # fmt: skip
+    )
+    specs.append(
+        AlarmSpec(
+            _name(settings, "keystore-expiry"),
+            "The pair's signing certificate (keystore) expires soon: tokens and API keys stop validating; rotate it "
+            "(scripts/rotate_keystore.py, docs/keystore.md)",
+            # Each node's line, daily: the least any node (pair or gateway group) reports.
+            Metric(namespace, obs.KEYSTORE_DAYS_METRIC, (), "Minimum"),
+            DAY,
+            1,
+            1,
+            settings.keystore.expiry_warning_days,
+            BELOW,
+            "missing",
             "",
         )  # fmt: skip
     )

@@ -17,6 +17,7 @@ from apim_active_active import ports
 from apim_active_active.engines import APIM_DB_MARKER_TABLE, APP_DB_USER, ENGINES, SHARED_DB_MARKER_TABLE
 from apim_active_active.names import restore_share_parameter, rsync_parameter
 from apim_active_active.renderers import rsync, shared_folders
+from apim_active_active.renderers.boot_loader import BOOT_LOADER, render_loader
 from apim_active_active.renderers.cloudwatch_agent import render_agent_config_json
 from apim_active_active.renderers.deployment_toml import (
     KEYSTORE_ALIAS,
@@ -36,6 +37,7 @@ from apim_active_active.renderers.node_layout import (  # noqa: F401 (the paths,
     FSTAB_ENTRIES,
     JMX_PORT,
     KEY_MANAGER_CA,
+    KEYSTORE_EXPIRY,
     MERGE_CONFIG,
     NODE_ENV,
     RUNTIME_ENV,
@@ -47,6 +49,7 @@ from apim_active_active.renderers.node_layout import (  # noqa: F401 (the paths,
 from apim_active_active.renderers.systemd_units import (  # noqa: F401 (re-exported)
     has_share_watch,
     render_access_log_cleanup,
+    render_keystore_expiry,
     render_push_units,
     render_share_watch,
     render_systemd_unit,
@@ -71,27 +74,19 @@ class Deployed:
     db_app_secret_arn: str = ""  # API-M's own database user (RDS only; empty with an existing database)
     stack_key_arn: str = ""  # content_sync = "rsync": the key the nodes encrypt the key parameters with
     encryption_key_secret_arn: str = ""  # versions with symmetric internal crypto (4.7): the pair's [encryption] key
+    boot_bucket: str = ""  # the stack's boot assets bucket (constructs/boot_assets.py): the boot step is fetched from it
 
 
 # The boot step's parts, in the order they are assembled, per content_sync mode (and for a gateway node): the header
 # (node.env and the contract with it), what every node does, the mode's own part (only that one: an EFS node's script has no rsync code and
 # the other way round), and main (boot's order of steps, the commands).
+_EVERY_NODE = ("header.sh", "common.sh", "secrets.sh", "vault.sh")
+_PAIR_STEPS = ("database.sh", "config.sh", "service.sh", "gate.sh")
 BOOT_PARTS: dict[str, tuple[str, ...]] = {
-    "efs": ("header.sh", "common.sh", "secrets.sh", "database.sh", "config.sh", "service.sh", "gate.sh", "efs.sh", "observe.sh", "main.sh"),
-    "rsync": (
-        "header.sh",
-        "common.sh",
-        "secrets.sh",
-        "database.sh",
-        "config.sh",
-        "service.sh",
-        "gate.sh",
-        "rsync.sh",
-        "observe.sh",
-        "main.sh",
-    ),
+    "efs": (*_EVERY_NODE, *_PAIR_STEPS, "efs.sh", "observe.sh", "main.sh"),
+    "rsync": (*_EVERY_NODE, *_PAIR_STEPS, "rsync.sh", "observe.sh", "main.sh"),
     # A gateway scale-out node (gateway_user_data.py): no share and no schema (no database.sh).
-    "gateway": ("header.sh", "common.sh", "secrets.sh", "config.sh", "service.sh", "gate.sh", "gateway.sh", "observe.sh", "main.sh"),
+    "gateway": (*_EVERY_NODE, "config.sh", "service.sh", "gate.sh", "gateway.sh", "observe.sh", "main.sh"),
 }
 
 
@@ -103,15 +98,45 @@ def boot_part(name: str) -> str:
 # What a restored environment's nodes get besides, before main: restore.sh (the search index rebuilt), and in the EFS
 # mode restore-share.sh (the share's restore waited for and moved into place); rsync has no share to restore.
 RESTORE_PARTS: dict[str, tuple[str, ...]] = {"efs": ("restore.sh", "restore-share.sh"), "rsync": ("restore.sh",)}
+# What the nodes of an environment whose customization asks for extra jars, JVM options or a post-boot hook get besides,
+# before main (every mode, a gateway node's too).
+CUSTOMIZE_PART = "customize.sh"
+# A pair node's whose keystore is brought, by keystore.source (never a restored one's, which takes its source's keystore:
+# brings_keystore): what its first node makes the pair's keystore with, and the source's own part.
+KEYSTORE_PARTS: dict[str, tuple[str, ...]] = {
+    "secrets_manager": ("keystore-brought.sh", "keystore-secret.sh"),
+    "private_ca": ("keystore-brought.sh", "keystore-private-ca.sh"),
+}
 
 
-def boot_script_source(content_sync: str, restored: bool = False) -> str:
-    """The boot step of a node of that mode ("efs" or "rsync"), with its comments: its parts, a blank line apart. A
-    restored environment's nodes get the mode's RESTORE_PARTS too, before main."""
+def boot_script_source(content_sync: str, restored: bool = False, customized: bool = False, *, keystore: str = "generated") -> str:
+    """The boot step of a node of that mode ("efs", "rsync" or "gateway"), with its comments: its parts, a blank line
+    apart. A restored environment's nodes get the mode's RESTORE_PARTS too, a customized one's CUSTOMIZE_PART, before
+    main."""
     parts = BOOT_PARTS[content_sync]
-    if restored:
-        parts = (*parts[:-1], *RESTORE_PARTS[content_sync], parts[-1])
+    extra = (
+        *(RESTORE_PARTS[content_sync] if restored else ()),
+        *((CUSTOMIZE_PART,) if customized else ()),
+        *KEYSTORE_PARTS.get(keystore, ()),
+    )
+    parts = (*parts[:-1], *extra, parts[-1])
     return "\n".join(boot_part(name) for name in parts)
+
+
+def node_boot_script(settings: Settings) -> str:
+    """The boot step a pair node of these settings gets (its mode's, restored, customized)."""
+    return boot_script_text(
+        settings.content_sync,
+        settings.restore is not None,
+        settings.customization.customizes_boot,
+        keystore=settings.keystore.source if brings_keystore(settings) else "generated",
+    )
+
+
+def brings_keystore(settings: Settings) -> bool:
+    """The pair's first node makes its keystore from brought material (keystore-brought.sh): a brought keystore.source,
+    in an environment that is not a restore (a restored pair takes its source's keystore, restore.secrets)."""
+    return settings.keystore.brought and settings.restore is None
 
 
 def merge_config_text() -> str:
@@ -123,10 +148,10 @@ def merge_config_text() -> str:
 BASE_PACKAGES = ("unzip", "openssl", "python3", "python3-tomli", "python3-tomli-w")
 
 
-def boot_script_text(content_sync: str, restored: bool = False) -> str:
+def boot_script_text(content_sync: str, restored: bool = False, customized: bool = False, *, keystore: str = "generated") -> str:
     """The boot step as a node of that mode gets it: its source without the comment lines, a quarter of its size
     (EC2 takes at most 16 KB of user data). A test keeps any heredoc line from starting with '#'."""
-    shebang, *lines = boot_script_source(content_sync, restored).splitlines(keepends=True)
+    shebang, *lines = boot_script_source(content_sync, restored, customized, keystore=keystore).splitlines(keepends=True)
     kept = [line for line in lines if not line.lstrip().startswith("#") or line.lstrip().startswith("# shellcheck ")]
     return (
         f"{shebang}# {BOOT_SCRIPT} (content_sync = {content_sync}): see apim_active_active/renderers/files/boot/ "
@@ -264,8 +289,35 @@ def node_env_values(settings: Settings, deployed: Deployed, node_index: int = 0)
         "LOCAL_LOG_DAYS": str(settings.observability.local_log_days),
         "JMX_PORT": str(JMX_PORT),
         **_restore_env(settings),
+        **customize_env(settings, f"node-{node_index + 1}"),
+        **keystore_env(settings),
+        "SECURE_VAULT": "1" if settings.secure_vault.enabled else "",  # empty: the secrets file (vault.sh)
     }
     return values
+
+
+def customize_env(settings: Settings, role: str) -> dict[str, str]:
+    """customize.sh's (only with it): the extra jars (URL#SHA256, or the URL when no checksum is given), the JVM options,
+    the post-boot hook (empty: none), and the node's role for the hook."""
+    customization = settings.customization
+    if not customization.customizes_boot:
+        return {}
+    jars = [jar.url + (f"#{jar.sha256}" if jar.sha256 else "") for jar in customization.extra_jars]
+    return {
+        "EXTRA_JARS": " ".join(jars),
+        "JVM_OPTIONS": " ".join(customization.jvm_options),
+        "POST_BOOT_HOOK": customization.post_boot_hook or "",
+        "NODE_ROLE": role,
+    }
+
+
+def keystore_env(settings: Settings) -> dict[str, str]:
+    """keystore-brought.sh's (only with it): the setting the keystore comes from, and its ARN (the brought secret's or
+    the CA's)."""
+    if not brings_keystore(settings):
+        return {}
+    setting, arn = settings.keystore.origin
+    return {"KEYSTORE_SOURCE_SETTING": setting, "KEYSTORE_SOURCE_ARN": arn}
 
 
 def _restore_env(settings: Settings) -> dict[str, str]:
@@ -316,7 +368,7 @@ def render_user_data(settings: Settings, node_index: int, deployed: Deployed) ->
         file_entry(NODE_ENV, render_node_env(settings, deployed, node_index), "0644"),
         file_entry(CONFIG_SOURCE, toml, "0644"),
         file_entry(f"/etc/systemd/system/{SERVICE}", render_systemd_unit(settings, node_index), "0644"),
-        file_entry(BOOT_SCRIPT, boot_script_text(settings.content_sync, settings.restore is not None), "0755"),
+        file_entry(BOOT_LOADER, render_loader(deployed.boot_bucket, settings.region, node_boot_script(settings)), "0755"),
         file_entry(MERGE_CONFIG, merge_config_text(), "0755"),
     ]
     if settings.uses_efs:
@@ -336,9 +388,9 @@ def render_user_data(settings: Settings, node_index: int, deployed: Deployed) ->
 
 
 def common_files(settings: Settings, agent_home: str | None = None) -> list[dict]:
-    """What a pair node and a gateway node both get when the settings ask: the CloudWatch agent's configuration (for the
-    product at agent_home, the pair's by default) and an external Key Manager's CA."""
-    entries = []
+    """What a pair node and a gateway node both get: the keystore expiry's units; when the settings ask, the CloudWatch
+    agent's configuration (for the product at agent_home, the pair's by default) and an external Key Manager's CA."""
+    entries = unit_entries(KEYSTORE_EXPIRY, render_keystore_expiry(settings))
     agent_config = render_agent_config_json(settings, agent_home)
     if agent_config:
         entries.append(file_entry(AGENT_CONFIG, agent_config, "0644"))
@@ -349,5 +401,5 @@ def common_files(settings: Settings, agent_home: str | None = None) -> list[dict
 
 def cloud_config_text(packages: list[str], write_files: list[dict]) -> str:
     # /etc/hosts is the boot step's (the public name mapped to the node): a reboot's cloud-init leaves it alone.
-    cloud_config = {"packages": packages, "manage_etc_hosts": False, "write_files": write_files, "runcmd": [[BOOT_SCRIPT]]}
+    cloud_config = {"packages": packages, "manage_etc_hosts": False, "write_files": write_files, "runcmd": [[BOOT_LOADER]]}
     return "#cloud-config\n" + yaml.dump(cloud_config, Dumper=LiteralBlocks, sort_keys=False, width=1000)

@@ -8,6 +8,7 @@ import tomli_w
 
 from apim_active_active import ports
 from apim_active_active.engines import ENGINES, jdbc_url
+from apim_active_active.renderers.overlay import merge_overlay
 from apim_active_active.settings import Settings
 from apim_active_active.traffic import gateway_endpoints, public_name, public_urls
 from apim_active_active.versions import traits
@@ -74,13 +75,22 @@ def _throttling(settings: Settings, node_index: int) -> dict:
     return throttling
 
 
-# Secret values never appear in the file: API-M reads them from the environment the unit gets
-# from the root-only secrets file the boot step writes.
-ADMIN_PASSWORD_ENV = "APIM_ADMIN_PASSWORD"
-DB_USERNAME_ENV = "APIM_DB_USERNAME"
-DB_PASSWORD_ENV = "APIM_DB_PASSWORD"
-KEYSTORE_PASSWORD_ENV = "APIM_KEYSTORE_PASSWORD"
-ENCRYPTION_KEY_ENV = "APIM_ENCRYPTION_KEY"
+# Secret values never appear in the file. Secure vault off: API-M reads them from the environment its unit gets from
+# the root-only secrets file the boot step writes. On: `$secret{alias}`, the alias's value in the file's [secrets],
+# sealed at boot by the product's cipher tool (files/boot/vault.sh writes the same aliases).
+SECRETS = {
+    "admin_password": "APIM_ADMIN_PASSWORD",
+    "db_username": "APIM_DB_USERNAME",
+    "db_password": "APIM_DB_PASSWORD",
+    "keystore_password": "APIM_KEYSTORE_PASSWORD",
+    "encryption_key": "APIM_ENCRYPTION_KEY",
+}
+
+
+def secret(alias: str, settings: Settings) -> str:
+    return f"$secret{{{alias}}}" if settings.secure_vault.enabled else f"$env{{{SECRETS[alias]}}}"
+
+
 KEYSTORE_FILE = "wso2carbon.jks"
 KEYSTORE_ALIAS = "wso2carbon"
 TRUSTSTORE_FILE = "client-truststore.jks"
@@ -92,7 +102,7 @@ def _event_hub(settings: Settings, node_index: int) -> dict:
     return {
         "enable": True,
         "username": "$ref{super_admin.username}",
-        "password": f"$env{{{ADMIN_PASSWORD_ENV}}}",
+        "password": secret("admin_password", settings),
         "service_url": LOCAL_SERVICE_URL,
         "event_listening_endpoints": [f"tcp://localhost:{ports.BROKER}"],
         "event_duplicate_url": [f"tcp://{ips[1 - node_index]}:{ports.BROKER}"],
@@ -120,15 +130,15 @@ def key_manager_section(settings: Settings) -> dict | None:
 
 def database_section(settings: Settings, db_host: str, db_port: int) -> dict:
     engine = ENGINES[settings.database.engine]
-    credentials = {"username": f"$env{{{DB_USERNAME_ENV}}}", "password": f"$env{{{DB_PASSWORD_ENV}}}"}
+    credentials = {"username": secret("db_username", settings), "password": secret("db_password", settings)}
     return {
         name: {"type": engine.toml_type, "url": jdbc_url(engine, db_host, db_port, database), "driver": engine.jdbc_driver, **credentials}
         for name, database in (("apim_db", engine.apim_db), ("shared_db", engine.shared_db))
     }
 
 
-def keystore_sections() -> tuple[dict, dict]:
-    password = f"$env{{{KEYSTORE_PASSWORD_ENV}}}"
+def keystore_sections(settings: Settings) -> tuple[dict, dict]:
+    password = secret("keystore_password", settings)
     store = {"file_name": KEYSTORE_FILE, "type": "JKS", "password": password, "alias": KEYSTORE_ALIAS, "key_password": password}
     return {"tls": store, "primary": store}, {"file_name": TRUSTSTORE_FILE, "type": "JKS", "password": password}
 
@@ -162,21 +172,39 @@ def every_node_sections(settings: Settings) -> dict[str, Any]:
     if traits(settings.apim.version).symmetric_internal_crypto:
         # One key for the pair (and its gateways), generated once (the boot step); set, so the 4.7 start script adds
         # none of its own.
-        sections["encryption"] = {"key": f"$env{{{ENCRYPTION_KEY_ENV}}}"}
+        sections["encryption"] = {"key": secret("encryption_key", settings)}
     return sections
 
 
-def super_admin_section() -> dict[str, Any]:
-    return {"username": "admin", "password": f"$env{{{ADMIN_PASSWORD_ENV}}}", "create_admin_account": True}
+def super_admin_section(settings: Settings) -> dict[str, Any]:
+    return {"username": "admin", "password": secret("admin_password", settings), "create_admin_account": True}
 
 
-def render_deployment_toml(settings: Settings, node_index: int, db_host: str, db_port: int, lb_dns_name: str) -> str:
-    """deployment.toml for node 0 or 1. db_host and lb_dns_name may be placeholders the stack swaps for the
-    RDS address and the load balancer's DNS name."""
+# The kid the DevPortal writes into the API keys it signs with the primary key ([apim.devportal] api_key_alias:
+# api-manager.xml's APIStore/ApiKeyAlias) and the Publisher into internal keys ([apim.publisher] key_alias:
+# APIPublisher/InternalKeyAlias, from 4.0; carbon-apimgt 6.7.206, 3.2's, has no internal keys), both
+# "gateway_certificate_alias" by default (carbon-apimgt's org.wso2.carbon.apimgt.core.default.json at 6.7.206, 9.0.174
+# and 9.33.x); a gateway checks such a key against its truststore's certificate under the key's kid. From the node's
+# runtime.env (install_keystores, from the keystore secret's api_key_alias): a keystore rotation moves it without a
+# deploy (docs/keystore.md). Only the pair's nodes sign them (a gateway node has no DevPortal or Publisher).
+API_KEY_ALIAS_ENV = "APIM_API_KEY_ALIAS"
+
+
+def key_alias_sections(settings: Settings) -> dict[str, dict[str, str]]:
+    alias = f"$env{{{API_KEY_ALIAS_ENV}}}"
+    sections = {"devportal": {"api_key_alias": alias}}
+    if int(settings.apim.version.split(".")[0]) >= 4:
+        sections["publisher"] = {"key_alias": alias}
+    return sections
+
+
+def pair_document(settings: Settings, node_index: int, db_host: str, db_port: int, lb_dns_name: str) -> dict[str, Any]:
+    """What the pair sets in node 0's or 1's deployment.toml (customization.deployment_toml not merged). db_host and
+    lb_dns_name may be placeholders the stack swaps for the RDS address and the load balancer's DNS name."""
     if node_index not in (0, 1):
         raise ValueError(f"node_index must be 0 or 1, not {node_index}")
     name = public_name(settings, lb_dns_name)
-    keystore, truststore = keystore_sections()
+    keystore, truststore = keystore_sections(settings)
     idle_ms = node_idle_ms(settings)
     document: dict[str, Any] = {
         "server": {
@@ -189,7 +217,7 @@ def render_deployment_toml(settings: Settings, node_index: int, db_host: str, db
         "transport": {"https": {"properties": {"proxyPort": ports.HTTPS, "keepAliveTimeout": idle_ms}}},
         # The gateway's side (passthru's socket timeout, 180 s as shipped): never shorter than the load balancer's.
         "passthru_http": {"http.socket.timeout": max(GATEWAY_SOCKET_TIMEOUT_MS, idle_ms)},
-        "super_admin": super_admin_section(),
+        "super_admin": super_admin_section(settings),
         "database": database_section(settings, db_host, db_port),
         "keystore": keystore,
         "truststore": truststore,
@@ -205,10 +233,18 @@ def render_deployment_toml(settings: Settings, node_index: int, db_host: str, db
         document["apim"]["key_manager"] = key_manager
     if traits(settings.apim.version).has_event_hub:
         document["apim"]["event_hub"] = _event_hub(settings, node_index)
+    for table, keys in key_alias_sections(settings).items():
+        document["apim"].setdefault(table, {}).update(keys)
     if settings.restore:
         # WSO2's re-index switch (registry.xml.j2 from v3.2.0 to v4.7.0: a new lastAccessTimeLocation, so the indexer
         # starts over from the database); the boot step removes the old index (restore.sh).
         document["indexing"] = {"re_indexing": settings.restore.generation}
+    return document
+
+
+def render_deployment_toml(settings: Settings, node_index: int, db_host: str, db_port: int, lb_dns_name: str) -> str:
+    """deployment.toml for node 0 or 1: the pair's settings, customization.deployment_toml merged over them last."""
+    document = merge_overlay(pair_document(settings, node_index, db_host, db_port, lb_dns_name), settings.customization.deployment_toml)
     header = (
         f"# Rendered by apim_active_active for {settings.name_prefix} node {node_index + 1}"
         f" (API-M {settings.apim.version}): the pair's part only. The boot step merges it over the product's own"

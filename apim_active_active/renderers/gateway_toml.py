@@ -30,6 +30,7 @@ from apim_active_active.renderers.deployment_toml import (
     node_ips,
     super_admin_section,
 )
+from apim_active_active.renderers.overlay import merge_overlay
 from apim_active_active.settings import Settings
 from apim_active_active.traffic import public_name
 from apim_active_active.versions import GATEWAY_PROFILE, gateway_distribution, traits
@@ -41,12 +42,13 @@ def control_plane_url(name: str) -> str:
     return f"https://{name}:{ports.MANAGEMENT}/services/"
 
 
-def render_gateway_toml(settings: Settings, db_host: str, db_port: int, lb_dns_name: str) -> str:
-    """deployment.toml for every node of the gateway group (what differs per node, its address, is not in it)."""
+def gateway_document(settings: Settings, db_host: str, db_port: int, lb_dns_name: str) -> dict[str, Any]:
+    """What the pair sets in every gateway node's deployment.toml (what differs per node, its address, is not in it;
+    customization.deployment_toml not merged)."""
     name = public_name(settings, lb_dns_name)
     control_plane = control_plane_url(name)
     ips = node_ips(settings)
-    keystore, truststore = keystore_sections()
+    keystore, truststore = keystore_sections(settings)
     server: dict[str, Any] = {"hostname": name}
     if gateway_distribution(settings.apim.version) == "profile":
         server["server_role"] = GATEWAY_PROFILE  # as the gateway-worker template has it
@@ -54,7 +56,7 @@ def render_gateway_toml(settings: Settings, db_host: str, db_port: int, lb_dns_n
         "server": server,
         # The load balancer's connections to 8243 (passthru's socket timeout): never shorter than its idle timeout.
         "passthru_http": {"http.socket.timeout": max(GATEWAY_SOCKET_TIMEOUT_MS, node_idle_ms(settings))},
-        "super_admin": super_admin_section(),
+        "super_admin": super_admin_section(settings),
         # The registry's data source (WSO2: a gateway keeps shared_db, though it needs no apim_db).
         "database": {"shared_db": database_section(settings, db_host, db_port)["shared_db"]},
         "keystore": keystore,
@@ -91,6 +93,12 @@ def render_gateway_toml(settings: Settings, db_host: str, db_port: int, lb_dns_n
         # Universal Gateway pack leaves it commented out too (v4.5.0-v4.7.0: gateway/.../conf/deployment.toml).
         document["apim"]["jwt"] = {"enable": False}
     document |= every_node_sections(settings)
+    return document
+
+
+def render_gateway_toml(settings: Settings, db_host: str, db_port: int, lb_dns_name: str) -> str:
+    """deployment.toml for every node of the gateway group: customization.deployment_toml merged over it last."""
+    document = merge_overlay(gateway_document(settings, db_host, db_port, lb_dns_name), settings.customization.deployment_toml)
     header = (
         f"# Rendered by apim_active_active for {settings.name_prefix}'s gateway group (API-M {settings.apim.version}): the "
         "pair's part only, merged over the gateway's own deployment.toml at boot (wso2am-boot merge-config). Do not edit on "

@@ -5,6 +5,7 @@ of the group shares: nothing per node is in it (an instance finds its own addres
 from __future__ import annotations
 
 from apim_active_active.names import gateway_group_name, gateway_lifecycle_hook_name, gateway_ready_hook_name
+from apim_active_active.renderers.boot_loader import BOOT_LOADER, render_loader
 from apim_active_active.renderers.boot_script import (
     BASE_PACKAGES,
     Deployed,
@@ -12,9 +13,11 @@ from apim_active_active.renderers.boot_script import (
     cloud_config_text,
     common_files,
     content_sync_env,
+    customize_env,
     env_file,
     file_entry,
     java_package_and_home,
+    keystore_env,
     merge_config_text,
     node_env_values,
     unit_entries,
@@ -22,7 +25,6 @@ from apim_active_active.renderers.boot_script import (
 from apim_active_active.renderers.deployment_toml import node_ips
 from apim_active_active.renderers.gateway_toml import render_gateway_toml
 from apim_active_active.renderers.node_layout import (
-    BOOT_SCRIPT,
     CONFIG_SOURCE,
     GATEWAY_WATCH,
     MERGE_CONFIG,
@@ -44,6 +46,7 @@ def render_gateway_node_env(settings: Settings, deployed: Deployed) -> str:
     assert gateway, "only with a gateway group"
     universal = gateway_distribution(settings.apim.version) == "universal"
     pair_only = content_sync_env(settings, 0, deployed).keys() | {"RESTORE_GENERATION", "RESTORE_SHARE_PARAMETER", "RESTORE_WAIT_SECONDS"}
+    pair_only |= keystore_env(settings).keys()  # a gateway node reads the pair's keystore, never makes it
     values = {key: value for key, value in node_env_values(settings, deployed, 0).items() if key not in pair_only}
     values |= {
         "APIM_HOME": gateway_home(settings),
@@ -62,10 +65,16 @@ def render_gateway_node_env(settings: Settings, deployed: Deployed) -> str:
         "READY_HOOK": gateway_ready_hook_name(settings.name_prefix),
         "DRAIN_WAIT_SECONDS": str(drain_wait_seconds(settings)),
         "GATEWAY_WATCH_TIMER": f"{GATEWAY_WATCH}.timer",
+        **customize_env(settings, "gateway"),
     }
     if values["DB_APP_SECRET_ARN"]:
         values["DB_SECRET_ARN"] = values["DB_APP_SECRET_ARN"]  # not the RDS master's: a gateway never makes the schema
     return env_file(values)
+
+
+def gateway_boot_script(settings: Settings) -> str:
+    """The boot step a gateway node of these settings gets (customized as the pair's nodes)."""
+    return boot_script_text("gateway", customized=settings.customization.customizes_boot)
 
 
 def render_gateway_user_data(settings: Settings, deployed: Deployed) -> str:
@@ -80,7 +89,7 @@ def render_gateway_user_data(settings: Settings, deployed: Deployed) -> str:
         file_entry(NODE_ENV, render_gateway_node_env(settings, deployed), "0644"),
         file_entry(CONFIG_SOURCE, toml, "0644"),
         file_entry(f"/etc/systemd/system/{SERVICE}", render_systemd_unit(settings, gateway=True), "0644"),
-        file_entry(BOOT_SCRIPT, boot_script_text("gateway"), "0755"),
+        file_entry(BOOT_LOADER, render_loader(deployed.boot_bucket, settings.region, gateway_boot_script(settings)), "0755"),
         file_entry(MERGE_CONFIG, merge_config_text(), "0755"),
         *unit_entries(GATEWAY_WATCH, render_gateway_watch(settings)),
     ]

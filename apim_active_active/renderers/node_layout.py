@@ -19,6 +19,8 @@ MERGE_CONFIG = "/usr/local/sbin/wso2am-merge-config"  # the boot step's `merge-c
 SERVICE = "wso2am.service"
 SHARE_WATCH = "wso2am-share-watch"  # .service (one check) and .timer (every 15 s)
 GATEWAY_WATCH = "wso2am-gateway-watch"  # a gateway node's: follow the pair, leave the group gracefully (every 15 s)
+# Every node's: the days left of the signing certificate published (daily, and at each start of API-M).
+KEYSTORE_EXPIRY = "wso2am-keystore-expiry"
 FSTAB_ENTRIES = f"{CONFIG_DIR}/fstab"  # content_sync = "efs": what the boot step adds to /etc/fstab
 AGENT_CONFIG = f"{CONFIG_DIR}/cloudwatch-agent.json"  # observability.agent: the CloudWatch agent's configuration
 # Amazon Linux 2023's amazon-cloudwatch-agent package installs its control script here.

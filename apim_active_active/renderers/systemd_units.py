@@ -7,6 +7,7 @@ from apim_active_active.renderers import rsync, shared_folders
 from apim_active_active.renderers.deployment_toml import access_log_has_max_days
 from apim_active_active.renderers.node_layout import (
     BOOT_SCRIPT,
+    KEYSTORE_EXPIRY,
     RUNTIME_ENV,
     SECRETS_FILE,
     gateway_home,
@@ -65,6 +66,7 @@ def render_systemd_unit(settings: Settings, node_index: int = 0, gateway: bool =
     if gateway and gateway_distribution(settings.apim.version) == "profile":
         arguments += f" -Dprofile={GATEWAY_PROFILE}"
     umask = "UMask=0027\n" if gateway else _umask(settings, node_index)
+    secrets = _secrets(settings, home)
     start_seconds = 600
     wait = ""
     if settings.key_manager.type != "resident":
@@ -74,6 +76,7 @@ def render_systemd_unit(settings: Settings, node_index: int = 0, gateway: bool =
     return f"""[Unit]
 Description=WSO2 API Manager {settings.apim.version} ({"gateway scale-out node" if gateway else "active-active node"})
 Wants=network-online.target
+Wants={KEYSTORE_EXPIRY}.timer
 After=network-online.target remote-fs.target
 {"" if gateway else _never_without_the_share(settings, node_index)}{KEEP_RETRYING}
 StartLimitIntervalSec=0
@@ -83,8 +86,7 @@ Type=forking
 User={settings.apim.os_user}
 Group={settings.apim.os_user}
 EnvironmentFile={RUNTIME_ENV}
-EnvironmentFile={SECRETS_FILE}
-{umask}# Carbon never removes its PID file: a stale one naming a live process makes `start` exit 0 "already running".
+{secrets}{umask}# Carbon never removes its PID file: a stale one naming a live process makes `start` exit 0 "already running".
 ExecStartPre=/usr/bin/rm -f {home}/wso2carbon.pid
 {wait}ExecStart={script} {arguments}
 {_jmx(settings)}ExecStop={script} stop
@@ -97,6 +99,14 @@ LimitNOFILE=65535
 [Install]
 WantedBy=multi-user.target
 """
+
+
+def _secrets(settings: Settings, home: str) -> str:
+    """How API-M gets its secrets: the root-only environment file; with the secure vault, the keystore password in
+    password-tmp (written as root, `+`, before each start; API-M deletes it once read; a failed start's removed)."""
+    if not settings.secure_vault.enabled:
+        return f"EnvironmentFile={SECRETS_FILE}\n"
+    return f"ExecStartPre=+{BOOT_SCRIPT} vault-password\nExecStopPost=+/usr/bin/rm -f {home}/password-tmp\n"
 
 
 def _timer(description: str, *, on_boot: int, every: int) -> str:
@@ -162,6 +172,16 @@ ExecStart={BOOT_SCRIPT} gateway-watch
 TimeoutStartSec={timeout}
 """
     return service, _timer("Watch the pair and this gateway node's lifecycle", on_boot=60, every=15)
+
+
+def render_keystore_expiry(settings: Settings) -> tuple[str, str]:
+    """(service, timer) on every node: the days left of the pair's signing certificate logged (`wso2am-boot
+    keystore-expiry`; a metric filter makes it a metric), daily. Started by API-M's unit (Wants=), not enabled: each
+    start of API-M starts it too, and a timer started past its OnBootSec runs at once, so the boot step needs no line of
+    its own and a new certificate (a rotation's restart) is seen at once. As short as a unit may be: every node's user
+    data holds both."""
+    service = f"[Service]\nType=oneshot\nExecStart={BOOT_SCRIPT} keystore-expiry\n"
+    return service, "[Timer]\nOnBootSec=60\nOnUnitActiveSec=1d\n"
 
 
 def render_push_units(settings: Settings) -> tuple[str, str]:

@@ -14,6 +14,7 @@ from constructs import Construct
 from apim_active_active import aws, names, ports
 from apim_active_active.constructs.alarms import Alarms, AlarmsProps
 from apim_active_active.constructs.backup import BackupPlans, BackupPlansProps, CopyTarget, continuous_database
+from apim_active_active.constructs.boot_assets import BootAssets, BootAssetsProps, boot_step_statement
 from apim_active_active.constructs.dashboard import Dashboard, DashboardProps
 from apim_active_active.constructs.database import Database, DatabaseProps
 from apim_active_active.constructs.destroy_guard import DestroyGuard, DestroyGuardProps
@@ -33,15 +34,16 @@ from apim_active_active.iam_documents import cloudwatch_agent_statements
 from apim_active_active.observability import metric_namespace, shipped_logs
 from apim_active_active.protection import destroy_refusal
 from apim_active_active.renderers.alarms import Observed, alarm_specs, boot_log_key, log_metric_filters
+from apim_active_active.renderers.boot_script import brings_keystore
 from apim_active_active.renderers.dashboard import dashboard_body
 from apim_active_active.renderers.node_layout import gateway_archive_url
 from apim_active_active.settings import Settings
 from apim_active_active.stacks.backend import configure_backend
-from apim_active_active.stacks.node_grants import gateway_secret_statements, secret_statements
+from apim_active_active.stacks.node_grants import brought_keystore_statements, gateway_secret_statements, secret_statements
 from apim_active_active.stacks.observed import observed_ids
 from apim_active_active.stacks.outputs import add_backup_outputs, add_gateway_outputs, add_observability_outputs, add_outputs
 from apim_active_active.stacks.provider import configure_copy_provider, configure_provider
-from apim_active_active.stacks.user_data import NodeUserData
+from apim_active_active.stacks.user_data import NodeUserData, boot_steps
 from apim_active_active.traffic import routes
 from apim_active_active.versions import traits
 
@@ -88,19 +90,28 @@ class ActiveActiveStack(TerraformStack):
         statements = secret_statements(
             database, secrets, key, channel, settings.encryption.node_decrypt_key_arns, replica, signal.arn if signal else None
         )
+        if brings_keystore(settings):  # the first node makes the pair's keystore from it
+            statements += brought_keystore_statements(settings.keystore)
         grant = identity.grant("use_secrets", statements)
-        user_data = self._user_data(database, secrets, balancer, share, channel, key)
+        boot = self._boot_assets(key)
+        read_boot = identity.grant("read_boot_step", [boot_step_statement(boot)])
+        user_data = self._user_data(database, secrets, balancer, share, channel, key, boot)
         ami_id = self._ami_id()
-        nodes = self._nodes(environment, network, peers, identity, key, ami_id, user_data, channel, share, grant)
+        nodes = self._nodes(
+            environment, network, peers, identity, key, ami_id, user_data, channel, share, (grant, read_boot, *boot.objects)
+        )
         for index, node in enumerate(nodes):
             balancer.attach(index, node.instance_id)
         gateways = None
         if settings.gateway_scale_out:
-            gateway_grants = gateway_secret_statements(database, secrets, key, settings.encryption.node_decrypt_key_arns)
+            gateway_grants = [
+                *gateway_secret_statements(database, secrets, key, settings.encryption.node_decrypt_key_arns),
+                boot_step_statement(boot),
+            ]
             gateways = self._gateway_group(environment, network, peers, balancer, key, ami_id, user_data, gateway_grants)
             self._reach_gateways(gateways, peers, balancer, database)
 
-        add_outputs(self, network, peers, share, balancer, nodes)
+        add_outputs(self, network, peers, share, balancer, nodes, boot.bucket_name)
         if gateways:
             add_gateway_outputs(self, gateways.group_name, gateways.launch_template_id, gateways.security_group_id)
         self._observability(key, (identity, *([gateways] if gateways else [])), observed_ids(balancer, database, share, nodes))
@@ -141,6 +152,7 @@ class ActiveActiveStack(TerraformStack):
             network=settings.network,
             kms_key_arn=key.key_arn,
             autoscaling_endpoint=settings.gateway_scale_out is not None,
+            acm_pca_endpoint=brings_keystore(settings) and settings.keystore.source == "private_ca",
         )
         return Network(self, "network", props)
 
@@ -149,7 +161,8 @@ class ActiveActiveStack(TerraformStack):
         return PeerSecurity(self, "peer_security", props)
 
     def _node_identity(self) -> NodeIdentity:
-        artifacts = (self.settings.apim.archive_url, self.settings.database.jdbc_driver_url)
+        settings = self.settings
+        artifacts = (settings.apim.archive_url, settings.database.jdbc_driver_url, *settings.customization.fetched_urls)
         return NodeIdentity(self, "node_identity", NodeIdentityProps(name_prefix=self.prefix, artifact_urls=artifacts))
 
     def _load_balancer(self, network: Network, peers: PeerSecurity) -> LoadBalancer:
@@ -232,8 +245,15 @@ class ActiveActiveStack(TerraformStack):
         plans = BackupPlans(self, "backup", props)
         add_backup_outputs(self, plans.vault_names, plans.plan_ids, plans.role_arn)
 
+    def _boot_assets(self, key: StackKey) -> BootAssets:
+        emulator = self.settings.emulator
+        tls_only = emulator is None or emulator.boot_bucket_tls_only
+        props = BootAssetsProps(self.prefix, key.key_arn, boot_steps(self.settings), tls_only=tls_only)
+        return BootAssets(self, "boot_assets", props)
+
     def _user_data(self, database: Database, secrets: GeneratedSecrets | SourceSecrets, balancer: LoadBalancer,
-                   share: SharedFileSystem | None, channel: RsyncChannel | None, key: StackKey) -> NodeUserData:  # fmt: skip
+                   share: SharedFileSystem | None, channel: RsyncChannel | None, key: StackKey,
+                   boot: BootAssets) -> NodeUserData:  # fmt: skip
         # What only an apply knows, by Deployed field; None where this stack has no such thing (rendered empty).
         known = {
             "db_host": database.host,
@@ -245,12 +265,13 @@ class ActiveActiveStack(TerraformStack):
             "stack_key_arn": key.key_arn if channel else None,
             "db_app_secret_arn": secrets.db_app_arn or None,
             "encryption_key_secret_arn": secrets.encryption_key_arn,
+            "boot_bucket": boot.bucket_name,
         }
         return NodeUserData(self, self.settings, known, database.port)
 
     def _nodes(self, environment: str, network: Network, peers: PeerSecurity, identity: NodeIdentity, key: StackKey,
                ami_id: str, user_data: NodeUserData, channel: RsyncChannel | None, share: SharedFileSystem | None,
-               grant: TerraformResource) -> list[Node]:  # fmt: skip
+               ready: tuple[TerraformResource, ...]) -> list[Node]:  # fmt: skip
         settings = self.settings
         roll = TerraformVariable(self, names.ROLL_VARIABLE, type="bool", default=False, nullable=False,
                                  description="Set only by scripts/roll.py, which replaces the nodes one at a time")  # fmt: skip
@@ -272,8 +293,8 @@ class ActiveActiveStack(TerraformStack):
                     user_data=user_data.of_node(index),
                     roll_variable=roll.friendly_unique_id,
                     roll_command=f"scripts/roll.py {environment}",
-                    # Booting needs the mount targets and may read the secrets at once.
-                    depends_on=(*(share.mount_targets if share else ()), grant),
+                    # Booting needs the mount targets, its boot step and the grants, and may read the secrets at once.
+                    depends_on=(*(share.mount_targets if share else ()), *ready),
                     ignore_security_group_drift=bool(settings.emulator and settings.emulator.ignore_instance_sg_drift),
                 ),
             )
@@ -294,7 +315,7 @@ class ActiveActiveStack(TerraformStack):
             ami_id=ami_id,
             kms_key_arn=key.key_arn,
             user_data=user_data.of_gateway(),
-            artifact_urls=(gateway_archive_url(settings), settings.database.jdbc_driver_url),
+            artifact_urls=(gateway_archive_url(settings), settings.database.jdbc_driver_url, *settings.customization.fetched_urls),
             statements=tuple(statements),
             pair_group_id=peers.group_id,
             key_manager=settings.key_manager,

@@ -6,6 +6,7 @@ from apim_active_active.constructs.database import Database
 from apim_active_active.constructs.encryption import StackKey
 from apim_active_active.constructs.generated_secrets import GeneratedSecrets, SourceSecrets
 from apim_active_active.constructs.rsync_channel import RsyncChannel
+from apim_active_active.keystore_settings import KeystoreSettings, secret_policy_resource
 
 
 def secret_statements(
@@ -76,3 +77,33 @@ def gateway_secret_statements(
             else []
         ),
     ]
+
+
+def brought_keystore_statements(keystore: KeystoreSettings) -> list[dict]:
+    """What the pair's nodes may do to make its keystore from brought material (keystore.source): read the brought
+    secret (its KMS key, when not the stack's, goes in encryption.node_decrypt_key_arns), or have the private CA issue
+    an end-entity certificate (its BlankEndEntityCertificate_APIPassthrough/V1 template only: never a CA certificate)
+    and fetch it, on that CA only. A gateway node reads the pair's keystore only (gateway_secret_statements)."""
+    if keystore.source == "secrets_manager":
+        assert keystore.secret_arn, "settings require the brought secret"
+        resource = secret_policy_resource(keystore.secret_arn)
+        return [{"Sid": "BroughtKeystore", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": resource}]
+    if keystore.source == "private_ca":
+        ca = keystore.certificate_authority_arn
+        assert ca, "settings require the private CA"
+        return [
+            {
+                "Sid": "PrivateCaIssues",
+                "Effect": "Allow",
+                "Action": "acm-pca:IssueCertificate",
+                "Resource": ca,
+                "Condition": {"StringEquals": {"acm-pca:TemplateArn": end_entity_template(ca)}},
+            },
+            {"Sid": "PrivateCaCertificate", "Effect": "Allow", "Action": "acm-pca:GetCertificate", "Resource": ca},
+        ]
+    return []
+
+
+def end_entity_template(certificate_authority_arn: str) -> str:
+    """ACM Private CA's template of an end-entity certificate, in the CA's partition (the one the node asks for)."""
+    return f"arn:{certificate_authority_arn.split(':')[1]}:acm-pca:::template/BlankEndEntityCertificate_APIPassthrough/V1"

@@ -14,7 +14,13 @@ from apim_active_active.traffic import public_urls
 
 
 def add_outputs(
-    stack: TerraformStack, network: Network, peers: PeerSecurity, share: SharedFileSystem | None, balancer: LoadBalancer, nodes: list[Node]
+    stack: TerraformStack,
+    network: Network,
+    peers: PeerSecurity,
+    share: SharedFileSystem | None,
+    balancer: LoadBalancer,
+    nodes: list[Node],
+    boot_bucket: str,
 ) -> None:
     values = {
         names.OUTPUT_VPC_ID: (network.vpc_id, "VPC of the pair"),
@@ -31,6 +37,7 @@ def add_outputs(
         ),
         names.OUTPUT_NODE_AMIS: ([n.ami_id for n in nodes], "The image each node should run"),
         names.OUTPUT_NODE_INSTANCE_TYPE: ([n.instance_type for n in nodes], "The instance type each node should have"),
+        names.OUTPUT_BOOT_BUCKET: (boot_bucket, "S3 bucket of the boot steps the nodes fetch at their first boot"),
     }
     if share:
         values |= {

@@ -1,7 +1,8 @@
 """Each node's user data (and the gateway scale-out group's), rendered by the (cdktf-free) renderers with what only an
 apply knows as placeholders, then swapped for Terraform references: the user data is one base64gzip("...") expression
 (EC2 takes at most 16 KB; Terraform gzips it, cloud-init unzips it), and cdktf would render a token inside it without
-its ${}."""
+its ${}. The boot steps themselves are objects in the stack's boot bucket (boot_steps), which the user data's loader
+fetches."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from dataclasses import fields, replace
 
 from cdktf import DefaultTokenResolver, StringConcat, TerraformStack, Token, Tokenization
 
-from apim_active_active.renderers.boot_script import Deployed, render_user_data
-from apim_active_active.renderers.gateway_user_data import render_gateway_user_data
+from apim_active_active.renderers.boot_loader import asset_key
+from apim_active_active.renderers.boot_script import Deployed, node_boot_script, render_user_data
+from apim_active_active.renderers.gateway_user_data import gateway_boot_script, render_gateway_user_data
 from apim_active_active.settings import Settings
 from apim_active_active.terraform_text import base64gzip_of, embed
 
@@ -25,7 +27,15 @@ PLACEHOLDERS = Deployed(
     db_app_secret_arn="@@DB_APP_SECRET_ARN@@",
     stack_key_arn="@@STACK_KEY_ARN@@",
     encryption_key_secret_arn="@@ENCRYPTION_KEY_SECRET_ARN@@",
+    boot_bucket="@@BOOT_BUCKET@@",
 )
+
+
+def boot_steps(settings: Settings) -> dict[str, tuple[str, str]]:
+    """Every boot step the stack's nodes fetch, by whose it is (the pair's; the gateway group's): its key in the boot
+    bucket and its text."""
+    steps = {"pair": node_boot_script(settings), **({"gateway": gateway_boot_script(settings)} if settings.gateway_scale_out else {})}
+    return {role: (asset_key(step), step) for role, step in steps.items()}
 
 
 class NodeUserData:

@@ -43,7 +43,10 @@ PROFILE = (
     "-Dprofile=gateway-worker)"
 )
 NOTHING_MADE = "gateway node: no secret generated and no schema run (its boot log; Secrets Manager and the tables as before)"
-SECRETS = "gateway node: its secrets file (root-only) holds the pair's values; API-M got them, opened the keystore, reached shared_db"
+SECRETS = (
+    "gateway node: API-M resolved the pair's secret values (sealed in its deployment.toml with the secure vault, else from "
+    "a root-only secrets file), opened the keystore, reached shared_db"
+)
 REACHED = "gateway node: reached both nodes' 9611, 9711 and 5672, and the control plane's 9443 through the public name"
 ANSWERS = "gateway node: its readiness check and 8243 answer (probed from node 2), and its gate passes"
 MAPPED = "gateway node: the public name maps to node 1 in its hosts file, and its gateway watch keeps it there"
@@ -60,10 +63,6 @@ def launch_template_user_data(ec2, template_id: str) -> str:
     (version,) = ec2.describe_launch_template_versions(LaunchTemplateId=template_id, Versions=["$Latest"])["LaunchTemplateVersions"]
     raw = base64.b64decode(version["LaunchTemplateData"]["UserData"])
     return (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode()
-
-
-def env_lines(text: str) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 
 class GatewayNode:
@@ -185,23 +184,23 @@ class GatewayNode:
         self.check(PROFILE, "gw", not problems, "; ".join(problems) or f"webapps {webapps}; {started[-1].split('ExecStart=')[1]}")
 
     def check_gateway_secrets(self) -> None:
-        secrets, pair = self.gateway.path(SECRETS_FILE), self.nodes[0].path(SECRETS_FILE)
-        own = env_lines(secrets.read_text()) if secrets.exists() else {}
-        pairs = env_lines(pair.read_text()) if pair.exists() else {}
-        differ = sorted(key for key in own if own[key] != pairs.get(key))
-        mode = oct(secrets.stat().st_mode & 0o777) if secrets.exists() else "missing"
+        secrets = self.gateway.path(SECRETS_FILE)
         status = self.gateway_status()
-        got = {k: status.get(k) for k in ("secrets_in_environment", "keystore_opens", "database_reached")}
+        same = status.get("secrets_digest") is not None and status.get("secrets_digest") == self.status(self.nodes[0]).get("secrets_digest")
+        if self.settings.secure_vault.enabled:
+            sealed = self.gateway_path("repository/conf/deployment.toml")
+            how = not secrets.exists() and sealed.exists() and "[secrets]" in sealed.read_text() and status.get("vault", {}).get("enabled")
+            said = f"vault {status.get('vault')}, secrets file {'present' if secrets.exists() else 'none'}"
+        else:
+            mode = oct(secrets.stat().st_mode & 0o777) if secrets.exists() else "missing"
+            how = mode == "0o600" and all((status.get("secrets_in_environment") or {}).values())
+            said = f"secrets file {mode}"
+        got = {k: status.get(k) for k in ("keystore_opens", "database_reached")}
         self.check(
             SECRETS,
             "gw",
-            own
-            and not differ
-            and mode == "0o600"
-            and all((got["secrets_in_environment"] or {}).values())
-            and got["keystore_opens"] is True
-            and got["database_reached"] == "ok",
-            f"{mode}, {len(own)} keys" + (f", not the pair's: {differ}" if differ else ", the pair's values") + f"; {json.dumps(got)}",
+            bool(how) and same and got["keystore_opens"] is True and got["database_reached"] == "ok",
+            f"{said}; {'the pair' if same else 'not the pair'}'s values; {json.dumps(got)}",
         )
 
     def check_gateway_reached(self) -> None:

@@ -142,6 +142,20 @@ def build_jdbc_driver(name: str, destination: Path) -> Path:
     return jar
 
 
+# A STAND-IN OSGi bundle (customization.extra_jars: the boot step puts it in repository/components/dropins), its bytes
+# always the same (fixed entry times), so that the settings can name its sha256.
+BUNDLE_MANIFEST = (
+    "Manifest-Version: 1.0\nBundle-ManifestVersion: 2\nBundle-SymbolicName: org.example.rehearsal.bundle\nBundle-Version: 1.0.0\n"
+)
+
+
+def build_bundle_jar(name: str, destination: Path) -> Path:
+    jar = destination / name
+    with zipfile.ZipFile(jar, "w") as zipped:
+        zipped.writestr(zipfile.ZipInfo("META-INF/MANIFEST.MF", date_time=(2024, 1, 1, 0, 0, 0)), BUNDLE_MANIFEST)
+    return jar
+
+
 def build_archive(version: str, destination: Path) -> Path:
     """Write wso2am-<version>.zip (a stand-in) into destination and return its path."""
     top = f"wso2am-{version}"
@@ -158,6 +172,10 @@ def build_archive(version: str, destination: Path) -> Path:
         add(f"bin/{start_script}", (STANDIN / "start-script.sh").read_text(), 0o755)
         add("bin/standin_server.py", (STANDIN / "standin_server.py").read_text(), 0o755)
         add("bin/standin_api.py", (STANDIN / "standin_api.py").read_text())
+        add("bin/standin_jwt.py", (STANDIN / "standin_jwt.py").read_text())
+        add("bin/standin_vault.py", (STANDIN / "standin_vault.py").read_text())
+        add("bin/ciphertool.sh", (STANDIN / "ciphertool.sh").read_text(), 0o755)
+        add("bin/standin_ciphertool.py", (STANDIN / "standin_ciphertool.py").read_text())
         add("repository/conf/deployment.toml", shipped_deployment_toml(version))
         if has_gateway_profile(version):
             add("bin/profileSetup.sh", (STANDIN / "profileSetup.sh").read_text(), 0o755)

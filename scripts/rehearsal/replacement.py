@@ -5,15 +5,14 @@ its checks with self.check."""
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import threading
 import time
 
 import yaml
 
-from apim_active_active.names import OUTPUT_LB_DNS
-from apim_active_active.renderers.boot_script import BOOT_SCRIPT, NODE_ENV, SECRETS_FILE, SERVICE, Deployed, render_user_data
+from apim_active_active.names import OUTPUT_BOOT_BUCKET, OUTPUT_LB_DNS
+from apim_active_active.renderers.boot_script import BOOT_SCRIPT, NODE_ENV, SERVICE, Deployed, render_user_data
 from apim_active_active.renderers.node_layout import STOPPED_BY_WATCH
 from apim_active_active.renderers.shared_folders import mount_points
 from scripts.node_drift import node_env
@@ -85,8 +84,10 @@ def as_written(user_data: str) -> dict:
     return {**config, "write_files": {**files, NODE_ENV: node_env({NODE_ENV: files[NODE_ENV]})}}
 
 
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+REPLACED_SECRETS = (
+    "replaced node read the pair's secrets: none generated, Secrets Manager's values and what its API-M resolved (from the "
+    "secrets file or the secure vault) as before"
+)
 
 
 class NodeMoves:
@@ -105,6 +106,7 @@ class NodeMoves:
             db_app_secret_arn=env.get("DB_APP_SECRET_ARN", ""),
             stack_key_arn=env.get("SYNC_KEY_ARN", ""),
             encryption_key_secret_arn=env.get("ENCRYPTION_KEY_SECRET_ARN", ""),
+            boot_bucket=self.outputs[OUTPUT_BOOT_BUCKET],
         )
 
     def node_env_text(self, index: int) -> str:
@@ -141,10 +143,9 @@ class NodeMoves:
 
     # node replacement ----------------------------------------------------------------------------
     def pair_state(self, node: NodeHost) -> dict:
-        secrets = node.path(SECRETS_FILE)
         return {
             "Secrets Manager": self.secret_values(),
-            "secrets file": sha256(secrets.read_text()) if secrets.exists() else "missing",
+            "resolved": self.resolved_secrets(node),
             "seed markers": self.seed_markers(),
             "tables": {db: self.database.tables(db) for db in (self.engine.shared_db, self.engine.apim_db)},
         }
@@ -195,13 +196,11 @@ class NodeMoves:
         after = self.pair_state(node)
         generated = [line for line in text.splitlines() if line.startswith(GENERATED)]
         self.check(
-            "replaced node read the pair's secrets: none generated, Secrets Manager's values and its secrets file as before",
+            REPLACED_SECRETS,
             number,
-            not generated
-            and after["Secrets Manager"] == before["Secrets Manager"]
-            and after["secrets file"] == before["secrets file"] != "missing",
+            not generated and after["Secrets Manager"] == before["Secrets Manager"] and after["resolved"] == before["resolved"] != "none",
             "; ".join(generated)
-            or ", ".join(k for k in ("Secrets Manager", "secrets file") if after[k] != before[k])
+            or ", ".join(k for k in ("Secrets Manager", "resolved") if after[k] != before[k])
             or "unchanged, nothing generated",
         )
         schema = [line for line in text.splitlines() if SCHEMA_RUN in line or SEED_LINE in line]

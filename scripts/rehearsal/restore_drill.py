@@ -20,10 +20,10 @@ from pathlib import Path
 
 from apim_active_active.engines import APIM_DB_MARKER_TABLE, SHARED_DB_MARKER_TABLE
 from apim_active_active.names import OUTPUT_EFS_DNS, OUTPUT_EFS_ID, OUTPUT_INSTANCE_IDS, resource_name
-from apim_active_active.renderers.boot_script import BOOT_SCRIPT, SECRETS_FILE
+from apim_active_active.renderers.boot_script import BOOT_SCRIPT
 from apim_active_active.settings import ENDPOINT_ENV, Settings, load_settings, parse_settings
 from scripts import restore
-from scripts.local_stack import aws_env, cdktf_flags, client, deploy, without_table
+from scripts.local_stack import aws_env, cdktf_flags, client, deploy, failure_text, without_table
 from scripts.ops import Aws
 from scripts.rehearsal.database import MariaDbStandIn
 
@@ -75,7 +75,7 @@ class RestoreDrill:
         outputs_file = self.work / "outputs-restored.json"
         result, seconds = deploy(RESTORED_STACK, [*cdktf_flags(self.work / "cdktf-restored.out"), "--outputs-file", str(outputs_file)], env)
         if result.returncode != 0:
-            raise RuntimeError(f"cdktf deploy {RESTORED_STACK} failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+            raise RuntimeError(f"cdktf deploy {RESTORED_STACK} failed:\n{failure_text(result)}")
         self.restored_outputs = json.loads(outputs_file.read_text())[RESTORED_STACK]
         self.drill_times["deploy of the restored environment (Terraform, the database restored in the emulator)"] = seconds
 
@@ -138,8 +138,9 @@ class RestoreDrill:
             )
         self.share_copy = self.work / "drill-share-copy"
         shutil.copytree(self.export, self.share_copy, symlinks=True)
-        node = next(n for n in self.nodes if n.path(SECRETS_FILE).exists())
-        return node.path(SECRETS_FILE).read_text()
+        # What the source's API-M resolved its secrets to (the secrets file or the vault), as the stand-in saw them: node 2's
+        # (node 1 was last booted with a broken deployment.toml: no API-M).
+        return self.resolved_secrets(self.nodes[1])
 
     def boot_restored_pair(self):
         from scripts.rehearsal.run import FIRST_BOOT  # run.py imports this module
@@ -227,12 +228,13 @@ class RestoreDrill:
             seen == "written before the backup" and rows == str(DRILL_ROWS),
             f"file: {seen!r}; rows: {rows!r}",
         )
-        same = [n.path(SECRETS_FILE).exists() and n.path(SECRETS_FILE).read_text() == source_secrets for n in nodes]
+        resolved = [self.resolved_secrets(n) for n in nodes]
+        same = [digest == source_secrets for digest in resolved]
         self.check(
-            "restored pair read the source's secrets: none generated, each node's secrets file as the source's",
+            "restored pair read the source's secrets: none generated, each node's API-M resolved the source's values",
             "both",
             "generated the" not in joined and all(same),
-            f"same as the source's: {same}",
+            f"same as the source's: {same} (source {source_secrets[:12]}, restored {[d[:12] for d in resolved]})",
         )
         self.check(
             "restored pair did not run the schema again: the restored database's tables kept",

@@ -30,7 +30,15 @@ from apim_active_active.names import (
     resource_name,
 )
 from apim_active_active.observability import BOOT_LOG, CLOUD_INIT_LOG
-from apim_active_active.renderers.boot_script import BOOT_SCRIPT, CONFIG_SOURCE, SECRETS_FILE, SERVICE, SHARE_WATCH, java_package_and_home
+from apim_active_active.renderers.boot_script import (
+    BOOT_SCRIPT,
+    CONFIG_SOURCE,
+    SECRETS_FILE,
+    SERVICE,
+    SHARE_WATCH,
+    brings_keystore,
+    java_package_and_home,
+)
 from apim_active_active.renderers.node_layout import STOPPED_BY_WATCH
 from apim_active_active.renderers.shared_folders import SHARE_ROOT, mount_points, shared_folders
 from apim_active_active.settings import Settings, load_settings
@@ -38,7 +46,9 @@ from apim_active_active.traffic import public_name
 from apim_active_active.versions import traits
 from scripts.emulator import free_loopback_url, start
 from scripts.local_account import prepare
-from scripts.local_stack import ROOT, STACK, aws_env, cdktf_flags, client, deploy, destroy
+from scripts.local_stack import ROOT, STACK, aws_env, cdktf_flags, client, deploy, destroy, failure_text
+from scripts.rehearsal.brought_keystore import BroughtKeystore
+from scripts.rehearsal.customization import Customization
 from scripts.rehearsal.database import MariaDbStandIn
 from scripts.rehearsal.fidelity import ProductFidelity
 from scripts.rehearsal.gateway_node import GatewayNode
@@ -48,7 +58,9 @@ from scripts.rehearsal.product import build_archive, build_jdbc_driver, files_on
 from scripts.rehearsal.proof import Proof
 from scripts.rehearsal.replacement import NodeMoves
 from scripts.rehearsal.restore_drill import RestoreDrill
+from scripts.rehearsal.rotation import KeystoreRotation
 from scripts.rehearsal.stage import AWS_RELAY_PORT, CLOUD_INIT_MODULE, fresh_stage, stage_node
+from scripts.rehearsal.vault import SecureVault
 from scripts.show_deployment import user_data
 
 CLOUD_INIT_PATH = f"{ROOT}/.tools/cloud-init/usr/lib/python3/dist-packages"
@@ -94,7 +106,9 @@ class Check:
     detail: str
 
 
-class Rehearsal(ProductFidelity, NodeMoves, LogShipping, Proof, RestoreDrill, GatewayNode):
+class Rehearsal(
+    ProductFidelity, NodeMoves, LogShipping, Proof, RestoreDrill, GatewayNode, Customization, SecureVault, KeystoreRotation, BroughtKeystore
+):
     drill = True  # the restore drill (EFS): a second pair booted from the first's backups
 
     def __init__(
@@ -136,7 +150,7 @@ class Rehearsal(ProductFidelity, NodeMoves, LogShipping, Proof, RestoreDrill, Ga
         self.flags = cdktf_flags(self.work / "cdktf.out")
         result, seconds = deploy(STACK, [*self.flags, "--outputs-file", str(self.work / "outputs.json")], self.env)
         if result.returncode != 0:
-            raise RuntimeError(f"cdktf deploy failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+            raise RuntimeError(f"cdktf deploy failed:\n{failure_text(result)}")
         self.notes.append(f"deployed stack {STACK} to the emulator in {seconds:.0f}s")
         self.outputs = json.loads((self.work / "outputs.json").read_text())[STACK]
         s3 = client("s3", self.endpoint)
@@ -144,12 +158,14 @@ class Rehearsal(ProductFidelity, NodeMoves, LogShipping, Proof, RestoreDrill, Ga
         for url, artifact in (
             (self.settings.apim.archive_url, build_archive(self.settings.apim.version, self.work)),
             (driver_url, build_jdbc_driver(Path(urlparse(driver_url).path).name, self.work)),
+            *self.customization_artifacts(),
         ):
             location = urlparse(url)
             if location.netloc not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
                 s3.create_bucket(Bucket=location.netloc)
             s3.upload_file(str(artifact), location.netloc, location.path.lstrip("/"))
-        self.notes.append("uploaded a STAND-IN product archive and JDBC driver to the emulator's S3, where the settings say")
+        self.notes.append("uploaded a STAND-IN product archive, JDBC driver and customization to the emulator's S3, where the settings say")
+        self.bring_keystore()  # the operator's keystore in its secret, before the nodes boot
 
     def destroy(self) -> None:
         if hasattr(self, "env") and self.destroy_stack:
@@ -358,6 +374,7 @@ class Rehearsal(ProductFidelity, NodeMoves, LogShipping, Proof, RestoreDrill, Ga
             )
         self.check_peers()
         self.check_shared_state(texts)
+        self.check_brought_keystore()
         self.check_charset()
         self.check_first_start_order(texts)
         for index, node in enumerate(self.nodes):
@@ -406,7 +423,7 @@ class Rehearsal(ProductFidelity, NodeMoves, LogShipping, Proof, RestoreDrill, Ga
             joined.count(line)
             for line in (
                 "generated the API-M admin password",
-                "generated the keystore of the pair",
+                "made the keystore of the pair from" if brings_keystore(self.settings) else "generated the keystore of the pair",
                 "generated the password of API-M's own database user",
             )
         ]
@@ -428,15 +445,18 @@ class Rehearsal(ProductFidelity, NodeMoves, LogShipping, Proof, RestoreDrill, Ga
         keystores = []
         for index, node in enumerate(self.nodes):
             number = str(index + 1)
-            secrets = node.path(SECRETS_FILE)
-            mode = oct(secrets.stat().st_mode & 0o777) if secrets.exists() else "missing"
-            names = sorted(line.split("=", 1)[0] for line in secrets.read_text().splitlines()) if secrets.exists() else []
-            self.check(
-                "secrets file root-only (0600) with the four values API-M reads",
-                number,
-                mode == "0o600" and secrets.stat().st_uid == 0 and len(names) == 4,
-                f"{mode} {names}",
-            )
+            if self.settings.secure_vault.enabled:
+                self.check_sealed(node, number)
+            else:
+                secrets = node.path(SECRETS_FILE)
+                mode = oct(secrets.stat().st_mode & 0o777) if secrets.exists() else "missing"
+                names = sorted(line.split("=", 1)[0] for line in secrets.read_text().splitlines()) if secrets.exists() else []
+                self.check(
+                    "secrets file root-only (0600) with the four values API-M reads",
+                    number,
+                    mode == "0o600" and secrets.stat().st_uid == 0 and len(names) == 4,
+                    f"{mode} {names}",
+                )
             driver = node.path(
                 f"{self.settings.apim.home}/repository/components/lib/{Path(urlparse(self.settings.database.jdbc_driver_url).path).name}"
             )
@@ -452,17 +472,22 @@ class Rehearsal(ProductFidelity, NodeMoves, LogShipping, Proof, RestoreDrill, Ga
                 json.dumps(login),
             )
             status = self.status(node)
-            self.check(
-                "API-M got its secrets from the environment, opened its keystore, reached the database",
-                number,
-                all(status.get("secrets_in_environment", {}).values())
-                and status.get("keystore_opens") is True
-                and status.get("database_reached") == "ok",
-                json.dumps({k: status.get(k) for k in ("secrets_in_environment", "keystore_opens", "database_reached")}),
-            )
+            if self.settings.secure_vault.enabled:
+                self.check_read_sealed(node, number)
+            else:
+                self.check(
+                    "API-M got its secrets from the environment, opened its keystore, reached the database",
+                    number,
+                    all(status.get("secrets_in_environment", {}).values())
+                    and status.get("keystore_opens") is True
+                    and status.get("database_reached") == "ok",
+                    json.dumps({k: status.get(k) for k in ("secrets_in_environment", "keystore_opens", "database_reached")}),
+                )
             store = node.path(f"{self.settings.apim.home}/repository/resources/security/wso2carbon.jks")
             keystores.append(hashlib.sha256(store.read_bytes()).hexdigest() if store.exists() else "missing")
         self.check("the same keystore on both nodes", "both", keystores[0] == keystores[1] != "missing")
+        if self.settings.secure_vault.enabled:
+            self.check_nodes_agree()
         for index, node in enumerate(self.nodes):
             self.check_truststore(index, node)
         self.check_keystore_validity()
@@ -477,6 +502,7 @@ class Rehearsal(ProductFidelity, NodeMoves, LogShipping, Proof, RestoreDrill, Ga
             "database master password": self.database_instance()[1]["password"],
             "API-M database password": app["password"],
             "keystore password": keystore["password"],
+            **self.brought_secret_values(),
         }
 
     def check_no_secret_anywhere(self) -> None:
@@ -543,6 +569,14 @@ class Rehearsal(ProductFidelity, NodeMoves, LogShipping, Proof, RestoreDrill, Ga
     def status(self, node: NodeHost) -> dict:
         path = node.path(f"{self.settings.apim.home}/repository/logs/standin-status.json")
         return json.loads(path.read_text()) if path.exists() else {}
+
+    def resolved_secrets(self, node: NodeHost) -> str:
+        """The digest of the secret values the node's API-M resolved, from the secrets file or the secure vault (the
+        stand-in's status), once it has started (bounded)."""
+        deadline = time.monotonic() + START_SECONDS
+        while (digest := self.status(node).get("secrets_digest")) is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return digest or "none"
 
     def check_peers(self) -> None:
         ports = ("9611", "9711", "5672")
@@ -664,6 +698,8 @@ class Rehearsal(ProductFidelity, NodeMoves, LogShipping, Proof, RestoreDrill, Ga
         self.prove_active_active()
         self.second_boot()
         self.check_gateway_node()  # booted beside the checks above, once the pair had booted
+        self.check_customization()  # on the three nodes booted so far
+        self.rotate_keystore()  # the three nodes rekeyed and restarted, before node 1 stops
         self.stop_node_1()
         self.gateway_follows_pair()  # before node 1's API-M starts again
         self.stale_pid_start()

@@ -54,6 +54,15 @@ NOT_REHEARSED = [
 ]
 
 
+# The instance role's stand-in: every process of the node that calls the AWS CLI (the boot step, a unit's ExecStartPre,
+# a timer's command) reaches the emulator through the node's relay with its dummy credentials, whatever its environment.
+AWS_CLI = f"""#!/bin/sh
+export AWS_ENDPOINT_URL="${{AWS_ENDPOINT_URL:-http://127.0.0.1:{AWS_RELAY_PORT}}}"
+export AWS_ACCESS_KEY_ID="${{AWS_ACCESS_KEY_ID:-test}}" AWS_SECRET_ACCESS_KEY="${{AWS_SECRET_ACCESS_KEY:-test}}"
+exec "{ROOT}/.venv/bin/aws" "$@"
+"""
+
+
 def _write(path: Path, text: str, mode: int = 0o644) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -71,7 +80,7 @@ def stage_node(stage: Path, user_data: str, hosts: dict[str, str], java_home: st
     _write(stage / "usr/sbin/mount.efs", (STANDIN / "mount.efs.sh").read_text(), 0o755)
     _write(stage / AGENT_CTL.lstrip("/"), (STANDIN / "amazon-cloudwatch-agent-ctl.sh").read_text(), 0o755)
     _write(stage / java_home.lstrip("/") / "bin/jcmd", (STANDIN / "jcmd.sh").read_text(), 0o755)
-    _write(stage / "usr/local/bin/aws", f'#!/bin/sh\nexec "{ROOT}/.venv/bin/aws" "$@"\n', 0o755)
+    _write(stage / "usr/local/bin/aws", AWS_CLI, 0o755)
 
 
 def fresh_stage(path: Path) -> Path:

@@ -52,8 +52,11 @@ def test_preflight_passes_for_local(variant):
         "public hosted zone local.test exists",
         "product archive in S3",
         "JDBC driver in S3",
+        "extra jar rehearsal-bundle-1.0.0.jar in S3",  # local's customization
+        "post-boot hook in S3",
         "gateway instance type c6i.large offered in both zones",
         "EC2 Auto Scaling's service-linked role exists",
+        "brought keystore secret has a value",  # local's keystore.secret_arn (scripts/local_account.py puts it there)
     ):
         assert f"PASS  {line}" in result.stdout, result.stdout
     assert "SKIP  gateway archive in S3" in result.stdout  # 4.3: the pair's pack, checked above
@@ -112,6 +115,13 @@ def test_preflight_passes_for_local(variant):
             "",
             "load balancer certificate covers the public name",
             "set apim.hostname",
+        ),
+        (
+            "a post-boot hook not in S3",
+            ('post_boot_hook = "s3://apim-local-artifacts/post-boot-hook.sh"', 'post_boot_hook = "s3://apim-local-artifacts/missing.sh"'),
+            "",
+            "post-boot hook in S3",
+            "customization.post_boot_hook s3://apim-local-artifacts/missing.sh",
         ),
         (
             "a KMS key the nodes decrypt with that does not exist",

@@ -7,7 +7,12 @@ import os
 
 import pytest
 
+from scripts.rehearsal.brought_keystore import BROUGHT_CHECK
+from scripts.rehearsal.customization import NODE_CHECKS, REFUSED
 from scripts.rehearsal.gateway_node import GATEWAY_CHECKS
+from scripts.rehearsal.replacement import REPLACED_SECRETS
+from scripts.rehearsal.rotation import ROTATION_CHECKS
+from scripts.rehearsal.vault import AGREE, READ, SEALED
 from tests.rehearsal import background
 
 pytestmark = [
@@ -26,7 +31,7 @@ def replaced(number: str) -> list[tuple[str, str]]:
             other,
         ),
         ("replaced on a fresh disk from its user data with a changed setting: the boot step completed", number),
-        ("replaced node read the pair's secrets: none generated, Secrets Manager's values and its secrets file as before", number),
+        (REPLACED_SECRETS, number),
         ("replaced node did not reseed the share (seed markers as before) nor run the schema (tables as before)", number),
         ("replaced node answers 9443 (probed from the peer) and its gate (wso2am-boot gate) passes", number),
     ]
@@ -51,7 +56,7 @@ RESTORED = [
     ("restored pair: the boot waited for the share's restore, then completed", "2"),
     ("restored share: AWS Backup's restore into the new file system (restore.py), moved into place once, not seeded", "both"),
     ("restored pair holds what was written before the backup: the file on the share, the rows in the database", "both"),
-    ("restored pair read the source's secrets: none generated, each node's secrets file as the source's", "both"),
+    ("restored pair read the source's secrets: none generated, each node's API-M resolved the source's values", "both"),
     ("restored pair did not run the schema again: the restored database's tables kept", "both"),
     *[
         (
@@ -69,6 +74,11 @@ RESTORED = [
 # A node of the gateway scale-out group (local has gateway_scale_out), EFS mode: booted once the pair has, then node 1
 # stopped under it (scripts/rehearsal/gateway_node.py, where each name is spelled out).
 GATEWAY = [(name, "gw") for name in GATEWAY_CHECKS]
+
+
+# The escape hatches local turns on (scripts/rehearsal/customization.py, where each name is spelled out): on both pair
+# nodes and the gateway node, and an overlay key the pair owns refused by the synth entry point.
+CUSTOMIZED = [*((name, node) for name in NODE_CHECKS for node in ("1", "2", "gw")), (REFUSED, "synth")]
 
 
 EXPECTED = [
@@ -107,15 +117,16 @@ EXPECTED = [
     ("no route out of the node namespaces", "both"),
     ("admin password, keystore and API-M's database password generated once for the pair", "both"),
     ("schema scripts ran once for the pair, into both databases", "both"),
-    ("secrets file root-only (0600) with the four values API-M reads", "1"),
-    ("secrets file root-only (0600) with the four values API-M reads", "2"),
+    (SEALED, "1"),
+    (SEALED, "2"),
     ("JDBC driver in repository/components/lib", "1"),
     ("JDBC driver in repository/components/lib", "2"),
     ("API-M logs in as its own database user (not the RDS master) over TLS and sees both schemas", "1"),
     ("API-M logs in as its own database user (not the RDS master) over TLS and sees both schemas", "2"),
-    ("API-M got its secrets from the environment, opened its keystore, reached the database", "1"),
-    ("API-M got its secrets from the environment, opened its keystore, reached the database", "2"),
+    (READ, "1"),
+    (READ, "2"),
     ("the same keystore on both nodes", "both"),
+    (AGREE, "both"),
     (
         "the truststore holds the pair's certificate under gateway_certificate_alias (API keys and internal keys signed "
         "with the pair's key validate)",
@@ -127,6 +138,8 @@ EXPECTED = [
         "2",
     ),
     ("the pair's certificate is valid for apim.keystore_validity_days (3650 days)", "both"),
+    (BROUGHT_CHECK, "1"),  # local's brought keystore (scripts/rehearsal/brought_keystore.py)
+    (BROUGHT_CHECK, "2"),
     (
         "the database server has MySQL 8's utf8mb4; both databases are latin1 (case-sensitive), so the schema's 4.2+ "
         "key (IDN_OAUTH2_TOKEN_BINDING) was created",
@@ -144,6 +157,8 @@ EXPECTED = [
     ("a stale wso2carbon.pid naming a live process does not keep API-M from starting", "1"),
     ("node 1 stopped: node 2 keeps answering on 9443", "2"),
     *GATEWAY,
+    *CUSTOMIZED,
+    *ROTATION_CHECKS,  # scripts/rehearsal/rotation.py, where each name is spelled out
     ("share lost while running: the share watch stops API-M before it can undeploy anything", "2"),
     ("share back: the share watch re-mounts it and starts API-M again", "2"),
     (

@@ -291,7 +291,8 @@ def test_the_gateway_role_reads_the_secrets_never_puts_and_completes_only_its_gr
     assert not [a for a in pair if a.startswith("autoscaling:")]
     artifacts = next(s for s in statements if s.get("Sid") == "ReadArtifacts")
     archive = settings.gateway_scale_out.archive_url or settings.apim.archive_url
-    assert artifacts["Resource"] == [f"arn:aws:s3:::{u.removeprefix('s3://')}" for u in (archive, settings.database.jdbc_driver_url)]
+    fetched = (archive, settings.database.jdbc_driver_url, *settings.customization.fetched_urls)  # local's: a jar, a hook
+    assert artifacts["Resource"] == [f"arn:aws:s3:::{u.removeprefix('s3://')}" for u in fetched]
 
 
 @pytest.mark.parametrize("case", WITH_GROUP, indirect=True)

@@ -113,6 +113,7 @@ def test_boot_log_lines_become_the_share_and_boot_metrics(stacks, environments):
         f'"{obs.SHARE_VERDICT_MISSING}"': (obs.SHARE_MISSING_METRIC, "1"),
         f'"{obs.SHARE_VERDICT_PRESENT}"': (obs.SHARE_MISSING_METRIC, "0"),
         f'"{obs.BOOT_FAILED}"': (obs.BOOT_FAILED_METRIC, "1"),
+        f'[time, tool="wso2am-boot:", what="{obs.KEYSTORE_EXPIRY_LINE}", days, unit="days"]': (obs.KEYSTORE_DAYS_METRIC, "$days"),
     }
     assert {p: (f["metric_transformation"]["name"], f["metric_transformation"]["value"]) for p, f in filters.items()} == expected
     groups = {k: g["name"] for k, g in resources(stack, "aws_cloudwatch_log_group").items()}
@@ -127,6 +128,7 @@ def test_without_the_agent_no_log_group_filter_grant_or_node_metric_alarm(dark):
     assert not resources(stack, "aws_cloudwatch_log_metric_filter")
     assert not [p for p in resources(stack, "aws_iam_role_policy").values() if p["name"] == "cloudwatch-agent"]
     agent_metrics = {obs.HEAP_USED.name, obs.DISK_USED_PERCENT.name, obs.MEMORY_USED_PERCENT.name, obs.BOOT_FAILED_METRIC}
+    agent_metrics.add(obs.KEYSTORE_DAYS_METRIC)  # the boot log's line, through a metric filter
     assert not [
         a for a in alarms_of(stack).values() if a.get("metric_name") in agent_metrics or "metric_query" in a and "heap" in a["alarm_name"]
     ]
@@ -297,7 +299,18 @@ def test_certificate_expiry_watches_the_listeners_certificate(stacks, environmen
 
 
 def test_metric_filters_make_what_the_alarms_watch():
-    assert {f.metric for f in log_metric_filters("p")} == {obs.SHARE_MISSING_METRIC, obs.BOOT_FAILED_METRIC}
+    assert {f.metric for f in log_metric_filters("p")} == {obs.SHARE_MISSING_METRIC, obs.BOOT_FAILED_METRIC, obs.KEYSTORE_DAYS_METRIC}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_keystore_expiry_alarm_takes_the_least_days_any_node_logs(stacks, environments, env):
+    """Every node's daily line (pair and gateway group), no dimension: the least one counts (keystore.expiry_warning_days)."""
+    stack, settings = stacks[env], environments[env]
+    (alarm,) = [a for a in alarms_of(stack).values() if a.get("metric_name") == obs.KEYSTORE_DAYS_METRIC]
+    assert alarm["alarm_name"] == f"{settings.name_prefix}-keystore-expiry"
+    assert (alarm["namespace"], alarm.get("dimensions") or {}) == (obs.metric_namespace(settings.name_prefix), {})
+    assert (alarm["statistic"], alarm["period"], alarm["comparison_operator"]) == ("Minimum", 86400, "LessThanThreshold")
+    assert alarm["threshold"] == settings.keystore.expiry_warning_days and alarm["alarm_actions"] == [topic_ref(stack)]
 
 
 # The dashboard ---------------------------------------------------------------------------------------------------------

@@ -19,7 +19,19 @@ from apim_active_active.settings import Settings, parse_settings
 from apim_active_active.stacks.active_active import ActiveActiveStack
 from apim_active_active.terraform_text import template_of_base64gzip
 from tests.conftest import EXAMPLES
-from tests.helpers import ENVS, RESTORED_PREFIX, SOURCE_SECRETS, named, node_user_data, only, ref, resources, restored_local, stack_key
+from tests.helpers import (
+    ENVS,
+    RESTORED_PREFIX,
+    SOURCE_SECRETS,
+    boot_steps,
+    named,
+    node_user_data,
+    only,
+    ref,
+    resources,
+    restored_local,
+    stack_key,
+)
 
 STATE = Path("/tmp/unused-state")  # a local backend's path only; nothing is written at synth
 PREFIX = "apim-prod-r1"
@@ -159,7 +171,8 @@ def test_the_restored_nodes_boot_with_the_sources_secrets_and_the_restore_parts(
             "RESTORE_WAIT_SECONDS=43200",  # restore.share_wait_minutes: 720 unless set
         ):
             assert line in lines(text), line
-        assert {"adopt_restored_share() {", "rebuild_after_restore() {", "re_indexing = 1"} <= lines(text)
+        assert "re_indexing = 1" in lines(text)
+    assert {"adopt_restored_share() {", "rebuild_after_restore() {"} <= lines(boot_steps(example_stacks["restored"]))
 
 
 def test_the_backup_role_is_an_output_for_the_share_restore(example_stacks):
@@ -182,7 +195,7 @@ def test_an_environment_that_is_not_a_restore_has_none_of_it(stacks, env):
         assert not set(RESTORE_IGNORED) & set((db.get("lifecycle") or {}).get("ignore_changes", []))
     for text in node_env(stack):
         assert not [line for line in lines(text) if line.startswith("RESTORE_") or "re_indexing" in line]
-        assert not {"adopt_restored_share() {", "rebuild_after_restore() {"} & lines(text), "no restore part is shipped"
+    assert not {"adopt_restored_share() {", "rebuild_after_restore() {"} & lines(boot_steps(stack)), "no restore part is shipped"
 
 
 def test_a_restored_rsync_environment_has_no_share_to_wait_for():
@@ -190,5 +203,5 @@ def test_a_restored_rsync_environment_has_no_share_to_wait_for():
     assert not restore_parameters(stack) and "RestoredShare" not in policy_statements(stack)
     assert names.restore_share_parameter(RESTORED_PREFIX) not in json.dumps(stack)
     for text in node_env(stack):
-        assert "RESTORE_GENERATION=1" in lines(text) and "rebuild_after_restore() {" in lines(text)
-        assert "RESTORE_SHARE_PARAMETER" not in text and "adopt_restored_share" not in text
+        assert "RESTORE_GENERATION=1" in lines(text) and "RESTORE_SHARE_PARAMETER" not in text
+    assert "rebuild_after_restore() {" in lines(boot_steps(stack)) and "adopt_restored_share" not in boot_steps(stack)

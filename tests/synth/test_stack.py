@@ -12,7 +12,8 @@ import yaml
 
 from apim_active_active import names
 from apim_active_active.engines import ENGINES
-from apim_active_active.renderers.boot_script import CONFIG_SOURCE, render_deployment_toml
+from apim_active_active.renderers.boot_loader import BOOT_LOADER
+from apim_active_active.renderers.boot_script import BOOT_SCRIPT, CONFIG_SOURCE, render_deployment_toml
 from apim_active_active.terraform_text import template_of_base64gzip
 from tests.conftest import synthesize, tool_env
 from tests.helpers import ENVS, group_named, named, node_user_data, only, ref, resources, stack_key
@@ -99,6 +100,7 @@ def test_user_data_carries_the_rendered_config_and_the_efs_reference(stacks, env
         secrets = sorted(resources(stack, "aws_secretsmanager_secret"))
         lb_dns = f"aws_lb.{only(stack, 'aws_lb')[0]}.dns_name"
         expected = {f"aws_efs_file_system.{fs_name}.id"} | {f"aws_secretsmanager_secret.{s}.arn" for s in secrets}
+        expected.add(f"aws_s3_bucket.{only(stack, 'aws_s3_bucket')[0]}.bucket")  # the boot steps' bucket
         if not settings.apim.hostname:
             expected.add(lb_dns)
         if not settings.database.existing:
@@ -114,6 +116,8 @@ def test_user_data_carries_the_rendered_config_and_the_efs_reference(stacks, env
         if not settings.database.existing:
             rendered = rendered.replace("@@DB_HOST@@", f"${{aws_db_instance.{only(stack, 'aws_db_instance')[0]}.address}}")
         assert files[CONFIG_SOURCE] == rendered
+        # The boot step itself is the boot bucket's object the loader names (tests/synth/test_boot_assets.py).
+        assert BOOT_SCRIPT not in files and files[BOOT_LOADER].count("sha256sum") == 1
 
 
 def test_emulator_gaps_are_switched_off_in_local_only(stacks):
@@ -154,6 +158,7 @@ def test_outputs_and_tags(stacks, environments, env):
         names.OUTPUT_NODE_USER_DATA_SHA256,
         names.OUTPUT_NODE_AMIS,
         names.OUTPUT_NODE_INSTANCE_TYPE,
+        names.OUTPUT_BOOT_BUCKET,
         "publisher_url",
         "devportal_url",
         "admin_url",
@@ -173,12 +178,19 @@ def test_outputs_and_tags(stacks, environments, env):
     assert tags["Environment"] == env and tags["ManagedBy"] == names.MANAGED_BY
 
 
-def test_archive_read_is_limited_to_the_archive_object(stacks):
+def test_artifact_read_is_limited_to_the_objects_the_nodes_fetch(stacks):
     _, policy = named(stacks["local"], "aws_iam_role_policy", "read-artifacts")
-    assert json.loads(policy["policy"])["Statement"][0]["Resource"] == [
-        "arn:aws:s3:::apim-local-artifacts/wso2am-4.3.0.zip",
-        "arn:aws:s3:::apim-local-artifacts/mysql-connector-j-8.4.0.jar",
-    ]
+    (statement,) = json.loads(policy["policy"])["Statement"]
+    assert (statement["Action"], statement["Resource"]) == (
+        "s3:GetObject",
+        [
+            "arn:aws:s3:::apim-local-artifacts/wso2am-4.3.0.zip",
+            "arn:aws:s3:::apim-local-artifacts/mysql-connector-j-8.4.0.jar",
+            # local's customization: its extra jar and its post-boot hook
+            "arn:aws:s3:::apim-local-artifacts/rehearsal-bundle-1.0.0.jar",
+            "arn:aws:s3:::apim-local-artifacts/post-boot-hook.sh",
+        ],
+    )
     names = {p["name"] for p in resources(stacks["legacy32"], "aws_iam_role_policy").values()}
     assert "read-artifacts" not in names, "https artifacts: no S3 grant"
 

@@ -17,7 +17,7 @@ from tests.helpers import local_settings, restored_local, rsync_local
 LEAVES = (
     "ensure_user install_product ensure_shared_folders keep_distribution_copies ensure_fstab mount_share seed_share_once "
     "bind_shared_folders install_jdbc_driver ensure_generated_secrets prepare_receiver authorize_manager write_secrets_env "
-    "install_keystores ensure_schema install_config write_runtime_env map_public_name prepare_sender start_service"
+    "install_keystores ensure_schema install_config write_runtime_env map_public_name prepare_sender customize start_service"
 ).split()
 
 EFS = [
@@ -37,6 +37,7 @@ EFS = [
     "install_config",
     "write_runtime_env",
     "map_public_name",
+    "customize",  # local's customization: last before API-M starts
     "start_service",
 ]
 COMMON_HEAD = ["ensure_user", "install_product", "ensure_shared_folders", "install_jdbc_driver"]
@@ -49,6 +50,7 @@ RSYNC_NODE_1 = [
     "ensure_schema",
     *COMMON_TAIL,
     "prepare_sender",
+    "customize",
     "start_service",
 ]
 RSYNC_NODE_2 = [
@@ -58,6 +60,7 @@ RSYNC_NODE_2 = [
     "write_secrets_env",
     "install_keystores",
     *COMMON_TAIL,
+    "customize",
     "start_service",
 ]
 
@@ -75,7 +78,7 @@ def test_boot_runs_its_steps_in_order(tmp_path, settings, node, expected):
 def traced_boot(tmp_path, settings, node: int, leaves: list[str]) -> list[str]:
     """The node's boot step run with its leaves (the steps that act) stubbed to record their names, in order."""
     (tmp_path / "node.env").write_text(boot_script.render_node_env(settings, DEPLOYED, node))
-    script = boot_script.boot_script_text(settings.content_sync, restored=settings.restore is not None)
+    script = boot_script.node_boot_script(settings)
     defined = set(re.findall(r"^([a-z_]+)\(\) \{", script, re.M))
     stubs = "\n".join(f'{name}() {{ echo {name} >> "$TRACE"; }}' for name in leaves if name in defined)
     run = subprocess.run(

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from apim_active_active.renderers import boot_script
+from apim_active_active.renderers.boot_loader import BOOT_LOADER, digest, render_loader
 from apim_active_active.renderers.boot_script import (
     BOOT_SCRIPT,
     CONFIG_SOURCE,
@@ -61,11 +62,13 @@ def test_user_data_writes_the_node_files(environments):
     settings = environments["local"]
     files = cloud_config_files(render_user_data(settings, 1, DEPLOYED))
     assert files[CONFIG_SOURCE]["content"] == render_deployment_toml(settings, 1, DEPLOYED.db_host, DEPLOYED.db_port, DEPLOYED.lb_dns_name)
-    assert files[BOOT_SCRIPT]["permissions"] == "0755"
-    assert files[BOOT_SCRIPT]["content"] == boot_script.boot_script_text("efs")
+    # The boot step is fetched from the stack's boot bucket by its digest (boot_loader.py, tests/synth/test_boot_assets.py).
+    assert BOOT_SCRIPT not in files and files[BOOT_LOADER]["permissions"] == "0755"
+    assert files[BOOT_LOADER]["content"] == render_loader(DEPLOYED.boot_bucket, settings.region, boot_script.node_boot_script(settings))
+    assert "\ncustomize() {" in boot_script.node_boot_script(settings), "local's customization"
     assert f"/etc/systemd/system/{SERVICE}" in files
     user_data = yaml.safe_load(render_user_data(settings, 1, DEPLOYED))
-    assert user_data["runcmd"] == [[BOOT_SCRIPT]]
+    assert user_data["runcmd"] == [[BOOT_LOADER]]
     assert "java-17-amazon-corretto-devel" in user_data["packages"]  # jcmd: JMX in the running JVM
     assert "amazon-efs-utils" in user_data["packages"], "the TLS mount needs the EFS mount helper"
     assert "mariadb105" in user_data["packages"], "the schema step needs the MySQL client"
@@ -149,7 +152,9 @@ def test_systemd_unit(environments, env, script, shared, tmp_path):
         f"PIDFile={home}/wso2carbon.pid",  # where Carbon's start script writes it
         # 4.3: artifacts by default (userstores), 3.2: the whole folder (the seed); each bound from the share.
         f"RequiresMountsFor=/mnt/wso2am-share {home}/repository/deployment/server{shared}",
-        "EnvironmentFile=/etc/wso2am/secrets.env",
+        # The secrets: the root-only file, or with the secure vault the keystore password in password-tmp
+        # (tests/unit/test_secure_vault.py).
+        f"ExecStartPre=+{BOOT_SCRIPT} vault-password" if settings.secure_vault.enabled else "EnvironmentFile=/etc/wso2am/secrets.env",
         # Carbon never removes its PID file; the start script takes any live process with that PID for a running
         # server and exits 0 (wso2server.sh / api-manager.sh `start`): a stale file must go before each start.
         f"ExecStartPre=/usr/bin/rm -f {home}/wso2carbon.pid",
@@ -194,8 +199,8 @@ def test_user_data_fits_ec2s_16_kb_with_room_to_grow(environments, env, node):
     # user data, which Terraform gzips (base64gzip: Go's default level, 6) and cloud-init unzips.
     settings = environments[env] if env != "rsync" else parse_settings(tomllib.loads((EXAMPLES / "rsync.toml").read_text()), environ={})
     size = len(gzip.compress(render_user_data(settings, node, DEPLOYED).encode(), compresslevel=6))
-    # 14 KiB: the rsync node 1's with the CloudWatch agent's configuration and the observe part is about 13.3 KiB.
-    assert size < 14 * 1024, f"{size} bytes gzipped"
+    # 8 KiB, half of EC2's: the boot step itself is in the boot bucket; local's node is about 4.5 KiB.
+    assert size < 8 * 1024, f"{size} bytes gzipped"
 
 
 @pytest.mark.parametrize("mode, other", [("efs", "rsync"), ("rsync", "efs")])
@@ -222,9 +227,12 @@ def test_a_nodes_boot_step_holds_its_own_modes_part_only(mode, other):
         called |= set(re.findall(r"[a-z_][a-z0-9_]*", code)) & every_function
     assert called - set(defined) == set()
     commands = dict(re.findall(r"^ {4}([a-z-]+)\) ([a-z_]+) ;;", dispatch, re.M))
-    assert set(commands) == {"boot", "wait-key-manager", "check-share", "gate", "jmx", "push", "gateway-watch"}
+    assert set(commands) == {
+        *("boot", "wait-key-manager", "check-share", "gate", "jmx", "push", "gateway-watch", "rekey", "keystore-expiry", "vault-password")
+    }
     # push is rsync's only, gateway-watch a gateway node's only (tests/unit/test_gateway_boot.py).
-    assert {name for name in commands.values() if name not in defined} == ({"gateway_watch"} | (set() if mode == "rsync" else {"push"}))
+    others = {"gateway_watch"} | (set() if mode == "rsync" else {"push"})
+    assert {name for name in commands.values() if name not in defined} == others
 
 
 @pytest.mark.parametrize("env, mode", [("local", "efs"), ("rsync", "rsync")])
@@ -232,7 +240,9 @@ def test_a_nodes_boot_step_holds_its_own_modes_part_only(mode, other):
 def test_each_node_gets_its_modes_boot_step(environments, env, mode, node):
     settings = environments[env] if env != "rsync" else parse_settings(tomllib.loads((EXAMPLES / "rsync.toml").read_text()), environ={})
     assert settings.content_sync == mode
-    assert cloud_config_files(render_user_data(settings, node, DEPLOYED))[BOOT_SCRIPT]["content"] == boot_script.boot_script_text(mode)
+    loader = cloud_config_files(render_user_data(settings, node, DEPLOYED))[BOOT_LOADER]["content"]
+    shipped = boot_script.node_boot_script(settings)
+    assert digest(shipped) in loader and shipped.startswith(boot_script.boot_script_text(mode)[:200])
 
 
 # A restored environment's nodes: restore.sh too (before main.sh) ------------------------------------------------------
@@ -268,11 +278,12 @@ def test_the_restore_steps_run_only_on_a_restored_nodes_boot_step(mode):
 @pytest.mark.parametrize("variant", ["example", "rsync"])
 @pytest.mark.parametrize("node", [0, 1])
 def test_a_restored_nodes_user_data_fits_and_ships_the_restore_part(examples, variant, node, tmp_path):
-    settings = examples["restored"] if variant == "example" else restored_local("rsync")
+    settings = examples["restored"] if variant == "example" else restored_local("rsync")  # local's customization, vault
     user_data = render_user_data(settings, node, DEPLOYED)
     size = len(gzip.compress(user_data.encode(), compresslevel=6))
-    assert size < 14 * 1024, f"{size} bytes gzipped"  # the threshold of test_user_data_fits_ec2s_16_kb_with_room_to_grow
-    assert cloud_config_files(user_data)[BOOT_SCRIPT]["content"] == boot_script.boot_script_text(settings.content_sync, True)
+    assert size < 8 * 1024, f"{size} bytes gzipped"  # the threshold of test_user_data_fits_ec2s_16_kb_with_room_to_grow
+    assert digest(boot_script.node_boot_script(settings)) in cloud_config_files(user_data)[BOOT_LOADER]["content"]
+    assert "\nrebuild_after_restore() {" in boot_script.node_boot_script(settings)
     path = tmp_path / "user-data.yaml"
     path.write_text(user_data)
     result = cloud_init_schema(path)

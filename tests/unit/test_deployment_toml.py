@@ -6,7 +6,7 @@ import tomllib
 
 import pytest
 
-from apim_active_active.renderers.deployment_toml import LOCAL_SERVICE_URL, render_deployment_toml
+from apim_active_active.renderers.deployment_toml import LOCAL_SERVICE_URL, render_deployment_toml, secret
 from apim_active_active.settings import parse_settings
 from tests.conftest import DEPLOYED, local_settings_dict
 from tests.helpers import at_version, restored_local
@@ -70,7 +70,7 @@ def test_public_name_is_the_hostname_else_the_load_balancer(environments, env, n
             "ws_endpoint": f"wss://{name}:8099",
             "wss_endpoint": f"wss://{name}:8099",
         }
-        assert parsed["apim"]["devportal"] == {"url": f"https://{name}/devportal"}
+        assert parsed["apim"]["devportal"] == {"url": f"https://{name}/devportal", "api_key_alias": "$env{APIM_API_KEY_ALIAS}"}
 
 
 def test_the_nodes_keep_idle_connections_longer_than_the_load_balancer(environments):
@@ -127,7 +127,8 @@ def test_only_two_nodes(environments):
 
 
 def test_both_databases_point_at_the_shared_host_with_placeholders_only(environments):
-    database = _parsed(environments["local"], 0)["database"]
+    local = environments["local"]
+    database = _parsed(local, 0)["database"]
     host = DEPLOYED.db_host
     assert database["apim_db"] == {
         "type": "mysql",
@@ -135,8 +136,8 @@ def test_both_databases_point_at_the_shared_host_with_placeholders_only(environm
         # Connector/J 8's class, as WSO2's 4.x active-active page sets it; left out, the config mapper infers the
         # deprecated com.mysql.jdbc.Driver (carbon-kernel's infer.json).
         "driver": "com.mysql.cj.jdbc.Driver",
-        "username": "$env{APIM_DB_USERNAME}",
-        "password": "$env{APIM_DB_PASSWORD}",
+        "username": secret("db_username", local),
+        "password": secret("db_password", local),
     }
     assert database["shared_db"]["url"] == f"jdbc:mysql://{host}:3306/WSO2SHARED_DB?sslMode=REQUIRED"
 
@@ -161,7 +162,7 @@ def test_4x_event_hub_publishes_to_both_nodes_and_duplicates_to_the_peer(environ
     settings = environments["local"]
     ips = [str(settings.network.node_ip(n)) for n in (0, 1)]
     hub = _parsed(settings, node)["apim"]["event_hub"]
-    assert hub["enable"] is True and hub["password"] == "$env{APIM_ADMIN_PASSWORD}"
+    assert hub["enable"] is True and hub["password"] == secret("admin_password", settings)
     assert hub["event_duplicate_url"] == [f"tcp://{ips[1 - node]}:5672"]
     assert hub["publish"]["url_group"] == [{"urls": [f"tcp://{ip}:9611"], "auth_urls": [f"ssl://{ip}:9711"]} for ip in ips]
 
@@ -170,13 +171,13 @@ def test_3_2_has_no_event_hub(environments):
     assert "event_hub" not in _parsed(environments["legacy32"], 0)["apim"]
 
 
-def test_4_7_sets_the_pairs_encryption_key_from_the_environment(environments):
+def test_4_7_sets_the_pairs_encryption_key(environments):
     """4.7's internal crypto is symmetric by default (WSO2's "Symmetric encryption" page); its start script writes a
     random [encryption] key of its own when none is set: the pair sets one, the same on both nodes."""
     settings = environments["local"].model_copy(
         update={"apim": environments["local"].apim.model_copy(update={"version": "4.7.0", "jdk": 21})}
     )
-    assert [_parsed(settings, n)["encryption"] for n in (0, 1)] == [{"key": "$env{APIM_ENCRYPTION_KEY}"}] * 2
+    assert [_parsed(settings, n)["encryption"] for n in (0, 1)] == [{"key": secret("encryption_key", settings)}] * 2
     assert "encryption" not in _parsed(environments["local"], 0), "4.3 encrypts with the shared keystore"
 
 

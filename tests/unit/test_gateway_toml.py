@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from apim_active_active.renderers.boot_script import boot_script_source, merge_config_text
+from apim_active_active.renderers.deployment_toml import secret
 from apim_active_active.renderers.gateway_toml import render_gateway_toml
 from apim_active_active.settings import Settings, parse_settings
 from apim_active_active.versions import traits
@@ -205,12 +206,14 @@ def _secrets(document, path=()):
 
 @pytest.mark.parametrize("version", SHIPPED)
 def test_no_secret_value_is_in_the_file(version, tmp_path):
-    document, pair, text = merged(tmp_path, gateway_settings(version))
+    settings = gateway_settings(version)
+    document, pair, text = merged(tmp_path, settings)
     for name, value in [*_secrets(pair), *_secrets(document)]:
-        assert value.startswith(("$env{", "$ref{")), f"{name} = {value!r}"
+        assert value.startswith(("$env{", "$ref{", "$secret{")), f"{name} = {value!r}"
     # The shipped defaults (admin/admin, wso2carbon, shareduser) are all replaced.
-    assert {"$env{APIM_ADMIN_PASSWORD}", "$env{APIM_KEYSTORE_PASSWORD}", "$env{APIM_DB_PASSWORD}"} <= {v for _, v in _secrets(document)}
+    wanted = {secret(alias, settings) for alias in ("admin_password", "keystore_password", "db_password")}
+    assert wanted <= {v for _, v in _secrets(document)}
     if version == "4.7.0":
-        assert document["encryption"]["key"] == "$env{APIM_ENCRYPTION_KEY}", "the pair's one symmetric key"
+        assert document["encryption"]["key"] == secret("encryption_key", settings), "the pair's one symmetric key"
     for arn in (DEPLOYED.admin_secret_arn, DEPLOYED.keystore_secret_arn, DEPLOYED.db_app_secret_arn):
         assert arn not in text

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from apim_active_active.renderers.boot_script import boot_script_source, merge_config_text, render_deployment_toml
+from apim_active_active.renderers.deployment_toml import secret
 from scripts.rehearsal.product import shipped_deployment_toml
 from tests.conftest import DEPLOYED
 
@@ -95,7 +96,7 @@ def test_the_product_file_keeps_its_own_tables_and_takes_the_pairs(environments,
     assert merged["server"] == {**shipped["server"], **pair["server"]}
     assert merged["apim"]["gateway"]["environment"] == pair["apim"]["gateway"]["environment"]
     assert merged["apim"]["throttling"] == pair["apim"]["throttling"]
-    assert merged["super_admin"]["password"] == "$env{APIM_ADMIN_PASSWORD}"
+    assert merged["super_admin"]["password"] == secret("admin_password", settings)
 
 
 def test_a_pair_file_that_does_not_parse_is_refused_naming_it_and_the_line(environments, tmp_path):

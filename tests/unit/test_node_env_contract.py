@@ -13,8 +13,18 @@ import tomllib
 
 import pytest
 
-from apim_active_active.renderers.boot_script import BOOT_PARTS, RESTORE_PARTS, boot_part, boot_script_source, render_node_env
-from apim_active_active.renderers.gateway_user_data import render_gateway_node_env
+from apim_active_active.renderers.boot_script import (
+    BOOT_PARTS,
+    CUSTOMIZE_PART,
+    KEYSTORE_PARTS,
+    RESTORE_PARTS,
+    boot_part,
+    boot_script_source,
+    brings_keystore,
+    node_boot_script,
+    render_node_env,
+)
+from apim_active_active.renderers.gateway_user_data import gateway_boot_script, render_gateway_node_env
 from apim_active_active.settings import parse_settings
 from apim_active_active.versions import traits
 from tests.conftest import DEPLOYED, EXAMPLES, local_settings_dict
@@ -27,6 +37,21 @@ MODE_PARTS = {"efs": "efs.sh", "rsync": "rsync.sh", "gateway": "gateway.sh"}
 def declared(text: str) -> set[str]:
     """The names a script (or part) requires: its top-level `: "${NAME:?}"` lines."""
     return {name for line in text.splitlines() if line.startswith(": ") for name in REQUIRED.findall(line)}
+
+
+def customized_part(settings) -> set[str]:
+    """What customize.sh declares, for a node whose settings ship it (local's do)."""
+    return declared(boot_part(CUSTOMIZE_PART)) if settings.customization.customizes_boot else set()
+
+
+def keystore_source(settings) -> str:
+    """The keystore source whose parts a pair node of these settings gets (local's brings one)."""
+    return settings.keystore.source if brings_keystore(settings) else "generated"
+
+
+def brought_parts(settings) -> set[str]:
+    """What the brought keystore's parts declare, for a pair node whose settings ship them."""
+    return set().union(*(declared(boot_part(part)) for part in KEYSTORE_PARTS.get(keystore_source(settings), ())))
 
 
 def test_the_contract_is_declared_in_the_header_and_the_mode_parts_only():
@@ -44,8 +69,9 @@ def test_the_contract_is_declared_in_the_header_and_the_mode_parts_only():
 def test_node_env_renders_exactly_what_the_nodes_boot_step_declares(environments, env, node):
     settings = environments[env] if env != "rsync" else parse_settings(tomllib.loads((EXAMPLES / "rsync.toml").read_text()), environ={})
     rendered = {line.split("=", 1)[0] for line in render_node_env(settings, DEPLOYED, node).splitlines()}
-    wanted = declared(boot_script_source(settings.content_sync))
-    assert wanted == declared(boot_part("header.sh")) | declared(boot_part(MODE_PARTS[settings.content_sync]))
+    wanted = declared(node_boot_script(settings))
+    mode = declared(boot_part("header.sh")) | declared(boot_part(MODE_PARTS[settings.content_sync]))
+    assert wanted == mode | customized_part(settings) | brought_parts(settings)
     assert rendered == wanted, (sorted(rendered - wanted), sorted(wanted - rendered))
 
 
@@ -75,9 +101,9 @@ def _env(settings, node: int) -> dict[str, str]:
 def test_a_restored_nodes_env_renders_exactly_what_its_boot_step_declares(examples, variant, node):
     settings = examples["restored"] if variant == "example" else restored_local(variant)
     rendered = set(_env(settings, node))
-    wanted = declared(boot_script_source(settings.content_sync, restored=True))
+    wanted = declared(node_boot_script(settings))
     parts = ("header.sh", MODE_PARTS[settings.content_sync], *RESTORE_PARTS[settings.content_sync])
-    assert wanted == set().union(*(declared(boot_part(part)) for part in parts))
+    assert wanted == set().union(*(declared(boot_part(part)) for part in parts)) | customized_part(settings)
     assert rendered == wanted, (sorted(rendered - wanted), sorted(wanted - rendered))
 
 
@@ -109,9 +135,11 @@ def _gateway_settings(version: str, **sections):
 )
 def test_a_gateway_nodes_env_renders_exactly_what_its_boot_step_declares(version, sections):
     deployed = dataclasses.replace(DEPLOYED, encryption_key_secret_arn="arn:aws:secretsmanager:us-east-1:1:secret:k")
-    rendered = {line.split("=", 1)[0] for line in render_gateway_node_env(_gateway_settings(version, **sections), deployed).splitlines()}
-    wanted = declared(boot_script_source("gateway"))
-    assert wanted == declared(boot_part("header.sh")) | declared(boot_part("gateway.sh"))
+    settings = _gateway_settings(version, **sections)
+    rendered = {line.split("=", 1)[0] for line in render_gateway_node_env(settings, deployed).splitlines()}
+    wanted = declared(gateway_boot_script(settings))
+    header = declared(boot_part("header.sh")) | declared(boot_part("gateway.sh"))
+    assert wanted == header | customized_part(settings)
     assert rendered == wanted, (sorted(rendered - wanted), sorted(wanted - rendered))
     # No share and no restore on a gateway node: nothing of efs.sh's, rsync.sh's or the restore parts'.
     others = set().union(*(declared(boot_part(p)) for p in ("efs.sh", "rsync.sh", "restore.sh", "restore-share.sh")))

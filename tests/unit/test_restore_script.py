@@ -22,23 +22,12 @@ from apim_active_active import names
 from apim_active_active.constructs.restore_signal import FAILED
 from apim_active_active.settings import parse_settings
 from scripts import restore
-from scripts.emulator import free_loopback_url, start
 from scripts.local_stack import client
 from tests.conftest import ENVIRONMENTS, local_settings_dict
 from tests.helpers import RESTORED_PREFIX, restored_local, restored_local_dict
 
 SOURCE = "apim-local"
 SECRETS = {"admin_arn": "apim-admin", "keystore_arn": "keystore", "database_app_arn": "database-app"}
-
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    url = free_loopback_url()
-    process = start(url, tmp_path_factory.mktemp("moto"))
-    yield url
-    if process is not None:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def _source(url: str, prefix: str, secrets: tuple[str, ...]) -> dict:

@@ -7,6 +7,9 @@ subscriptions, policies) and its deploy notifications go as events to the event 
 5672); a revocation goes there too, and only that event tells the gateway (as a JWT is checked without the database);
 each gateway request goes to every traffic manager of apim.throttling's url_group (9611), and each node's traffic
 manager counts what it receives. A marker file in the product home makes a node drop the revocations it receives.
+What the real product keeps in the database outlives a restart: each node keeps its tables in a file of its own
+(TABLES_FILE), read at start. JWT API keys (signed by the DevPortal, checked by the gateway against the truststore
+certificate their kid names) and the JWKS endpoint are standin_jwt's.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import re
 import secrets
 import socket
@@ -25,6 +27,11 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+try:
+    import standin_jwt  # beside this file in the stand-in pack's bin/
+except ModuleNotFoundError:  # read by the rehearsal for its names (scripts.rehearsal.standin.standin_api)
+    from scripts.rehearsal.standin import standin_jwt
+
 DROP_REVOCATIONS = "standin-drop-revocations"  # in the product home: this node drops the revocation events it receives
 THROTTLE_EVENT_KEY = "standin-gateway-heartbeat"  # a gateway worker's throttle events (standin_server.py): no application's
 TABLES = ("clients", "tokens", "apis", "applications", "keys", "subscriptions", "policies")
@@ -34,6 +41,8 @@ VISIBILITIES = ("PUBLIC", "PRIVATE", "RESTRICTED")  # the publisher API's API.vi
 # publisher -> Siddhi -> JMS), a request counts against its limit here this long after it was made.
 DECISION_SECONDS = 1.0
 REST = re.compile(r"^/api/am/(publisher|devportal|admin)/v\d+(/.*)$")
+TABLES_FILE = "repository/data/standin-tables.json"  # in the product home: this node's copy of "the database"
+KEY_TYPES = ("PRODUCTION", "SANDBOX")
 
 home = Path(".")
 config: dict = {}
@@ -42,11 +51,23 @@ revoked: set[str] = set()
 requests_seen: dict[str, list[float]] = {}
 dropped = {"revocations": 0}
 lock = threading.RLock()
+keys: standin_jwt.Keys | None = None
+keys_error = ""
 
 
 def configure(product_home: Path, deployment: dict) -> None:
-    global home, config
+    global home, config, keys, keys_error
     home, config = product_home, deployment
+    stored = home / TABLES_FILE
+    if stored.exists():
+        kept = json.loads(stored.read_text())
+        for name in TABLES:
+            tables[name].update(kept.get("tables", {}).get(name, {}))
+        revoked.update(kept.get("revoked", []))
+    try:
+        keys = standin_jwt.Keys(home, config)
+    except (OSError, ValueError, KeyError) as failure:  # no keystore yet: API keys and the JWKS answer 500
+        keys_error = str(failure)
 
 
 # events ------------------------------------------------------------------------------------------------------------
@@ -131,6 +152,10 @@ def save() -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.with_suffix(".tmp").write_text(json.dumps(shown, indent=2))
     path.with_suffix(".tmp").replace(path)
+    stored = home / TABLES_FILE
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    stored.with_suffix(".tmp").write_text(json.dumps({"tables": tables, "revoked": sorted(revoked)}))
+    stored.with_suffix(".tmp").replace(stored)
 
 
 # HTTP --------------------------------------------------------------------------------------------------------------
@@ -166,7 +191,7 @@ def digest(token: str) -> str:
 
 
 def is_admin(user_password: tuple[str, str] | None) -> bool:
-    return user_password is not None and user_password[1] == os.environ.get("APIM_ADMIN_PASSWORD") and user_password[0] == "admin"
+    return user_password is not None and user_password[1] == config.get("super_admin", {}).get("password") and user_password[0] == "admin"
 
 
 def body(handler) -> dict:
@@ -198,6 +223,8 @@ def handle(handler, method: str) -> bool:
             return token(handler)
         if url.path == "/oauth2/revoke" and method == "POST":
             return revoke(handler)
+        if url.path == "/oauth2/jwks" and method == "GET":
+            return respond(handler, 200, keys.jwks()) if keys else error(handler, 500, f"no keystore: {keys_error}")
         match = REST.match(url.path)
         if not match:
             return False
@@ -344,6 +371,8 @@ def devportal(handler, method: str, parts: list[str], query: dict) -> bool:
         key, secret = secrets.token_hex(12), secrets.token_hex(12)
         put("keys", key, {"application": app_id, "secret": digest(secret), "plain": secret})
         return respond(handler, 200, {"keyType": "PRODUCTION", "consumerKey": key, "consumerSecret": secret})
+    if len(parts) == 5 and parts[2] == "api-keys" and parts[3] in KEY_TYPES and parts[4] == "generate" and method == "POST":
+        return api_key(handler, app_id, parts[3])
     if parts[2:] == ["oauth-keys"] and method == "GET":
         keys = [
             {"keyType": "PRODUCTION", "consumerKey": k, "consumerSecret": v["plain"]}
@@ -360,6 +389,33 @@ def devportal(handler, method: str, parts: list[str], query: dict) -> bool:
     return error(handler, 404, "not in the stand-in's subset")
 
 
+def api_key(handler, app_id: str, key_type: str) -> bool:
+    """POST .../applications/{id}/api-keys/{keyType}/generate: a JWT API key for the application's subscriptions (the
+    DevPortal's DefaultApiKeyGenerator: the subscribed APIs in the key; validityPeriod -1 or absent: no expiry)."""
+    if keys is None:
+        return error(handler, 500, f"no keystore: {keys_error}")
+    asked, now = body(handler), int(time.time())
+    application = tables["applications"][app_id]
+    mine = [s["api"] for s in tables["subscriptions"].values() if s["application"] == app_id]
+    subscribed = [tables["apis"][api_id] for api_id in mine if api_id in tables["apis"]]
+    claims = {
+        "sub": "admin@carbon.super",
+        "application": {"id": app_id, "name": application["name"], "tier": application["policy"]},
+        "keytype": key_type,
+        "subscribedAPIs": [{"name": a["name"], "context": f"{a['context']}/{a['version']}", "version": a["version"]} for a in subscribed],
+        "iat": now,
+        "jti": secrets.token_hex(16),
+    }
+    validity = int(asked.get("validityPeriod", -1) or -1)
+    if validity > 0:
+        claims["exp"] = now + validity
+    try:
+        token = keys.sign(claims)
+    except ValueError as failure:
+        return error(handler, 500, str(failure))
+    return respond(handler, 200, {"apikey": token, "validityTime": validity})
+
+
 # the gateway -------------------------------------------------------------------------------------------------------
 def gateway(handler, method: str, path: str) -> bool:
     with lock:
@@ -373,6 +429,8 @@ def admitted(handler, method: str, path: str) -> bool | str:
     if not found or method != "GET" or not found[0][1]["deployed"] or found[0][1]["state"] != "PUBLISHED":
         return error(handler, 404, "No matching resource found for given API Request")
     api_id, api = found[0]
+    if handler.headers.get("apikey") is not None:
+        return by_api_key(handler, api, path)
     presented = handler.headers.get("Authorization", "").removeprefix("Bearer ")
     known = tables["tokens"].get(digest(presented))
     if known is None or known.get("kind") != "app" or digest(presented) in revoked:
@@ -382,6 +440,18 @@ def admitted(handler, method: str, path: str) -> bool | str:
     if throttled(known["application"]):
         return error(handler, 429, "Message throttled out")
     send(traffic_managers(), {"kind": "request", "key": f"{known['application']}:{known['user']}", "at": time.time()})
+    rest = path.removeprefix(f"{api['context']}/{api['version']}")
+    return api["endpointConfig"]["production_endpoints"]["url"] + rest
+
+
+def by_api_key(handler, api: dict, path: str) -> bool | str:
+    """An API key (header apikey): its signature checked against the truststore's certificate under its kid, the API
+    among those it was issued for."""
+    claims, why = keys.verify(handler.headers["apikey"]) if keys else (None, keys_error)
+    if claims is None:
+        return error(handler, 401, f"Invalid Credentials: {why}")
+    if not any(s.get("context") == f"{api['context']}/{api['version']}" for s in claims.get("subscribedAPIs", [])):
+        return error(handler, 403, "Resource forbidden: the API key was not issued for this API")
     rest = path.removeprefix(f"{api['context']}/{api['version']}")
     return api["endpointConfig"]["production_endpoints"]["url"] + rest
 

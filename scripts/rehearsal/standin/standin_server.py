@@ -16,6 +16,7 @@ keeps publishing a throttle event to each traffic manager every PUBLISH_SECONDS,
 recording where each went.
 """
 
+import hashlib
 import json
 import os
 import socket
@@ -30,6 +31,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import standin_api  # the REST APIs' and the gateway's subset scripts/prove.py uses (beside this file in bin/)
+import standin_vault  # the placeholders resolved as the config mapper does, $secret{} through the secure vault
 
 HOME = Path(__file__).resolve().parent.parent
 CONF = HOME / "repository" / "conf" / "deployment.toml"
@@ -235,13 +237,33 @@ def publish_throttle_events(config: dict) -> None:
 SECRET_NAMES = ("APIM_ADMIN_PASSWORD", "APIM_DB_USERNAME", "APIM_DB_PASSWORD", "APIM_KEYSTORE_PASSWORD")
 
 
+# keytool's -storepass:env: the keystore password the configuration resolves to, in this process's environment.
+STORE_PASSWORD_ENV = "STANDIN_STORE_PASSWORD"
+
+
+def secrets_digest(config: dict) -> str:
+    """One digest of the secret values the node resolved (admin, database user, keystore, encryption key): the rehearsal
+    compares nodes and environments by it, whether the values came from the environment or the vault."""
+    databases = config["database"]
+    database = databases.get("shared_db", {})
+    values = [
+        config.get("super_admin", {}).get("password"),
+        database.get("username"),
+        database.get("password"),
+        config["keystore"]["tls"]["password"],
+        config.get("encryption", {}).get("key"),
+    ]
+    return hashlib.sha256(json.dumps(values).encode()).hexdigest()
+
+
 def check_secrets_and_stores(config: dict) -> None:
     """What the real server needs before it can start: its secrets (names only are recorded), a
     keystore its password opens, and the shared database."""
-    status["secrets_in_environment"] = {name: bool(os.environ.get(name)) for name in SECRET_NAMES}
+    status["secrets_digest"] = secrets_digest(config)
+    os.environ[STORE_PASSWORD_ENV] = config["keystore"]["tls"]["password"]
     store = HOME / "repository" / "resources" / "security" / config["keystore"]["tls"]["file_name"]
     opened = subprocess.run(
-        ["keytool", "-list", "-keystore", str(store), "-storepass:env", "APIM_KEYSTORE_PASSWORD"],
+        ["keytool", "-list", "-keystore", str(store), "-storepass:env", STORE_PASSWORD_ENV],
         capture_output=True,
         text=True,
     )
@@ -259,7 +281,7 @@ def check_secrets_and_stores(config: dict) -> None:
 
 def certificate(store: Path, alias: str) -> str | None:
     exported = subprocess.run(
-        ["keytool", "-exportcert", "-rfc", "-alias", alias, "-keystore", str(store), "-storepass:env", "APIM_KEYSTORE_PASSWORD"],
+        ["keytool", "-exportcert", "-rfc", "-alias", alias, "-keystore", str(store), "-storepass:env", STORE_PASSWORD_ENV],
         capture_output=True,
         text=True,
     )
@@ -271,7 +293,7 @@ def check_api_key_signer(config: dict, keystore: Path) -> None:
     truststore's certificate under gateway_certificate_alias (carbon-apimgt's GATEWAY_PUBLIC_CERTIFICATE_ALIAS)."""
     truststore = HOME / "repository" / "resources" / "security" / config["truststore"]["file_name"]
     listed = subprocess.run(
-        ["keytool", "-list", "-keystore", str(truststore), "-storepass:env", "APIM_KEYSTORE_PASSWORD"], capture_output=True, text=True
+        ["keytool", "-list", "-keystore", str(truststore), "-storepass:env", STORE_PASSWORD_ENV], capture_output=True, text=True
     ).stdout
     status["truststore_aliases"] = sorted(line.split(",")[0] for line in listed.splitlines() if "Entry," in line)
     signer = certificate(keystore, config["keystore"]["tls"]["alias"])
@@ -299,17 +321,17 @@ def database_login(config: dict) -> dict:
                 "--ssl",
                 "--batch",
                 "--skip-column-names",
-                f"--user={os.environ.get('APIM_DB_USERNAME', '')}",
+                f"--user={config['database'][name]['username']}",
                 f"--database={database}",
                 f"--execute={query}",
             ],
-            env={**os.environ, "MYSQL_PWD": os.environ.get("APIM_DB_PASSWORD", "")},
+            env={**os.environ, "MYSQL_PWD": config["database"][name]["password"]},
             capture_output=True,
             text=True,
             timeout=30,
         )
         counts[database] = result.stdout.strip() if result.returncode == 0 else f"failed: {result.stderr.strip()}"
-    return {"user": os.environ.get("APIM_DB_USERNAME"), "tables": counts}
+    return {"user": config["database"]["shared_db"]["username"], "tables": counts}
 
 
 def index_registry(config: dict) -> None:
@@ -329,6 +351,14 @@ def main() -> int:
         status["errors"].append(f"{CONF}: {error}")
         save()
         print(f"STAND-IN API-M: cannot start: {CONF}: {error}", file=sys.stderr)
+        return 1
+    status["secrets_in_environment"] = {name: bool(os.environ.get(name)) for name in SECRET_NAMES}
+    try:
+        config, status["vault"] = standin_vault.resolve(HOME, config)
+    except standin_vault.CannotStart as error:
+        status["errors"].append(f"secure vault: {error}")
+        save()
+        print(f"STAND-IN API-M: cannot start: {error}", file=sys.stderr)
         return 1
     status["hostname"] = config.get("server", {}).get("hostname")
     status["server_role"] = config.get("server", {}).get("server_role")

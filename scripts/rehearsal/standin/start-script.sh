@@ -19,7 +19,7 @@ case "${1:-}" in
       openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$(hostname)" \
         -keyout "$SECURITY/standin.key" -out "$SECURITY/standin.crt" 2>/dev/null
     fi
-    echo "JVM_MEM_OPTS=${JVM_MEM_OPTS:-unset} JAVA_HOME=${JAVA_HOME:-unset}" >>"$LOG"
+    echo "JVM_MEM_OPTS=${JVM_MEM_OPTS:-unset} JAVA_HOME=${JAVA_HOME:-unset} JAVA_OPTS=${JAVA_OPTS:-unset}" >>"$LOG"
     # As WSO2's script: the other arguments go to the server (-D system properties, e.g. -DenableCorrelationLogs=true),
     # after the main class, which its command line names as the real JVM's does (`wso2am-boot jmx` looks for it).
     nohup python3 "$HOME_DIR/bin/standin_server.py" org.wso2.carbon.bootstrap.Bootstrap "${@:2}" >>"$LOG" 2>&1 &

@@ -3,8 +3,8 @@
 few verbs the boot step uses, reading the unit file the boot artifact installed:
   daemon-reload | enable [--now] UNIT | start [--no-block] UNIT | stop UNIT | is-active UNIT | is-enabled UNIT
   | show --property=ActiveState --value UNIT (the share watch's look after a reboot)
-`start` honours User/Group, EnvironmentFile, ExecStartPre (a leading `-`: its failure ignored), ExecStart,
-ExecStartPost (`-` and `+`: as root),
+`start` honours User/Group, EnvironmentFile, ExecStartPre, ExecStart, ExecStartPost (their prefixes `-`: the failure
+ignored, `+`: run as root), ExecStopPost after a failed start and after `stop`,
 PIDFile, RequiresMountsFor (refuses to start when a required path is not a mount point, as systemd's mount dependency
 would) and AssertPathExists. Like systemd, it tracks the main PID itself (a PID file alone does not make a unit
 active) and refuses a PID file that names a process which was running before the start (systemd: "New main PID ...
@@ -83,6 +83,20 @@ def run_as_user(name: str, service: configparser.SectionProxy, command: str) -> 
     return subprocess.run(argv, env=environment(name)).returncode
 
 
+def run_line(name: str, service: configparser.SectionProxy, command: str) -> tuple[int, bool]:
+    """An Exec*= command line: `+` full privileges (as root), `-` its failure ignored (systemd.service, "Command lines");
+    its exit code, and whether a failure counts."""
+    flags = command[: len(command) - len(command.lstrip("-+"))]
+    bare = command.lstrip("-+")
+    code = subprocess.run(bare.split(), env=environment(name)).returncode if "+" in flags else run_as_user(name, service, bare)
+    return code, "-" not in flags
+
+
+def stop_post(name: str, service: configparser.SectionProxy) -> None:
+    for command in lines(name, "ExecStopPost"):
+        log(f"stop {name}: ExecStopPost={command} rc={run_line(name, service, command)[0]}")
+
+
 def start(name: str) -> int:
     if name.endswith(".timer"):  # timers are not run here: the rehearsal runs their service itself
         log(f"start {name}: timer (not run by the stand-in)")
@@ -104,14 +118,16 @@ def start(name: str) -> int:
             return 1
     before = pid_in_file(service) if alive(pid_in_file(service)) else None
     for command in lines(name, "ExecStartPre"):
-        code = run_as_user(name, service, command.lstrip("-"))
+        code, counts = run_line(name, service, command)
         log(f"start {name}: ExecStartPre={command} rc={code}")
-        if code and not command.startswith("-"):
+        if code and counts:
+            stop_post(name, service)
             return code
     code = run_as_user(name, service, service["ExecStart"])
     log(f"start {name}: ExecStart={service['ExecStart']} User={service.get('User')} rc={code}")
     pid = pid_in_file(service)
     if code or not alive(pid):
+        stop_post(name, service)
         return code or 1
     if pid == before:
         log(f"start {name}: new main PID {pid} does not belong to the service (it ran before the start): refusing")
@@ -120,12 +136,9 @@ def start(name: str) -> int:
     MAIN_PIDS.mkdir(parents=True, exist_ok=True)
     (MAIN_PIDS / name).write_text(str(pid))
     for command in lines(name, "ExecStartPost"):
-        flags = command[: len(command) - len(command.lstrip("-+"))]
-        bare = command.lstrip("-+")
-        # `+`: full privileges (as root), `-`: its failure ignored (systemd.service, "Command lines").
-        code = subprocess.run(bare.split(), env=environment(name)).returncode if "+" in flags else run_as_user(name, service, bare)
+        code, counts = run_line(name, service, command)
         log(f"start {name}: ExecStartPost={command} rc={code}")
-        if code and "-" not in flags:
+        if code and counts:
             return code
     return 0
 
@@ -160,6 +173,7 @@ def main(argv: list[str]) -> int:
             service = unit(name)["Service"]
             if active(name):
                 run_as_user(name, service, service["ExecStop"])
+                stop_post(name, service)
             (MAIN_PIDS / name).unlink(missing_ok=True)
             log(f"stop {name}")
         return 0

@@ -13,8 +13,12 @@ install_config() {
     log "not starting API-M: no deployment.toml from $conf/deployment.toml.shipped and $CONFIG_SOURCE"
     return 1
   fi
-  install -m 0640 -o root -g "$OS_USER" "$merged" "$conf/deployment.toml"
+  # Root-only until sealed (vault.sh, with the vault on), then readable by API-M.
+  install -m 0600 -o root -g root "$merged" "$conf/deployment.toml"
   rm -f "$merged"
+  [[ -z "$SECURE_VAULT" ]] || seal_secrets "$conf/deployment.toml" || return 1
+  chgrp "$OS_USER" "$conf/deployment.toml"
+  chmod 0640 "$conf/deployment.toml"
   log "installed $conf/deployment.toml: the product's, with the pair's settings merged over it"
 }
 
@@ -24,6 +28,8 @@ write_runtime_env() {
   heap_mib=$((mem_kib * HEAP_PERCENT / 100 / 1024))
   umask 022
   printf 'JAVA_HOME=%s\nJVM_MEM_OPTS=-Xms%sm -Xmx%sm\n' "$JAVA_HOME" "$heap_mib" "$heap_mib" >"$RUNTIME_ENV"
+  # The kid of the API keys and internal keys this node signs (install_keystores; deployment.toml's api_key_alias).
+  echo "APIM_API_KEY_ALIAS=${API_KEY_ALIAS:-gateway_certificate_alias}" >>"$RUNTIME_ENV"
 }
 
 map_public_name() {

@@ -9,6 +9,8 @@
 #   wso2am-boot gate               is this node in service? (scripts/roll.py runs it through Session Manager)
 #   wso2am-boot jmx                the JVM's JMX agent on loopback in API-M's running JVM (the unit's ExecStartPost)
 #   wso2am-boot gateway-watch      a gateway node: follow the pair, leave the group gracefully (its timer, every 15 s)
+#   wso2am-boot rekey              this node onto the pair's keystore as its secret holds it, API-M restarted (a rotation)
+#   wso2am-boot keystore-expiry    log the days left of the signing certificate (its timer: daily, and at API-M's start)
 #   wso2am-boot merge-config SHIPPED PAIR
 #                                  the product's deployment.toml with the pair's merged over it, on stdout
 #                                  (on its own: no node environment, no network)
@@ -16,8 +18,10 @@
 #
 # Assembled from the parts in renderers/files/boot/ (boot_script.py's BOOT_PARTS): this header, the steps every node
 # runs, the part of the node's content_sync mode (efs.sh or rsync.sh: only that one is shipped), a restored
-# environment's parts (restore.sh, and with EFS restore-share.sh: shipped to its nodes only), and main.sh. A gateway
-# scale-out node (CONTENT_SYNC none) gets gateway.sh in place of the mode's part, and no database.sh.
+# environment's parts (restore.sh, and with EFS restore-share.sh: shipped to its nodes only), the parts settings ask for
+# (customize.sh, a brought keystore's keystore-*.sh), and main.sh. A gateway scale-out node (CONTENT_SYNC
+# none) gets gateway.sh in place of the mode's part, and no database.sh. It reaches a node as an object of the stack's
+# boot bucket, fetched and checked by the user data's loader (renderers/boot_loader.py).
 set -euo pipefail
 
 MERGE_CONFIG=${MERGE_CONFIG:-/usr/local/sbin/wso2am-merge-config}
@@ -40,6 +44,7 @@ NODE_ENV=${NODE_ENV:-/etc/wso2am/node.env}
 : "${SHARE_WATCH_TIMER:?}" "${KEYSTORE_VALIDITY_DAYS:?}" "${FIRST_NODE_URL?}" "${FIRST_START_WAIT_SECONDS:?}"
 : "${ENCRYPTION_KEY_SECRET_ARN?}" "${UPDATE_LEVEL?}" "${PEER_IP:?}" "${PEER_PORTS:?}" "${GATE_URLS:?}"
 : "${GATE_PORTS:?}" "${AGENT_CONFIG?}" "${AGENT_CTL:?}" "${LOCAL_LOG_DAYS:?}" "${JMX_PORT:?}"
+: "${SECURE_VAULT?}"
 # SYNC_ROLE: rsync: manager (node 1) or worker (node 2); efs: none. (Comments here on lines of their own: only those
 # are left out of what a node gets, whose user data is near EC2's 16 KB.)
 SYNC_ROLE=${SYNC_ROLE:-}

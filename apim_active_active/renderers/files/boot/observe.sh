@@ -70,6 +70,16 @@ start_jmx() {
   fi
 }
 
+# The days left of the pair's signing certificate, one line (observability.KEYSTORE_EXPIRY_LINE) that a metric filter on
+# the boot log makes a metric (the alarm: keystore.expiry_warning_days). Run daily by its timer and at each start of
+# API-M, whose unit wants the timer. The certificate is read without the store's password (JKS).
+keystore_expiry() {
+  local end
+  end=$(keytool -exportcert -rfc -alias "$KEYSTORE_ALIAS" -keystore "$SECURITY/$KEYSTORE_FILE" </dev/null 2>/dev/null |
+    openssl x509 -noout -enddate) && end=$(date -d "${end#*=}" +%s) || return 1
+  log "keystore-expiry: $(((end - $(date +%s)) / 86400)) days"
+}
+
 # The boot step's exit: a failed boot says so in one line (set -e ends it at the failing command), which a metric
 # filter on the boot log counts.
 say_if_boot_failed() {
