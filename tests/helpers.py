@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import yaml
 
@@ -257,3 +258,14 @@ def listening(address: str, ports: list[int] | None = None, count: int = 4):
 def boot_steps(stack: dict) -> str:
     """The boot steps in the stack's boot bucket (constructs/boot_assets.py), as a node gets them, one after the other."""
     return "\n".join(o["content"].replace("$${", "${").replace("%%{", "%{") for o in resources(stack, "aws_s3_object").values())
+
+
+def synth_main(environments_dir: Path, outdir: Path) -> subprocess.CompletedProcess:
+    """main.py as `cdktf synth` runs it, on the environment files of that folder, into outdir."""
+    return subprocess.run(
+        [sys.executable, str(Path(__file__).resolve().parent.parent / "main.py")],
+        env={"APIM_ENVIRONMENTS_DIR": str(environments_dir), "CDKTF_OUTDIR": str(outdir), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

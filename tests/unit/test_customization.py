@@ -9,7 +9,6 @@ import copy
 import hashlib
 import re
 import subprocess
-import sys
 import tempfile
 import tomllib
 from pathlib import Path
@@ -21,8 +20,8 @@ from apim_active_active.renderers.gateway_toml import render_gateway_toml
 from apim_active_active.renderers.overlay import OWNED, dotted
 from apim_active_active.settings import Settings, SettingsError, parse_settings
 from scripts.rehearsal.product import build_bundle_jar, shipped_deployment_toml
-from tests.conftest import DEPLOYED, ENVIRONMENTS, ROOT, local_settings_dict
-from tests.helpers import cloud_config_files, restored_local_dict
+from tests.conftest import DEPLOYED, ENVIRONMENTS, local_settings_dict
+from tests.helpers import cloud_config_files, restored_local_dict, synth_main
 
 KEY = "customization.deployment_toml"
 
@@ -318,13 +317,7 @@ def test_the_app_refuses_an_owned_key_by_name_before_synthesizing(tmp_path):
     assert count == 1
     (folder / "local.toml").write_text(owned)
     out = tmp_path / "out"
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "main.py")],
-        env={"APIM_ENVIRONMENTS_DIR": str(folder), "CDKTF_OUTDIR": str(out), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = synth_main(folder, out)
     assert result.returncode == 2
     assert f"{KEY}.keystore.tls.alias: the pair's: the pair's keystore" in result.stderr, result.stderr
     assert not out.exists(), "nothing may be synthesized"

@@ -259,6 +259,16 @@ def test_a_pem_key_and_certificate_with_their_chain_become_the_pairs_keystore(tm
 
 
 @pytest.mark.slow
+def test_a_certificate_without_its_last_newline_still_joins_its_chain(tmp_path, emulator, chain):
+    """A PEM cut of its last newline (as a hand-made secret often is) before a chain: `cat` would join the END and BEGIN
+    lines and openssl's export fail (found in review)."""
+    leaf, intermediate, root = chain
+    value = {"certificate": leaf.pem.rstrip("\n"), "private_key": leaf.key_pem(), "chain": intermediate.pem + root.pem}
+    node, result, arn = bring(tmp_path, emulator, value)
+    made(node, result, arn, [leaf.fingerprint, intermediate.fingerprint, root.fingerprint])
+
+
+@pytest.mark.slow
 def test_the_first_node_brings_the_keystore_under_the_lock_once_and_generates_the_rest(tmp_path, emulator, chain):
     leaf, intermediate, root = chain
     arn = brought_secret(emulator, tmp_path.name, {"certificate": leaf.pem, "private_key": leaf.key_pem(), "chain": intermediate.pem})

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tomllib
 from ipaddress import IPv4Address
 
 import pytest
 
 from apim_active_active.settings import SettingsError, load_environments, parse_settings
-from tests.conftest import ENVIRONMENTS, ROOT, local_settings_dict
-from tests.helpers import RESTORED_PREFIX, SOURCE_SECRETS, at_version, restored_local, restored_local_dict
+from tests.conftest import ENVIRONMENTS, local_settings_dict
+from tests.helpers import RESTORED_PREFIX, SOURCE_SECRETS, at_version, restored_local, restored_local_dict, synth_main
 
 
 def test_examples_load_with_fixed_node_addresses(environments):
@@ -159,13 +157,7 @@ def test_app_exits_non_zero_before_synthesizing(tmp_path):
     bad.mkdir()
     (bad / "local.toml").write_text((ENVIRONMENTS / "local.toml").read_text().replace("m6i.large", "huge"))
     out = tmp_path / "out"
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "main.py")],
-        env={"APIM_ENVIRONMENTS_DIR": str(bad), "CDKTF_OUTDIR": str(out), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = synth_main(bad, out)
     assert result.returncode == 2
     assert "node.instance_type" in result.stderr
     assert not out.exists(), "nothing may be synthesized from bad settings"
