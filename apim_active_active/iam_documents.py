@@ -37,3 +37,9 @@ def cloudwatch_agent_statements(log_group_arns: list[str], namespace: str) -> li
             "Condition": {"StringEquals": {"cloudwatch:namespace": namespace}},
         },
     ]
+
+
+def deny_without_tls(sid: str, principal: object, action: str, resource: object) -> dict:
+    """A resource policy's statement refusing any request made without TLS (aws:SecureTransport false)."""
+    return {"Sid": sid, "Effect": "Deny", "Principal": principal, "Action": action, "Resource": resource,
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}  # fmt: skip

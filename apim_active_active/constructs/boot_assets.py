@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from constructs import Construct
 
 from apim_active_active import aws
-from apim_active_active.iam_documents import policy_document
+from apim_active_active.iam_documents import deny_without_tls, policy_document
 from apim_active_active.terraform_text import escape_template
 
 NONCURRENT_DAYS = 30  # a node reads its step once, at its first boot
@@ -77,18 +77,7 @@ class BootAssets(Construct):
                 self,
                 "tls_only",
                 bucket=bucket.id,
-                policy=policy_document(
-                    [
-                        {
-                            "Sid": "TlsOnly",
-                            "Effect": "Deny",
-                            "Principal": "*",
-                            "Action": "s3:*",
-                            "Resource": [bucket.arn, f"{bucket.arn}/*"],
-                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                        }
-                    ]
-                ),
+                policy=policy_document([deny_without_tls("TlsOnly", "*", "s3:*", [bucket.arn, f"{bucket.arn}/*"])]),
             )
         self.objects = [
             aws.s3_object.S3Object(

@@ -17,7 +17,7 @@ from constructs import Construct
 
 from apim_active_active import aws, ports
 from apim_active_active.constructs.security_rules import tcp_rule
-from apim_active_active.iam_documents import policy_document
+from apim_active_active.iam_documents import deny_without_tls, policy_document
 from apim_active_active.names import resource_name
 from apim_active_active.settings import SharedFsSettings
 
@@ -43,15 +43,7 @@ def tls_only_policy(file_system_arn: str, node_role_arn: str) -> str:
         "Resource": file_system_arn,
         "Condition": {"Bool": {"elasticfilesystem:AccessedViaMountTarget": "true"}},
     }
-    deny_plain = {
-        "Sid": "DenyWithoutTls",
-        "Effect": "Deny",
-        "Principal": {"AWS": "*"},
-        "Action": "*",
-        "Resource": file_system_arn,
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-    }
-    return policy_document([nodes_mount, deny_plain])
+    return policy_document([nodes_mount, deny_without_tls("DenyWithoutTls", {"AWS": "*"}, "*", file_system_arn)])
 
 
 class SharedFileSystem(Construct):
